@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc.c — allocation wrapper with failure injection for tests.
+ *
+ * Security: none.
+ */
+#include "alloc.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned long fail_after; /* 0: never fail */
+static unsigned long counter;
+
+void alloc_fail_after(unsigned long n) {
+        fail_after = n;
+        counter = 0;
+}
+
+unsigned long alloc_count(void) {
+        return counter;
+}
+
+static bool should_fail(void) {
+        counter++;
+        return fail_after > 0 && counter >= fail_after;
+}
+
+void *mem_malloc(size_t size) {
+        if (should_fail())
+                return NULL;
+        return malloc(size ?: 1);
+}
+
+void *mem_calloc(size_t n, size_t size) {
+        if (should_fail())
+                return NULL;
+        return calloc(n ?: 1, size ?: 1);
+}
+
+void *mem_realloc(void *p, size_t size) {
+        if (should_fail())
+                return NULL;
+        return realloc(p, size ?: 1);
+}
+
+char *mem_strndup(const char *s, size_t n) {
+        size_t l = strnlen(s, n);
+        char *d = mem_malloc(l + 1);
+        if (!d)
+                return NULL;
+        memcpy(d, s, l);
+        d[l] = '\0';
+        return d;
+}
+
+char *mem_strdup(const char *s) {
+        return mem_strndup(s, strlen(s));
+}
+
+char *mem_printf(const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        va_start(ap, fmt);
+        n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return NULL;
+
+        char *s = mem_malloc((size_t) n + 1);
+        if (!s)
+                return NULL;
+
+        va_start(ap, fmt);
+        vsnprintf(s, (size_t) n + 1, fmt, ap);
+        va_end(ap);
+        return s;
+}
+
+void alloc_init(void) {
+        json_set_alloc_funcs(mem_malloc, free);
+}

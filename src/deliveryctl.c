@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * deliveryctl.c — the operator's command line: talks to the running daemon
+ * over the control socket (see control.h).  Each verb is one row in
+ * verbs[]; the daemon's side is one row in manager.c's control_commands[].
+ *
+ * Exit status: 0 success, 1 the command failed, 2 usage error, 3 the
+ * daemon is not running (as "systemctl status" does).
+ *
+ * Security: runs as the admin; the daemon's answers are only printed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "conf.h"
+#include "control.h"
+#include "log.h"
+#include "strutil.h"
+
+#define EXIT_USAGE 2
+#define EXIT_NOT_RUNNING 3
+
+static bool arg_json;
+static uint64_t arg_timeout_usec = 30 * USEC_PER_SEC;
+
+typedef struct Verb {
+        const char *name;
+        unsigned min_args, max_args; /* after the verb */
+        int (*run)(const Config *c, char **args); /* returns an exit status */
+        const char *usage;
+} Verb;
+
+/* Call the daemon; returns an exit status, printing why when it is not 0. */
+static int call(const Config *c, const char *command, json_t *args, json_t **ret) {
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        r = control_call(c->control_socket, command, args, arg_timeout_usec, ret, &error);
+        switch (r) {
+        case 0:
+                return EXIT_SUCCESS;
+        case -ENOENT:
+        case -ECONNREFUSED:
+                fprintf(stderr,
+                        "deliveryctl: deliveryd is not running (nothing listens on %s).\n"
+                        "Start it with 'systemctl start deliveryd', or check control.socket in %s.\n",
+                        c->control_socket, c->path);
+                return EXIT_NOT_RUNNING;
+        case -EACCES:
+                fprintf(stderr,
+                        "deliveryctl: permission denied on %s: run as root or as a member of the deliveryd group.\n",
+                        c->control_socket);
+                return EXIT_FAILURE;
+        case -EREMOTEIO:
+                fprintf(stderr, "deliveryctl: %s: %s\n", command, error);
+                return EXIT_FAILURE;
+        case -ETIMEDOUT:
+                fprintf(stderr, "deliveryctl: deliveryd did not answer '%s' in time.\n", command);
+                return EXIT_FAILURE;
+        default:
+                fprintf(stderr, "deliveryctl: %s: %s\n", command, strerror(-r));
+                return EXIT_FAILURE;
+        }
+}
+
+static void print_json(json_t *j) {
+        _cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        if (s)
+                printf("%s\n", s);
+}
+
+static const char *str(json_t *o, const char *path) {
+        /* "a.b" → o["a"]["b"] as a string, "" when absent. */
+        char key[64];
+        const char *dot;
+
+        while ((dot = strchr(path, '.'))) {
+                snprintf(key, sizeof key, "%.*s", (int) (dot - path), path);
+                o = json_object_get(o, key);
+                path = dot + 1;
+        }
+        o = json_object_get(o, path);
+        return json_is_string(o) ? json_string_value(o) : "";
+}
+
+static long long num(json_t *o, const char *a, const char *b) {
+        json_t *v = json_object_get(o, a);
+        if (b)
+                v = json_object_get(v, b);
+        return json_is_integer(v) ? (long long) json_integer_value(v) : 0;
+}
+
+static void print_listener(const char *label, json_t *l) {
+        if (!json_is_true(json_object_get(l, "enabled")))
+                printf("%-9s off\n", label);
+        else
+                printf("%-9s %s%s\n", label, str(l, "listen"),
+                       json_is_true(json_object_get(l, "socket_activated")) ? " (socket activation)" : "");
+}
+
+static int verb_status(const Config *c, char **args _unused_) {
+        json_t *s = NULL;
+        int r = call(c, "stats", NULL, &s);
+
+        if (r != 0)
+                return r;
+        if (arg_json)
+                print_json(s);
+        else {
+                long long up = num(s, "uptime_seconds", NULL);
+                printf("deliveryd %s: %s (pid %lld), up %lldh %02lldm %02llds\n", str(s, "version"), str(s, "state"),
+                       num(s, "pid", NULL), up / 3600, up / 60 % 60, up % 60);
+                printf("%-9s %s (generation %lld, loaded %s)\n", "config:", str(s, "config.path"),
+                       num(s, "config", "generation"), str(s, "config.loaded_at"));
+                print_listener("http:", json_object_get(s, "http"));
+                print_listener("lmtp:", json_object_get(s, "lmtp"));
+                printf("%-9s %s\n", "control:", str(s, "control.socket"));
+                printf("%-9s %s (schema %lld, %lld KiB)\n", "store:", str(s, "store.path"),
+                       num(s, "store", "schema_version"), num(s, "store", "bytes") / 1024);
+                printf("%-9s %s: %lld products, %lld zones\n", "catalog:", str(s, "catalog.store_name"),
+                       num(s, "catalog", "products"), num(s, "catalog", "zones"));
+                printf("%-9s nlu %s, engine %s, sms %s, mail %s\n", "backends:", str(s, "backends.nlu"),
+                       str(s, "backends.engine"), str(s, "backends.sms"), str(s, "backends.mail"));
+        }
+        json_decref(s);
+        return EXIT_SUCCESS;
+}
+
+/* Flat "a.b.c value" lines for the shell. */
+static void print_flat(const char *prefix, json_t *j) {
+        const char *key;
+        json_t *v;
+
+        if (!json_is_object(j)) {
+                _cleanup_free_ char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+                if (json_is_string(j))
+                        printf("%s %s\n", prefix, json_string_value(j));
+                else
+                        printf("%s %s\n", prefix, s ? s : "");
+                return;
+        }
+        json_object_foreach (j, key, v) {
+                _cleanup_free_ char *p = *prefix ? mem_printf("%s.%s", prefix, key) : mem_strdup(key);
+                if (p)
+                        print_flat(p, v);
+        }
+}
+
+static int verb_stats(const Config *c, char **args _unused_) {
+        json_t *s = NULL;
+        int r = call(c, "stats", NULL, &s);
+
+        if (r != 0)
+                return r;
+        if (arg_json)
+                print_json(s);
+        else
+                print_flat("", s);
+        json_decref(s);
+        return EXIT_SUCCESS;
+}
+
+static int verb_reload(const Config *c, char **args _unused_) {
+        json_t *s = NULL, *p;
+        size_t i;
+        int r = call(c, "reload", NULL, &s);
+
+        if (r != 0)
+                return r;
+        if (arg_json)
+                print_json(s);
+        else {
+                bool ok = streq(str(s, "result"), "reloaded");
+                json_t *problems = json_object_get(s, "problems");
+                json_array_foreach (problems, i, p)
+                        fprintf(stderr, "%s\n", json_string_value(p));
+                if (ok)
+                        printf("reloaded: generation %lld\n", num(s, "generation", NULL));
+                else
+                        fprintf(stderr, "reload refused: still running generation %lld\n", num(s, "generation", NULL));
+        }
+        r = streq(str(s, "result"), "reloaded") ? EXIT_SUCCESS : EXIT_FAILURE;
+        json_decref(s);
+        return r;
+}
+
+static const Verb verbs[] = {
+        { "status", 0, 0, verb_status, "status                show what the daemon is doing" },
+        { "stats", 0, 0, verb_stats, "stats [--json]        counters and state" },
+        { "reload", 0, 0, verb_reload, "reload                re-read the configuration (like SIGHUP) and wait" },
+};
+
+static void help(void) {
+        printf("Usage: deliveryctl [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                printf("  %s\n", verbs[i].usage);
+        printf("\nOptions:\n"
+               "  -c, --config=FILE        configuration file (default %s)\n"
+               "  -o, --option=SECTION.KEY=VALUE\n"
+               "                           override one configuration key (repeatable)\n"
+               "      --json               print JSON\n"
+               "  -t, --timeout=DURATION   how long to wait for the daemon (default 30s)\n"
+               "  -h, --help               show this help\n"
+               "      --version            show the version\n"
+               "\nSee deliveryctl(1).\n",
+               DELIVERYD_DEFAULT_CONFIG);
+}
+
+int main(int argc, char *argv[]) {
+        enum { ARG_JSON = 0x100, ARG_VERSION };
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'c' },
+                { "option", required_argument, NULL, 'o' },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "timeout", required_argument, NULL, 't' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        _cleanup_strv_free_ char **overrides = NULL;
+        _cleanup_(conf_unrefp) Config *c = NULL;
+        const char *config_path = DELIVERYD_DEFAULT_CONFIG;
+        const Verb *verb = NULL;
+        Diags diags = {};
+        unsigned nargs;
+        int opt, r;
+
+        alloc_init();
+        overrides = mem_new(char *, 1);
+        if (!overrides)
+                return EXIT_FAILURE;
+
+        while ((opt = getopt_long(argc, argv, "c:o:t:h", options, NULL)) >= 0)
+                switch (opt) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'o':
+                        if (strv_extend(&overrides, optarg) < 0)
+                                return EXIT_FAILURE;
+                        break;
+                case 't':
+                        if (parse_duration_usec(optarg, &arg_timeout_usec) < 0 || arg_timeout_usec == 0) {
+                                fprintf(stderr, "deliveryctl: invalid timeout '%s'\n", optarg);
+                                return EXIT_USAGE;
+                        }
+                        break;
+                case ARG_JSON:
+                        arg_json = true;
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case ARG_VERSION:
+                        printf("deliveryctl %s\n", PACKAGE_VERSION);
+                        return EXIT_SUCCESS;
+                default:
+                        return EXIT_USAGE;
+                }
+
+        if (optind >= argc) {
+                help();
+                return EXIT_USAGE;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (streq(verbs[i].name, argv[optind]))
+                        verb = &verbs[i];
+        if (!verb) {
+                fprintf(stderr, "deliveryctl: unknown command '%s' (see --help)\n", argv[optind]);
+                return EXIT_USAGE;
+        }
+        nargs = (unsigned) (argc - optind - 1);
+        if (nargs < verb->min_args || nargs > verb->max_args) {
+                fprintf(stderr, "deliveryctl: usage: deliveryctl %s\n", verb->usage);
+                return EXIT_USAGE;
+        }
+
+        /* The daemon may be running an older, valid configuration while the
+         * file on disk is being edited: show the problems but go on, we only
+         * need to find the control socket. */
+        r = conf_load(config_path, overrides, CONF_LOAD_KEEP_GOING, &c, &diags);
+        for (size_t i = 0; i < diags.n; i++)
+                fprintf(stderr, "warning: %s\n", diags.lines[i]);
+        diags_clear(&diags);
+        if (r < 0) {
+                fprintf(stderr, "deliveryctl: cannot read the configuration: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        return verb->run(c, argv + optind + 1);
+}

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http.c — libmicrohttpd on sd-event.
+ *
+ * MHD runs in "external epoll" mode: it keeps its own epoll set, whose fd
+ * we add to the loop; when it is readable, or when MHD's own timeout is
+ * due, we call MHD_run().  Everything happens on the loop's thread.
+ *
+ * Security: see http.h.
+ */
+#include "http.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "log.h"
+
+struct HttpServer {
+        struct MHD_Daemon *daemon;
+        sd_event *event;
+        sd_event_source *io;
+        sd_event_source *timer;
+        const HttpRoute *routes;
+        size_t n_routes;
+        void *userdata;
+        Metrics *metrics;
+        uint64_t max_body;
+        bool accepting;
+};
+
+/* Per-request state while the body arrives. */
+typedef struct Upload {
+        const HttpRoute *route;
+        char *body;
+        size_t len;
+        bool too_large;
+} Upload;
+
+static int http_reschedule(HttpServer *s);
+
+static void http_run(HttpServer *s) {
+        (void) MHD_run(s->daemon);
+        (void) http_reschedule(s);
+}
+
+static int on_io(sd_event_source *src _unused_, int fd _unused_, uint32_t revents _unused_, void *userdata) {
+        http_run(userdata);
+        return 0;
+}
+
+static int on_timer(sd_event_source *src _unused_, uint64_t usec _unused_, void *userdata) {
+        http_run(userdata);
+        return 0;
+}
+
+static int http_reschedule(HttpServer *s) {
+        MHD_UNSIGNED_LONG_LONG ms;
+        uint64_t now;
+
+        if (MHD_get_timeout(s->daemon, &ms) != MHD_YES)
+                return sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        (void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+        (void) sd_event_source_set_time(s->timer, now + (uint64_t) ms * USEC_PER_MSEC);
+        return sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+}
+
+static void mhd_log(void *cls _unused_, const char *fmt, va_list ap) {
+        char buf[512];
+
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        buf[strcspn(buf, "\n")] = '\0';
+        log_debug("http: %s", buf);
+}
+
+static bool route_matches_path(const HttpRoute *r, const char *path) {
+        size_t l = strlen(r->path);
+
+        if (l > 0 && r->path[l - 1] == '/')
+                return strncmp(path, r->path, l) == 0 && path[l] != '\0';
+        return streq(path, r->path);
+}
+
+static void count_status(HttpServer *s, unsigned status) {
+        if (status >= 500)
+                metrics_inc(s->metrics, METRIC_HTTP_REQUESTS_5XX);
+        else if (status >= 400)
+                metrics_inc(s->metrics, METRIC_HTTP_REQUESTS_4XX);
+        else
+                metrics_inc(s->metrics, METRIC_HTTP_REQUESTS_2XX);
+}
+
+static enum MHD_Result queue(HttpServer *s, struct MHD_Connection *c, HttpResponse *resp, const char *allow) {
+        struct MHD_Response *r;
+        enum MHD_Result ret;
+
+        r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+                free(resp->body);
+                return MHD_NO;
+        }
+        resp->body = NULL;
+        if (resp->content_type)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+        if (allow)
+                MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+        ret = MHD_queue_response(c, resp->status, r);
+        MHD_destroy_response(r);
+        count_status(s, resp->status);
+        return ret;
+}
+
+static enum MHD_Result queue_text(HttpServer *s, struct MHD_Connection *c, unsigned status, const char *text,
+                                  const char *allow) {
+        HttpResponse resp = {};
+
+        (void) http_response_text(&resp, status, "text/plain; charset=utf-8", text);
+        return queue(s, c, &resp, allow);
+}
+
+int http_response_text(HttpResponse *resp, unsigned status, const char *content_type, const char *text) {
+        resp->status = status;
+        resp->content_type = content_type;
+        free(resp->body);
+        resp->body_len = strlen(text);
+        resp->body = mem_strdup(text);
+        if (!resp->body) {
+                resp->status = 500;
+                resp->body_len = 0;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+const char *http_request_header(const HttpRequest *req, const char *name) {
+        return MHD_lookup_connection_value(req->connection, MHD_HEADER_KIND, name);
+}
+
+/* The first call for a request: pick the route, or answer 404/405/413. */
+static enum MHD_Result begin_request(HttpServer *s, struct MHD_Connection *c, const char *method, const char *url,
+                                     void **con_cls) {
+        const HttpRoute *match = NULL;
+        char allow[128] = "";
+        const char *cl;
+        Upload *u;
+
+        for (size_t i = 0; i < s->n_routes; i++) {
+                if (!route_matches_path(&s->routes[i], url))
+                        continue;
+                if (streq(s->routes[i].method, method)) {
+                        match = &s->routes[i];
+                        break;
+                }
+                if (!strstr(allow, s->routes[i].method)) {
+                        if (*allow)
+                                strncat(allow, ", ", sizeof allow - strlen(allow) - 1);
+                        strncat(allow, s->routes[i].method, sizeof allow - strlen(allow) - 1);
+                }
+        }
+        if (!match) {
+                if (*allow)
+                        return queue_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", allow);
+                return queue_text(s, c, MHD_HTTP_NOT_FOUND, "not found\n", NULL);
+        }
+
+        cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+                char *end;
+                errno = 0;
+                unsigned long long v = strtoull(cl, &end, 10);
+                if (errno == 0 && *end == '\0' && v > s->max_body) {
+                        metrics_inc(s->metrics, METRIC_HTTP_BODY_TOO_LARGE);
+                        return queue_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
+                }
+        }
+
+        u = mem_new(Upload, 1);
+        if (!u)
+                return MHD_NO;
+        u->route = match;
+        *con_cls = u;
+        return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version _unused_, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+        HttpServer *s = cls;
+        Upload *u = *con_cls;
+
+        if (!u)
+                return begin_request(s, c, method, url, con_cls);
+
+        if (*upload_data_size > 0) {
+                /* Without a Content-Length (chunked) the cap is enforced here. */
+                if (!u->too_large && u->len + *upload_data_size > s->max_body)
+                        u->too_large = true;
+                if (!u->too_large) {
+                        char *b = mem_realloc(u->body, u->len + *upload_data_size + 1);
+                        if (!b)
+                                return MHD_NO;
+                        memcpy(b + u->len, upload_data, *upload_data_size);
+                        u->len += *upload_data_size;
+                        b[u->len] = '\0';
+                        u->body = b;
+                }
+                *upload_data_size = 0;
+                return MHD_YES;
+        }
+
+        if (u->too_large) {
+                metrics_inc(s->metrics, METRIC_HTTP_BODY_TOO_LARGE);
+                return queue_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
+        }
+
+        HttpRequest req = {
+                .method = method,
+                .path = url,
+                .body = u->body ? u->body : "",
+                .body_len = u->len,
+                .connection = c,
+        };
+        HttpResponse resp = { .status = 500 };
+        u->route->handler(s->userdata, &req, &resp);
+        return queue(s, c, &resp, NULL);
+}
+
+static void on_completed(void *cls _unused_, struct MHD_Connection *c _unused_, void **con_cls,
+                         enum MHD_RequestTerminationCode toe _unused_) {
+        Upload *u = *con_cls;
+
+        if (u) {
+                free(u->body);
+                free(u);
+        }
+        *con_cls = NULL;
+}
+
+int http_server_new(sd_event *e, int listen_fd, const HttpOptions *opts, const HttpRoute *routes, size_t n_routes,
+                    void *userdata, Metrics *metrics, HttpServer **ret) {
+        _cleanup_(http_server_freep) HttpServer *s = NULL;
+        const union MHD_DaemonInfo *info;
+        unsigned timeout_s;
+        int r;
+
+        s = mem_new(HttpServer, 1);
+        if (!s)
+                return -ENOMEM;
+        s->event = sd_event_ref(e);
+        s->routes = routes;
+        s->n_routes = n_routes;
+        s->userdata = userdata;
+        s->metrics = metrics;
+        s->max_body = opts->max_body;
+
+        timeout_s = (unsigned) MAX(1, opts->connection_timeout_usec / USEC_PER_SEC);
+        s->daemon = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME, 0, NULL, NULL, on_request, s,
+                MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                MHD_OPTION_CONNECTION_LIMIT, opts->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                opts->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024,
+                MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
+        if (!s->daemon) {
+                close(listen_fd);
+                return -EIO;
+        }
+        s->accepting = true;
+
+        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info)
+                return -EIO;
+        r = sd_event_add_io(e, &s->io, info->epoll_fd, EPOLLIN, on_io, s);
+        if (r < 0)
+                return r;
+        r = sd_event_add_time(e, &s->timer, CLOCK_MONOTONIC, 0, 0, on_timer, s);
+        if (r < 0)
+                return r;
+        r = http_reschedule(s);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+void http_server_stop_accepting(HttpServer *s) {
+        if (!s || !s->accepting)
+                return;
+        int fd = MHD_quiesce_daemon(s->daemon);
+        if (fd >= 0)
+                close(fd);
+        s->accepting = false;
+}
+
+void http_server_set_max_body(HttpServer *s, uint64_t max_body) {
+        s->max_body = max_body;
+}
+
+unsigned http_server_n_connections(HttpServer *s) {
+        const union MHD_DaemonInfo *info;
+
+        if (!s)
+                return 0;
+        info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        return info ? info->num_connections : 0;
+}
+
+HttpServer *http_server_free(HttpServer *s) {
+        if (!s)
+                return NULL;
+        sd_event_source_disable_unref(s->io);
+        sd_event_source_disable_unref(s->timer);
+        if (s->daemon)
+                MHD_stop_daemon(s->daemon);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}

@@ -1,0 +1,572 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * manager.c — the daemon's loop and life cycle.
+ *
+ * Start: store (lock, migrations) → listeners (systemd's or our own) →
+ * control socket → READY=1.  SIGHUP: RELOADING=1, build a new snapshot,
+ * swap it in only if valid (otherwise say why, file:line, and keep the
+ * running one), READY=1.  SIGTERM/SIGINT: STOPPING=1, stop accepting,
+ * let in-flight work finish until daemon.drain_timeout, exit 0.  A failed
+ * store write stops the daemon at once with a non-zero exit.
+ *
+ * Security: see manager.h.
+ */
+#include "manager.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "control.h"
+#include "http.h"
+#include "listen.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+#include "strutil.h"
+
+#define DRAIN_POLL_USEC (50 * USEC_PER_MSEC)
+
+typedef enum ManagerState {
+        MANAGER_STARTING,
+        MANAGER_RUNNING,
+        MANAGER_RELOADING,
+        MANAGER_DRAINING,
+        MANAGER_FAILED,
+        _MANAGER_STATE_MAX,
+} ManagerState;
+
+static const char *const manager_state_table[_MANAGER_STATE_MAX] = {
+        [MANAGER_STARTING] = "starting", [MANAGER_RUNNING] = "running", [MANAGER_RELOADING] = "reloading",
+        [MANAGER_DRAINING] = "draining", [MANAGER_FAILED] = "failed",
+};
+
+typedef struct Listener {
+        const char *name; /* "http", "lmtp": also the systemd FileDescriptorName= */
+        char address[128];
+        unsigned port;
+        bool activated;
+} Listener;
+
+struct Manager {
+        sd_event *event;
+        char *config_path;
+        char **overrides;
+        bool verbose;
+
+        Snapshot *snapshot;
+        unsigned generation;
+        uint64_t loaded_at; /* CLOCK_REALTIME, usec */
+        uint64_t started_at;
+        uint64_t started_mono;
+
+        Store *store;
+
+        HttpServer *http;
+        Listener http_listener;
+
+        int lmtp_fd;
+        sd_event_source *lmtp_source;
+        Listener lmtp_listener;
+
+        ControlServer *control;
+        Metrics metrics;
+
+        ManagerState state;
+        sd_event_source *drain_poll;
+        uint64_t drain_deadline;
+        char *failure;
+};
+
+static uint64_t now_realtime(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static void format_rfc3339(uint64_t usec, char *buf, size_t size) {
+        time_t t = (time_t) (usec / USEC_PER_SEC);
+        struct tm tm;
+
+        gmtime_r(&t, &tm);
+        strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const Config *config(const Manager *m) {
+        return m->snapshot->config;
+}
+
+static void manager_set_state(Manager *m, ManagerState s) {
+        if (m->state == s)
+                return;
+        log_event("daemon_state old=%s new=%s", manager_state_table[m->state], manager_state_table[s]);
+        m->state = s;
+}
+
+static void manager_notify_status(Manager *m, const char *prefix) {
+        sd_notifyf(false, "%sSTATUS=%s: generation %u, http %s, lmtp %s", strempty(prefix),
+                   m->state == MANAGER_DRAINING ? "Draining" : "Serving", m->generation,
+                   *m->http_listener.address ? m->http_listener.address : "off",
+                   *m->lmtp_listener.address ? m->lmtp_listener.address : "off");
+}
+
+/* ---- store ------------------------------------------------------------ */
+
+static void manager_stop_accepting(Manager *m) {
+        http_server_stop_accepting(m->http);
+        m->lmtp_source = sd_event_source_disable_unref(m->lmtp_source);
+        if (m->lmtp_fd >= 0)
+                close(m->lmtp_fd);
+        m->lmtp_fd = -EBADF;
+        control_server_stop_accepting(m->control);
+}
+
+/* After a failed write we cannot know what is on disk: stop everything,
+ * exit non-zero, and let systemd restart us into SQLite's recovery. */
+static void on_store_failure(Store *s _unused_, int error, const char *what, void *userdata) {
+        Manager *m = userdata;
+
+        log_error_errno(error,
+                        "Store write failed (%s): %m. Not retrying: stopping so that deliveryd restarts from "
+                        "the last committed state.",
+                        what);
+        free(m->failure);
+        m->failure = mem_printf("store failed: %s", strerror(error < 0 ? -error : error));
+        sd_notifyf(false, "STOPPING=1\nSTATUS=Store failed: %s\nERRNO=%d", strerror(error < 0 ? -error : error),
+                   error < 0 ? -error : error);
+        manager_set_state(m, MANAGER_FAILED);
+        manager_stop_accepting(m);
+        sd_event_exit(m->event, EXIT_FAILURE);
+}
+
+static void record_config(Manager *m, const char *result, const char *detail) {
+        sqlite3_stmt *st = NULL;
+        char when[32];
+        int rc;
+
+        if (store_failed(m->store))
+                return;
+        format_rfc3339(now_realtime(), when, sizeof when);
+        rc = sqlite3_prepare_v2(store_db(m->store),
+                                "INSERT INTO config_history (loaded_at, path, result, detail) VALUES (?, ?, ?, ?)", -1,
+                                &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, m->config_path, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, result, -1, SQLITE_STATIC);
+                if (detail)
+                        sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+                rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        (void) store_check(m->store, rc, "record configuration");
+}
+
+/* ---- reload ----------------------------------------------------------- */
+
+static void apply_log_level(Manager *m) {
+        log_set_max_level(m->verbose ? LOG_DEBUG : config(m)->log_level);
+}
+
+/* Returns 1 when the new configuration is in use, 0 when it was refused
+ * (problems in *diags), -errno on failure. */
+static int manager_reload(Manager *m, Diags *diags) {
+        _cleanup_(snapshot_unrefp) Snapshot *next = NULL;
+        uint64_t mono;
+        int r;
+
+        manager_set_state(m, MANAGER_RELOADING);
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &mono);
+        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading configuration",
+                   (unsigned long long) mono);
+
+        r = snapshot_load(m->config_path, m->overrides, &next, diags);
+        if (r == -EINVAL) {
+                _cleanup_free_ char *detail = strv_join(diags->lines, "\n");
+                log_error("Reload refused; keeping the running configuration (generation %u):", m->generation);
+                for (size_t i = 0; i < diags->n; i++)
+                        log_error("%s", diags->lines[i]);
+                metrics_inc(&m->metrics, METRIC_RELOADS_REFUSED);
+                record_config(m, "refused", detail);
+                log_event("config_reload result=refused generation=%u problems=%zu", m->generation, diags->n);
+                r = 0;
+        } else if (r < 0) {
+                log_error_errno(r, "Reload failed; keeping the running configuration: %m");
+        } else {
+                Diags warnings = {};
+                r = conf_carry_over(next->config, config(m), &warnings);
+                for (size_t i = 0; i < warnings.n; i++)
+                        log_warning("%s", warnings.lines[i]);
+                diags_merge(diags, &warnings);
+                diags_clear(&warnings);
+                if (r >= 0) {
+                        snapshot_unref(m->snapshot);
+                        m->snapshot = TAKE_PTR(next);
+                        m->generation++;
+                        m->loaded_at = now_realtime();
+                        apply_log_level(m);
+                        http_server_set_max_body(m->http, config(m)->http_max_body);
+                        metrics_inc(&m->metrics, METRIC_RELOADS_OK);
+                        record_config(m, "reloaded", NULL);
+                        log_event("config_reload result=ok generation=%u path=%s", m->generation, m->config_path);
+                        r = 1;
+                }
+        }
+        if (m->state == MANAGER_RELOADING) {
+                manager_set_state(m, MANAGER_RUNNING);
+                manager_notify_status(m, "READY=1\n");
+        }
+        return r;
+}
+
+static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
+        Manager *m = userdata;
+        Diags d = {};
+
+        if (m->state == MANAGER_RUNNING)
+                (void) manager_reload(m, &d);
+        diags_clear(&d);
+        return 0;
+}
+
+/* ---- drain ------------------------------------------------------------ */
+
+static unsigned manager_in_flight(Manager *m) {
+        return http_server_n_connections(m->http) + control_server_n_connections(m->control);
+}
+
+static int on_drain_poll(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+        unsigned n = manager_in_flight(m);
+
+        if (n == 0) {
+                log_info("Drained; exiting.");
+                sd_event_exit(m->event, EXIT_SUCCESS);
+                return 0;
+        }
+        if (usec >= m->drain_deadline) {
+                log_warning("Drain timeout reached with %u connection(s) still open; exiting.", n);
+                sd_event_exit(m->event, EXIT_SUCCESS);
+                return 0;
+        }
+        (void) sd_event_source_set_time(s, usec + DRAIN_POLL_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int on_sigterm(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now;
+
+        if (m->state == MANAGER_DRAINING) {
+                log_notice("Signal %s again while draining; exiting now.", strsignal((int) si->ssi_signo));
+                sd_event_exit(m->event, EXIT_SUCCESS);
+                return 0;
+        }
+        log_info("Received %s; no longer accepting, finishing in-flight work.", strsignal((int) si->ssi_signo));
+        manager_set_state(m, MANAGER_DRAINING);
+        manager_stop_accepting(m);
+        manager_notify_status(m, "STOPPING=1\n");
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        m->drain_deadline = now + config(m)->drain_timeout_usec;
+        return sd_event_add_time(m->event, &m->drain_poll, CLOCK_MONOTONIC, now, 0, on_drain_poll, m);
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+static void http_healthz(void *userdata, const HttpRequest *req _unused_, HttpResponse *resp) {
+        Manager *m = userdata;
+
+        if (store_failed(m->store) || sqlite3_db_readonly(store_db(m->store), "main") != 0)
+                (void) http_response_text(resp, 503, "text/plain; charset=utf-8", "store not writable\n");
+        else if (m->state == MANAGER_DRAINING || m->state == MANAGER_FAILED)
+                (void) http_response_text(resp, 503, "text/plain; charset=utf-8", "draining\n");
+        else
+                (void) http_response_text(resp, 200, "text/plain; charset=utf-8", "ok\n");
+}
+
+static void http_metrics(void *userdata, const HttpRequest *req _unused_, HttpResponse *resp) {
+        Manager *m = userdata;
+        uint64_t now, bytes = 0;
+        char *text;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        (void) store_size(m->store, &bytes);
+        const MetricGauge gauges[] = {
+                { "deliveryd_uptime_seconds", "Seconds since the daemon started.",
+                  (double) (now - m->started_mono) / USEC_PER_SEC },
+                { "deliveryd_config_generation", "Configuration generation, 1 at start, +1 per reload.",
+                  m->generation },
+                { "deliveryd_store_bytes", "Size of the database and its WAL.", (double) bytes },
+                { "deliveryd_draining", "1 while the daemon is stopping.", m->state == MANAGER_DRAINING },
+        };
+        text = metrics_render_prometheus(&m->metrics, gauges, ELEMENTSOF(gauges));
+        if (!text) {
+                (void) http_response_text(resp, 500, "text/plain; charset=utf-8", "out of memory\n");
+                return;
+        }
+        resp->status = 200;
+        resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        resp->body = text;
+        resp->body_len = strlen(text);
+}
+
+static const HttpRoute http_routes[] = {
+        { "GET", "/healthz", http_healthz },
+        { "GET", "/metrics", http_metrics },
+};
+
+/* ---- LMTP listener ---------------------------------------------------- */
+
+/* The LMTP protocol handler is not part of this build yet.  Until it is,
+ * a connection gets "421" (RFC 5321 4.2.3: service not available), which
+ * every MTA treats as a temporary failure: the mail stays queued at the MTA
+ * and is retried, so nothing is lost and nothing is acknowledged. */
+static int on_lmtp_accept(sd_event_source *s _unused_, int fd, uint32_t revents _unused_, void *userdata) {
+        static const char msg[] = "421 4.3.2 deliveryd: LMTP delivery is not available yet, try again later\r\n";
+        Manager *m = userdata;
+        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (c < 0)
+                return 0;
+        (void) send(c, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(c);
+        metrics_inc(&m->metrics, METRIC_LMTP_CONNECTIONS_REFUSED);
+        return 0;
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+/* The socket systemd passed under this name, else one we bind ourselves
+ * from the configured address (empty: the service is off, returns
+ * -ENOENT quietly). */
+static int open_listener(Listener *l, const char *configured) {
+        const char *reason = NULL;
+        ListenAddress a;
+        int fd, r;
+
+        fd = listen_take_activated(l->name);
+        if (fd >= 0)
+                l->activated = true;
+        else {
+                if (isempty(configured))
+                        return -ENOENT;
+                r = listen_address_parse(configured, &a, &reason);
+                if (r < 0)
+                        return log_error_errno(r, "Invalid %s.listen '%s': %s", l->name, configured, reason);
+                fd = listen_bind(&a, 512, 0660);
+                if (fd < 0)
+                        return log_error_errno(fd, "Failed to listen on %s for %s: %m", configured, l->name);
+        }
+        r = listen_socket_describe(fd, l->address, sizeof l->address, &l->port);
+        if (r < 0) {
+                close(fd);
+                return log_error_errno(r, "Failed to read the address of the %s socket: %m", l->name);
+        }
+        log_info("Listening for %s on %s%s", l->name, l->address, l->activated ? " (socket activation)" : "");
+        return fd;
+}
+
+/* ---- control commands ------------------------------------------------- */
+
+static json_t *listener_json(const Listener *l) {
+        if (!*l->address)
+                return json_pack("{s:b}", "enabled", 0);
+        return json_pack("{s:b,s:s,s:i,s:b}", "enabled", 1, "listen", l->address, "port", (json_int_t) l->port,
+                         "socket_activated", l->activated);
+}
+
+static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char **ret_error _unused_) {
+        Manager *m = userdata;
+        char started[32], loaded[32];
+        uint64_t now, bytes = 0;
+        json_t *o;
+
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        (void) store_size(m->store, &bytes);
+        format_rfc3339(m->started_at, started, sizeof started);
+        format_rfc3339(m->loaded_at, loaded, sizeof loaded);
+
+        o = json_pack("{s:s,s:s,s:i,s:s,s:I,"
+                      "s:{s:s,s:i,s:s},"
+                      "s:o,s:o,s:{s:s},"
+                      "s:{s:s,s:i,s:I,s:s?},"
+                      "s:{s:s,s:i,s:i},"
+                      "s:{s:s,s:s,s:s,s:s},"
+                      "s:o}",
+                      "version", PACKAGE_VERSION, "state", manager_state_table[m->state], "pid", (json_int_t) getpid(),
+                      "started_at", started, "uptime_seconds", (json_int_t) ((now - m->started_mono) / USEC_PER_SEC),
+                      "config", "path", m->config_path, "generation", (json_int_t) m->generation, "loaded_at", loaded,
+                      "http", listener_json(&m->http_listener), "lmtp", listener_json(&m->lmtp_listener), "control",
+                      "socket", config(m)->control_socket, "store", "path", store_path(m->store), "schema_version",
+                      (json_int_t) store_schema_version(m->store), "bytes", (json_int_t) bytes, "instance_id",
+                      store_instance_id(m->store), "catalog", "store_name", config(m)->store_name, "products",
+                      (json_int_t) catalog_n_items(m->snapshot->catalog), "zones",
+                      (json_int_t) catalog_n_zones(m->snapshot->catalog), "backends", "nlu",
+                      nlu_backend_to_string(config(m)->nlu_backend), "engine",
+                      engine_backend_to_string(config(m)->engine_backend), "sms",
+                      sms_transport_to_string(config(m)->sms_transport), "mail",
+                      mail_transport_to_string(config(m)->mail_transport), "counters", metrics_to_json(&m->metrics));
+        if (!o)
+                return -ENOMEM;
+        *ret = o;
+        return 0;
+}
+
+static int cmd_reload(void *userdata, json_t *args _unused_, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        Diags d = {};
+        json_t *problems;
+        int r;
+
+        if (m->state != MANAGER_RUNNING) {
+                *ret_error = mem_printf("cannot reload while %s", manager_state_table[m->state]);
+                return -EBUSY;
+        }
+        r = manager_reload(m, &d);
+        if (r < 0) {
+                diags_clear(&d);
+                return r;
+        }
+        problems = json_array();
+        for (size_t i = 0; problems && i < d.n; i++)
+                json_array_append_new(problems, json_string(d.lines[i]));
+        diags_clear(&d);
+        *ret = json_pack("{s:s,s:i,s:o?}", "result", r > 0 ? "reloaded" : "refused", "generation",
+                         (json_int_t) m->generation, "problems", problems);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static const ControlCommand control_commands[] = {
+        { "stats", cmd_stats },
+        { "reload", cmd_reload },
+};
+
+/* ---- life cycle ------------------------------------------------------- */
+
+int manager_new(const char *config_path, char *const *overrides, Snapshot *snapshot, bool verbose, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        m = mem_new(Manager, 1);
+        if (!m)
+                return -ENOMEM;
+        m->lmtp_fd = -EBADF;
+        m->http_listener.name = "http";
+        m->lmtp_listener.name = "lmtp";
+        m->verbose = verbose;
+        m->config_path = mem_strdup(config_path);
+        m->overrides = strv_copy(overrides);
+        if (!m->config_path || !m->overrides)
+                return -ENOMEM;
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return r;
+        m->snapshot = snapshot;
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+int manager_start(Manager *m) {
+        _cleanup_free_ char *error = NULL;
+        sigset_t mask;
+        int fd, r;
+
+        m->started_at = m->loaded_at = now_realtime();
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_mono);
+        m->generation = 1;
+        apply_log_level(m);
+
+        r = store_open(config(m)->state_directory, &m->store, &error);
+        if (r < 0)
+                return log_error_errno(r, "Failed to open the store: %s", error ? error : strerror(-r));
+        store_set_failure_handler(m->store, on_store_failure, m);
+        log_info("Store %s open (schema version %d).", store_path(m->store), store_schema_version(m->store));
+
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        if ((r = sd_event_add_signal(m->event, NULL, SIGHUP, on_sighup, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGTERM, on_sigterm, m)) < 0 ||
+            (r = sd_event_add_signal(m->event, NULL, SIGINT, on_sigterm, m)) < 0)
+                return log_error_errno(r, "Failed to set up signal handlers: %m");
+
+        fd = open_listener(&m->http_listener, config(m)->http_listen);
+        if (fd >= 0) {
+                const HttpOptions o = {
+                        .max_body = config(m)->http_max_body,
+                        .connection_timeout_usec = config(m)->http_connection_timeout_usec,
+                        .max_connections = (unsigned) config(m)->http_max_connections,
+                        .max_connections_per_ip = (unsigned) config(m)->http_max_connections_per_ip,
+                };
+                r = http_server_new(m->event, fd, &o, http_routes, ELEMENTSOF(http_routes), m, &m->metrics, &m->http);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to start the HTTP service: %m");
+        } else if (fd != -ENOENT)
+                return fd;
+
+        fd = open_listener(&m->lmtp_listener, config(m)->lmtp_listen);
+        if (fd >= 0) {
+                m->lmtp_fd = fd;
+                r = sd_event_add_io(m->event, &m->lmtp_source, fd, EPOLLIN, on_lmtp_accept, m);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch the LMTP socket: %m");
+        } else if (fd != -ENOENT)
+                return fd;
+
+        for (const char *const *l = listen_activated_leftovers(); *l; l++)
+                log_warning("Ignoring a socket passed by systemd with unknown name '%s' (expected http or lmtp).", *l);
+
+        r = control_server_new(m->event, config(m)->control_socket, control_commands, ELEMENTSOF(control_commands), m,
+                               &m->control);
+        if (r < 0)
+                return log_error_errno(r, "Failed to listen on control socket %s: %m", config(m)->control_socket);
+
+        record_config(m, "started", NULL);
+        if (store_failed(m->store))
+                return -EIO;
+
+        (void) sd_event_set_watchdog(m->event, true);
+        manager_set_state(m, MANAGER_RUNNING);
+        log_event("daemon_ready generation=%u http=%s lmtp=%s control=%s", m->generation,
+                  *m->http_listener.address ? m->http_listener.address : "off",
+                  *m->lmtp_listener.address ? m->lmtp_listener.address : "off", config(m)->control_socket);
+        manager_notify_status(m, "READY=1\n");
+        return 0;
+}
+
+int manager_run(Manager *m) {
+        int r = sd_event_loop(m->event);
+
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed: %m"), EXIT_FAILURE;
+        return r;
+}
+
+Manager *manager_free(Manager *m) {
+        if (!m)
+                return NULL;
+        m->drain_poll = sd_event_source_disable_unref(m->drain_poll);
+        m->lmtp_source = sd_event_source_disable_unref(m->lmtp_source);
+        if (m->lmtp_fd >= 0)
+                close(m->lmtp_fd);
+        http_server_free(m->http);
+        control_server_free(m->control);
+        store_close(m->store);
+        snapshot_unref(m->snapshot);
+        sd_event_unref(m->event);
+        strv_free(m->overrides);
+        free(m->config_path);
+        free(m->failure);
+        free(m);
+        return NULL;
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics.c — the counter table and its two renderings.
+ *
+ * Security: none.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "macro.h"
+
+static const struct {
+        const char *name; /* Prometheus family, also the JSON key (without "deliveryd_") */
+        const char *label; /* label name */
+        const char *value; /* label value, also the JSON sub-key */
+        const char *help;
+} metric_table[_METRIC_MAX] = {
+        [METRIC_RELOADS_OK] = { "deliveryd_reloads_total", "result", "ok", "Configuration reloads by result." },
+        [METRIC_RELOADS_REFUSED] = { "deliveryd_reloads_total", "result", "refused", NULL },
+        [METRIC_HTTP_REQUESTS_2XX] = { "deliveryd_http_responses_total", "class", "2xx", "HTTP responses by class." },
+        [METRIC_HTTP_REQUESTS_4XX] = { "deliveryd_http_responses_total", "class", "4xx", NULL },
+        [METRIC_HTTP_REQUESTS_5XX] = { "deliveryd_http_responses_total", "class", "5xx", NULL },
+        [METRIC_HTTP_BODY_TOO_LARGE] = { "deliveryd_http_rejected_total", "reason", "size",
+                                         "HTTP requests refused before their handler ran, by reason." },
+        [METRIC_LMTP_CONNECTIONS_REFUSED] = { "deliveryd_lmtp_connections_refused_total", NULL, NULL,
+                                              "LMTP connections answered 421 (service not available)." },
+        [METRIC_CONTROL_REQUESTS] = { "deliveryd_control_requests_total", "result", "ok",
+                                      "Control socket requests by result." },
+        [METRIC_CONTROL_ERRORS] = { "deliveryd_control_requests_total", "result", "error", NULL },
+};
+
+/* Append formatted text to a growing buffer; false on OOM. */
+typedef struct Buf {
+        char *data;
+        size_t len, size;
+        bool oom;
+} Buf;
+
+static void buf_printf(Buf *b, const char *fmt, ...) _printf_(2, 3);
+static void buf_printf(Buf *b, const char *fmt, ...) {
+        va_list ap;
+        int n;
+
+        if (b->oom)
+                return;
+        for (;;) {
+                va_start(ap, fmt);
+                n = vsnprintf(b->data ? b->data + b->len : NULL, b->data ? b->size - b->len : 0, fmt, ap);
+                va_end(ap);
+                if (n < 0) {
+                        b->oom = true;
+                        return;
+                }
+                if (b->data && (size_t) n < b->size - b->len) {
+                        b->len += (size_t) n;
+                        return;
+                }
+                size_t ns = MAX(b->size * 2, b->len + (size_t) n + 256);
+                char *d = mem_realloc(b->data, ns);
+                if (!d) {
+                        b->oom = true;
+                        return;
+                }
+                b->data = d;
+                b->size = ns;
+        }
+}
+
+char *metrics_render_prometheus(const Metrics *m, const MetricGauge *gauges, size_t n_gauges) {
+        Buf b = {};
+
+        for (size_t i = 0; i < _METRIC_MAX; i++) {
+                const char *name = metric_table[i].name;
+                if (i == 0 || !streq(metric_table[i - 1].name, name))
+                        buf_printf(&b, "# HELP %s %s\n# TYPE %s counter\n", name, metric_table[i].help, name);
+                if (metric_table[i].label)
+                        buf_printf(&b, "%s{%s=\"%s\"} %llu\n", name, metric_table[i].label, metric_table[i].value,
+                                   (unsigned long long) m->value[i]);
+                else
+                        buf_printf(&b, "%s %llu\n", name, (unsigned long long) m->value[i]);
+        }
+        for (size_t i = 0; i < n_gauges; i++)
+                buf_printf(&b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", gauges[i].name, gauges[i].help,
+                           gauges[i].name, gauges[i].name, gauges[i].value);
+        if (b.oom) {
+                free(b.data);
+                return NULL;
+        }
+        return b.data;
+}
+
+json_t *metrics_to_json(const Metrics *m) {
+        json_t *o = json_object();
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < _METRIC_MAX; i++) {
+                const char *key = metric_table[i].name + strlen("deliveryd_");
+                json_t *v = json_integer((json_int_t) m->value[i]);
+
+                if (!v)
+                        goto oom;
+                if (metric_table[i].label) {
+                        json_t *sub = json_object_get(o, key);
+                        if (!sub) {
+                                sub = json_object();
+                                if (!sub || json_object_set_new(o, key, sub) < 0) {
+                                        json_decref(v);
+                                        goto oom;
+                                }
+                        }
+                        if (json_object_set_new(sub, metric_table[i].value, v) < 0)
+                                goto oom;
+                } else if (json_object_set_new(o, key, v) < 0)
+                        goto oom;
+        }
+        return o;
+oom:
+        json_decref(o);
+        return NULL;
+}

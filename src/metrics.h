@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * metrics.h — the daemon's counters, declared in one table (name, labels,
+ * help) and rendered both as Prometheus text for GET /metrics and as JSON
+ * for "deliveryctl stats --json".  Adding a counter is one enum value and
+ * one row in metrics.c.
+ *
+ * Security: none (no input).
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+
+typedef enum MetricId {
+        METRIC_RELOADS_OK,
+        METRIC_RELOADS_REFUSED,
+        METRIC_HTTP_REQUESTS_2XX,
+        METRIC_HTTP_REQUESTS_4XX,
+        METRIC_HTTP_REQUESTS_5XX,
+        METRIC_HTTP_BODY_TOO_LARGE,
+        METRIC_LMTP_CONNECTIONS_REFUSED,
+        METRIC_CONTROL_REQUESTS,
+        METRIC_CONTROL_ERRORS,
+        _METRIC_MAX,
+} MetricId;
+
+typedef struct Metrics {
+        uint64_t value[_METRIC_MAX];
+} Metrics;
+
+static inline void metrics_inc(Metrics *m, MetricId id) {
+        m->value[id]++;
+}
+
+/* Extra gauges the caller knows at render time (uptime, sizes …). */
+typedef struct MetricGauge {
+        const char *name;
+        const char *help;
+        double value;
+} MetricGauge;
+
+/* Prometheus text exposition format 0.0.4.  Caller frees; NULL on OOM. */
+char *metrics_render_prometheus(const Metrics *m, const MetricGauge *gauges, size_t n_gauges);
+
+/* {"reloads_total": {"ok": 1, "refused": 0}, …}.  New reference; NULL on OOM. */
+json_t *metrics_to_json(const Metrics *m);

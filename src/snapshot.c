@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.c — configuration + catalog, loaded and validated together.
+ *
+ * Security: see snapshot.h.
+ */
+#include "snapshot.h"
+
+#include <string.h>
+
+#include "alloc.h"
+
+Snapshot *snapshot_ref(Snapshot *s) {
+        if (s)
+                s->n_ref++;
+        return s;
+}
+
+Snapshot *snapshot_unref(Snapshot *s) {
+        if (!s || --s->n_ref > 0)
+                return NULL;
+        conf_unref(s->config);
+        catalog_free(s->catalog);
+        free(s);
+        return NULL;
+}
+
+/* Index of the table row for section.key, to find where a value was set. */
+static const ConfSource *source_of(const Config *c, const char *section, const char *key) {
+        size_t n;
+        const ConfKey *t = conf_table(&n);
+
+        for (size_t i = 0; i < n; i++)
+                if (streq(t[i].section, section) && streq(t[i].key, key))
+                        return &c->sources[i];
+        return NULL;
+}
+
+/* A missing catalog or zones file is the config's problem: point at the
+ * line that names it (or at the main file when the default applies). */
+static bool check_readable(const Config *c, const char *key, const char *path, Diags *diags) {
+        const ConfSource *src = source_of(c, "store", key);
+
+        if (access(path, R_OK) == 0)
+                return true;
+        diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0, "store.%s: cannot read '%s': %s",
+                  key, path, strerror(errno));
+        return false;
+}
+
+int snapshot_load(const char *path, char *const *overrides, Snapshot **ret, Diags *diags) {
+        _cleanup_(snapshot_unrefp) Snapshot *s = NULL;
+        int r;
+
+        s = mem_new(Snapshot, 1);
+        if (!s)
+                return -ENOMEM;
+        s->n_ref = 1;
+
+        r = conf_load(path, overrides, 0, &s->config, diags);
+        if (r < 0)
+                return r;
+
+        bool ok = check_readable(s->config, "catalog", s->config->store_catalog, diags);
+        ok = check_readable(s->config, "zones", s->config->store_zones, diags) && ok;
+        if (!ok)
+                return -EINVAL;
+
+        r = catalog_load(s->config->store_catalog, s->config->store_zones, &s->catalog, diags);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * snapshot.h — one complete, validated configuration: deliveryd.conf with
+ * its drop-ins and overrides, plus the catalog and zones it names.  A
+ * reload builds a new snapshot and swaps it in only if it is entirely
+ * valid; work already in flight keeps a reference to the snapshot it
+ * started with.
+ *
+ * Security: see conf.h and catalog.h.
+ */
+#pragma once
+
+#include "catalog.h"
+#include "conf.h"
+
+typedef struct Snapshot {
+        unsigned n_ref;
+        Config *config;
+        Catalog *catalog;
+} Snapshot;
+
+/* Load everything; on any problem returns -EINVAL with every problem in
+ * diags (file:line: message), -ENOMEM. */
+int snapshot_load(const char *path, char *const *overrides, Snapshot **ret, Diags *diags);
+
+Snapshot *snapshot_ref(Snapshot *s);
+Snapshot *snapshot_unref(Snapshot *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Snapshot *, snapshot_unref);

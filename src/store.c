@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c — SQLite store: open, lock, migrate, fail fast on I/O errors.
+ *
+ * Security: see store.h.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include "alloc.h"
+#include "strutil.h"
+
+struct Store {
+        sqlite3 *db;
+        char *path;
+        char *directory;
+        int lock_fd;
+        int schema_version;
+        char *instance_id;
+        bool failed;
+        StoreFailureHandler on_failure;
+        void *userdata;
+};
+
+sqlite3 *store_db(Store *s) {
+        return s->db;
+}
+
+int store_schema_version(Store *s) {
+        return s->schema_version;
+}
+
+const char *store_path(Store *s) {
+        return s->path;
+}
+
+const char *store_instance_id(Store *s) {
+        return s->instance_id;
+}
+
+bool store_failed(Store *s) {
+        return s->failed;
+}
+
+void store_set_failure_handler(Store *s, StoreFailureHandler h, void *userdata) {
+        s->on_failure = h;
+        s->userdata = userdata;
+}
+
+static bool rc_is_fatal(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_IOERR:
+        case SQLITE_FULL:
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+        case SQLITE_CANTOPEN:
+        case SQLITE_READONLY:
+                return true;
+        default:
+                return false;
+        }
+}
+
+static int rc_to_errno(int rc) {
+        switch (rc & 0xff) {
+        case SQLITE_OK:
+        case SQLITE_ROW:
+        case SQLITE_DONE:
+                return 0;
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_FULL:
+                return -ENOSPC;
+        case SQLITE_CONSTRAINT:
+                return -EEXIST;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+                return -EBADMSG;
+        case SQLITE_IOERR:
+                return -EIO;
+        case SQLITE_MISUSE:
+        case SQLITE_RANGE:
+                return -EINVAL;
+        default:
+                return -EPROTO;
+        }
+}
+
+int store_check(Store *s, int rc, const char *what) {
+        int r = rc_to_errno(rc);
+
+        if (r == 0)
+                return 0;
+        if (!s->failed && rc_is_fatal(rc)) {
+                s->failed = true;
+                if (s->on_failure)
+                        s->on_failure(s, r, what, s->userdata);
+        }
+        return r;
+}
+
+int store_exec(Store *s, const char *sql) {
+        if (s->failed)
+                return -EIO;
+        return store_check(s, sqlite3_exec(s->db, sql, NULL, NULL, NULL), sql);
+}
+
+int store_begin(Store *s) {
+        return store_exec(s, "BEGIN IMMEDIATE");
+}
+
+int store_commit(Store *s) {
+        int r = store_exec(s, "COMMIT");
+        if (r < 0)
+                store_rollback(s);
+        return r;
+}
+
+void store_rollback(Store *s) {
+        if (!sqlite3_get_autocommit(s->db))
+                (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_meta_get(Store *s, const char *key, char **ret) {
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_check(s, rc, "prepare meta");
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                char *v = mem_strdup((const char *) sqlite3_column_text(st, 0));
+                r = v ? 0 : -ENOMEM;
+                if (v)
+                        *ret = v;
+        } else if (rc == SQLITE_DONE)
+                r = -ENOENT;
+        else
+                r = store_check(s, rc, "read meta");
+        sqlite3_finalize(st);
+        return r;
+}
+
+int store_meta_set(Store *s, const char *key, const char *value) {
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        if (s->failed)
+                return -EIO;
+        rc = sqlite3_prepare_v2(s->db,
+                                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return store_check(s, rc, "prepare meta");
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        return store_check(s, rc, "write meta");
+}
+
+static int read_user_version(sqlite3 *db, int *ret) {
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return rc;
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int(st, 0);
+                rc = SQLITE_OK;
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+static int migrate(Store *s, const StoreMigration *m, size_t n, char **ret_error) {
+        int version = 0, rc, r;
+
+        rc = read_user_version(s->db, &version);
+        if (rc != SQLITE_OK) {
+                *ret_error = mem_printf("cannot read schema version of %s: %s", s->path, sqlite3_errmsg(s->db));
+                return store_check(s, rc, "read schema version") ?: -EIO;
+        }
+        if (n > 0 && version > m[n - 1].version) {
+                *ret_error = mem_printf("%s has schema version %d, newer than this deliveryd knows (%d); "
+                                        "run the newer deliveryd or restore a backup",
+                                        s->path, version, m[n - 1].version);
+                return -EPROTONOSUPPORT;
+        }
+        for (size_t i = 0; i < n; i++) {
+                char *err = NULL;
+                _cleanup_free_ char *sql = NULL;
+
+                if (m[i].version <= version)
+                        continue;
+                sql = mem_printf("BEGIN IMMEDIATE;\n%s\nPRAGMA user_version = %d;\nCOMMIT;", m[i].sql, m[i].version);
+                if (!sql)
+                        return -ENOMEM;
+                rc = sqlite3_exec(s->db, sql, NULL, NULL, &err);
+                if (rc != SQLITE_OK) {
+                        *ret_error = mem_printf("migration %d (%s) of %s failed: %s", m[i].version, m[i].name, s->path,
+                                                err ? err : sqlite3_errmsg(s->db));
+                        sqlite3_free(err);
+                        store_rollback(s);
+                        r = store_check(s, rc, "migrate");
+                        return r < 0 ? r : -EIO;
+                }
+                version = m[i].version;
+        }
+        s->schema_version = version;
+        return 0;
+}
+
+/* One writer per state directory: a second daemon on the same directory
+ * would interleave transactions with ours and break the ordering
+ * guarantees, so it is refused at start.  flock() is released by the
+ * kernel when we die, even by SIGKILL. */
+static int take_lock(Store *s, char **ret_error) {
+        _cleanup_free_ char *p = mem_printf("%s/deliveryd.lock", s->directory);
+        char buf[32] = "";
+        int fd;
+
+        if (!p)
+                return -ENOMEM;
+        fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+        if (fd < 0) {
+                int r = -errno;
+                *ret_error = mem_printf("cannot open lock file %s: %s", p, strerror(errno));
+                return r;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                int r = -errno;
+                ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
+                buf[k > 0 ? k : 0] = '\0';
+                buf[strcspn(buf, "\n")] = '\0';
+                close(fd);
+                if (r == -EWOULDBLOCK) {
+                        *ret_error = mem_printf("state directory %s is in use by another deliveryd%s%s%s", s->directory,
+                                                *buf ? " (pid " : "", buf, *buf ? ")" : "");
+                        return -EBUSY;
+                }
+                *ret_error = mem_printf("cannot lock %s: %s", p, strerror(-r));
+                return r;
+        }
+        snprintf(buf, sizeof buf, "%d\n", (int) getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, strlen(buf), 0) < 0) {
+                int r = -errno;
+                *ret_error = mem_printf("cannot write lock file %s: %s", p, strerror(errno));
+                close(fd);
+                return r;
+        }
+        s->lock_fd = fd;
+        return 0;
+}
+
+Store *store_close(Store *s) {
+        if (!s)
+                return NULL;
+        if (s->db)
+                sqlite3_close_v2(s->db);
+        if (s->lock_fd >= 0)
+                close(s->lock_fd);
+        free(s->path);
+        free(s->directory);
+        free(s->instance_id);
+        free(s);
+        return NULL;
+}
+
+int store_open_with(const char *state_directory, const StoreMigration *m, size_t n, Store **ret, char **ret_error) {
+        _cleanup_(store_closep) Store *s = NULL;
+        struct stat st;
+        int rc, r;
+
+        *ret_error = NULL;
+        s = mem_new(Store, 1);
+        if (!s)
+                return -ENOMEM;
+        s->lock_fd = -EBADF;
+        s->directory = mem_strdup(state_directory);
+        s->path = mem_printf("%s/deliveryd.sqlite", state_directory);
+        if (!s->directory || !s->path)
+                return -ENOMEM;
+
+        if (mkdir(state_directory, 0750) < 0 && errno != EEXIST) {
+                r = -errno;
+                *ret_error = mem_printf("cannot create state directory %s: %s", state_directory, strerror(errno));
+                return r;
+        }
+        if (stat(state_directory, &st) < 0 || !S_ISDIR(st.st_mode)) {
+                *ret_error = mem_printf("state directory %s is not a directory", state_directory);
+                return -ENOTDIR;
+        }
+
+        r = take_lock(s, ret_error);
+        if (r < 0)
+                return r;
+
+        rc = sqlite3_open_v2(s->path, &s->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+                             NULL);
+        if (rc != SQLITE_OK) {
+                *ret_error = mem_printf("cannot open %s: %s", s->path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+                return rc_to_errno(rc) ?: -EIO;
+        }
+        (void) chmod(s->path, 0640);
+        sqlite3_extended_result_codes(s->db, 1);
+        sqlite3_busy_timeout(s->db, 5000);
+
+        /* WAL: readers never block the writer; synchronous=FULL: COMMIT
+         * returns after the WAL is on disk, which is what lets us
+         * acknowledge a message right after it. */
+        rc = sqlite3_exec(s->db,
+                          "PRAGMA journal_mode = WAL;"
+                          "PRAGMA synchronous = FULL;"
+                          "PRAGMA foreign_keys = ON;"
+                          "PRAGMA trusted_schema = OFF;",
+                          NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                *ret_error = mem_printf("cannot set up %s: %s", s->path, sqlite3_errmsg(s->db));
+                return rc_to_errno(rc) ?: -EIO;
+        }
+
+        r = migrate(s, m, n, ret_error);
+        if (r < 0)
+                return r;
+
+        if (s->schema_version >= 1) {
+                r = store_meta_get(s, "instance_id", &s->instance_id);
+                if (r < 0 && r != -ENOENT) {
+                        *ret_error = mem_printf("cannot read %s: %s", s->path, sqlite3_errmsg(s->db));
+                        return r;
+                }
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int store_open(const char *state_directory, Store **ret, char **ret_error) {
+        size_t n;
+        const StoreMigration *m = store_migrations(&n);
+
+        return store_open_with(state_directory, m, n, ret, ret_error);
+}
+
+int store_size(Store *s, uint64_t *ret_bytes) {
+        _cleanup_free_ char *wal = mem_printf("%s-wal", s->path);
+        struct stat st;
+        uint64_t total = 0;
+
+        if (!wal)
+                return -ENOMEM;
+        if (stat(s->path, &st) < 0)
+                return -errno;
+        total += (uint64_t) st.st_size;
+        if (stat(wal, &st) == 0)
+                total += (uint64_t) st.st_size;
+        *ret_bytes = total;
+        return 0;
+}

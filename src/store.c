@@ -90,6 +90,7 @@ static int rc_to_errno(int rc) {
                 return -EBADMSG;
         case SQLITE_IOERR:
                 return -EIO;
+        case SQLITE_ERROR: /* SQL error: a bug or a bad migration */
         case SQLITE_MISUSE:
         case SQLITE_RANGE:
                 return -EINVAL;
@@ -191,7 +192,7 @@ static int read_user_version(sqlite3 *db, int *ret) {
 }
 
 static int migrate(Store *s, const StoreMigration *m, size_t n, char **ret_error) {
-        int version = 0, rc, r;
+        int version = 0, rc;
 
         rc = read_user_version(s->db, &version);
         if (rc != SQLITE_OK) {
@@ -219,8 +220,7 @@ static int migrate(Store *s, const StoreMigration *m, size_t n, char **ret_error
                                                 err ? err : sqlite3_errmsg(s->db));
                         sqlite3_free(err);
                         store_rollback(s);
-                        r = store_check(s, rc, "migrate");
-                        return r < 0 ? r : -EIO;
+                        return store_check(s, rc, "migrate");
                 }
                 version = m[i].version;
         }

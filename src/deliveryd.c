@@ -6,6 +6,7 @@
  * Security: command-line options are trusted (root or the service user).
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -71,6 +72,16 @@ int main(int argc, char *argv[]) {
         bool check = false, dump = false, verbose = false;
         Diags diags = {};
         int c, r;
+
+        /* Block the signals sd-event handles before anything can start a
+         * thread: a thread created by a library inherits the mask and so
+         * never takes a SIGTERM meant for the loop. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGHUP);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
 
         alloc_init();
         log_open();

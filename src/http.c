@@ -278,7 +278,10 @@ int http_server_new(sd_event *e, int listen_fd, const HttpOptions *opts, const H
         r = sd_event_add_io(e, &s->io, info->epoll_fd, EPOLLIN, on_io, s);
         if (r < 0)
                 return r;
-        r = sd_event_add_time(e, &s->timer, CLOCK_MONOTONIC, 0, 0, on_timer, s);
+        /* Accuracy 1 µs: MHD's timeout is often "now" (buffered data to
+         * process), and sd-event's default accuracy of 250 ms would stall
+         * every such connection by that much. */
+        r = sd_event_add_time(e, &s->timer, CLOCK_MONOTONIC, 0, 1, on_timer, s);
         if (r < 0)
                 return r;
         r = http_reschedule(s);

@@ -275,7 +275,7 @@ static int on_sigterm(sd_event_source *s _unused_, const struct signalfd_siginfo
 
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
         m->drain_deadline = now + config(m)->drain_timeout_usec;
-        return sd_event_add_time(m->event, &m->drain_poll, CLOCK_MONOTONIC, now, 0, on_drain_poll, m);
+        return sd_event_add_time(m->event, &m->drain_poll, CLOCK_MONOTONIC, now, DRAIN_POLL_USEC / 5, on_drain_poll, m);
 }
 
 /* ---- HTTP ------------------------------------------------------------- */
@@ -375,11 +375,11 @@ static int open_listener(Listener *l, const char *configured) {
 
 /* ---- control commands ------------------------------------------------- */
 
-static json_t *listener_json(const Listener *l) {
+static json_t *listener_json(const Listener *l, unsigned connections) {
         if (!*l->address)
                 return json_pack("{s:b}", "enabled", 0);
-        return json_pack("{s:b,s:s,s:i,s:b}", "enabled", 1, "listen", l->address, "port", (json_int_t) l->port,
-                         "socket_activated", l->activated);
+        return json_pack("{s:b,s:s,s:i,s:b,s:i}", "enabled", 1, "listen", l->address, "port", (json_int_t) l->port,
+                         "socket_activated", l->activated, "connections", (json_int_t) connections);
 }
 
 static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char **ret_error _unused_) {
@@ -403,11 +403,11 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       "version", PACKAGE_VERSION, "state", manager_state_table[m->state], "pid", (json_int_t) getpid(),
                       "started_at", started, "uptime_seconds", (json_int_t) ((now - m->started_mono) / USEC_PER_SEC),
                       "config", "path", m->config_path, "generation", (json_int_t) m->generation, "loaded_at", loaded,
-                      "http", listener_json(&m->http_listener), "lmtp", listener_json(&m->lmtp_listener), "control",
-                      "socket", config(m)->control_socket, "store", "path", store_path(m->store), "schema_version",
-                      (json_int_t) store_schema_version(m->store), "bytes", (json_int_t) bytes, "instance_id",
-                      store_instance_id(m->store), "catalog", "store_name", config(m)->store_name, "products",
-                      (json_int_t) catalog_n_items(m->snapshot->catalog), "zones",
+                      "http", listener_json(&m->http_listener, http_server_n_connections(m->http)), "lmtp",
+                      listener_json(&m->lmtp_listener, 0), "control", "socket", config(m)->control_socket, "store",
+                      "path", store_path(m->store), "schema_version", (json_int_t) store_schema_version(m->store),
+                      "bytes", (json_int_t) bytes, "instance_id", store_instance_id(m->store), "catalog", "store_name",
+                      config(m)->store_name, "products", (json_int_t) catalog_n_items(m->snapshot->catalog), "zones",
                       (json_int_t) catalog_n_zones(m->snapshot->catalog), "backends", "nlu",
                       nlu_backend_to_string(config(m)->nlu_backend), "engine",
                       engine_backend_to_string(config(m)->engine_backend), "sms",
@@ -489,6 +489,7 @@ int manager_start(Manager *m) {
         store_set_failure_handler(m->store, on_store_failure, m);
         log_info("Store %s open (schema version %d).", store_path(m->store), store_schema_version(m->store));
 
+        /* main() blocked these already; sd-event requires them blocked. */
         sigemptyset(&mask);
         sigaddset(&mask, SIGHUP);
         sigaddset(&mask, SIGTERM);

@@ -52,9 +52,9 @@ static void test_demo_store(void **state _unused_) {
                 int64_t fee;
                 unsigned minutes;
         } zones[] = {
-                { "Consolação", 500, 25 }, { "Bela Vista", 500, 25 },      { "Centro", 700, 30 },
-                { "República", 700, 30 },  { "Jardim Paulista", 700, 30 }, { "Pinheiros", 900, 35 },
-                { "Vila Mariana", 900, 35 }, { "Moema", 1100, 40 },        { "Itaim Bibi", 1100, 40 },
+                { "Consolação", 500, 25 },   { "Bela Vista", 500, 25 },      { "Centro", 700, 30 },
+                { "República", 700, 30 },    { "Jardim Paulista", 700, 30 }, { "Pinheiros", 900, 35 },
+                { "Vila Mariana", 900, 35 }, { "Moema", 1100, 40 },          { "Itaim Bibi", 1100, 40 },
         };
         for (size_t i = 0; i < ELEMENTSOF(zones); i++) {
                 bool found = false;
@@ -122,8 +122,9 @@ static void test_errors(void **state _unused_) {
                 { ITEM "colour = red\n", ZONE, "catalog.conf:5: unknown key 'colour' in product [pz-a]" },
                 { ITEM "alias =\n", ZONE, "catalog.conf:5: 'alias' must not be empty" },
                 { "# nothing\n", ZONE, "catalog.conf: the catalog lists no products" },
-                { ITEM, "[z]\nfee = 5\n", "zones.conf:1: zone [z] has no 'eta'|zones.conf:1: zone [z] has no "
-                                          "'neighbourhood'" },
+                { ITEM, "[z]\nfee = 5\n",
+                  "zones.conf:1: zone [z] has no 'eta'|zones.conf:1: zone [z] has no "
+                  "'neighbourhood'" },
                 { ITEM, ZONE "eta = soon\n", "zones.conf:5: invalid eta 'soon' (e.g. 30min, at most 24h)" },
                 { ITEM, ZONE "cep = 01301 0130A\n", "zones.conf:5: invalid CEP prefix '0130A' (1 to 8 digits)" },
                 { ITEM, ZONE "[y]\nfee = 1\neta = 1h\nneighbourhood = centro\n",

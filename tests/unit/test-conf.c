@@ -73,8 +73,7 @@ static void test_errors(void **state _unused_) {
                   "D/deliveryd.conf:2: daemon.drain_timeout: value '1h' out of range (0s to 600s)" },
                 { "[http]\nmax_connections = 0\n",
                   "D/deliveryd.conf:2: http.max_connections: value '0' out of range (1 to 65536)" },
-                { "[http]\nmax_connections = -3\n",
-                  "D/deliveryd.conf:2: http.max_connections: invalid number '-3'" },
+                { "[http]\nmax_connections = -3\n", "D/deliveryd.conf:2: http.max_connections: invalid number '-3'" },
                 { "[http]\nlisten = 127.0.0.1\n",
                   "D/deliveryd.conf:2: http.listen: invalid address '127.0.0.1': expected host:port" },
                 { "[http]\nlisten = 127.0.0.1:70000\n",
@@ -207,8 +206,9 @@ static void test_dropins(void **state _unused_) {
         free(TAKE_PTR(d));
         write_file(ddir, "30-c.conf", "[http]\nmax_body = 1G\n");
         assert_int_equal(load("", NULL, &c, &d), -EINVAL);
-        assert_string_equal(d, "D/deliveryd.conf.d/30-c.conf:2: http.max_body: value '1G' out of range (1024 to "
-                               "67108864)");
+        assert_string_equal(d,
+                            "D/deliveryd.conf.d/30-c.conf:2: http.max_body: value '1G' out of range (1024 to "
+                            "67108864)");
         rm_rf(ddir);
 }
 
@@ -226,9 +226,10 @@ static void test_overrides(void **state _unused_) {
         conf_unref(TAKE_PTR(c));
         free(TAKE_PTR(d));
         assert_int_equal(load("", bad, &c, &d), -EINVAL);
-        assert_string_equal(d, "-o nlu.backend=gpt: nlu.backend: invalid value 'gpt' (one of: rules, bedrock)|"
-                               "-o foo: expected section.key=value|-o a.b=c: unknown key 'a.b'|"
-                               "-o http=1: expected section.key=value");
+        assert_string_equal(d,
+                            "-o nlu.backend=gpt: nlu.backend: invalid value 'gpt' (one of: rules, bedrock)|"
+                            "-o foo: expected section.key=value|-o a.b=c: unknown key 'a.b'|"
+                            "-o http=1: expected section.key=value");
 }
 
 static void test_carry_over(void **state _unused_) {
@@ -240,8 +241,9 @@ static void test_carry_over(void **state _unused_) {
         assert_int_equal(load("[http]\nlisten = 127.0.0.1:2\nmax_body = 2M\n", NULL, &new, &d2), 0);
         assert_int_equal(conf_carry_over(new, old, &w), 0);
         assert_int_equal(w.n, 1);
-        assert_non_null(strstr(w.lines[0], "deliveryd.conf:2: http.listen changed, but it can only change with a "
-                                           "restart; keeping the running value"));
+        assert_non_null(strstr(w.lines[0],
+                               "deliveryd.conf:2: http.listen changed, but it can only change with a "
+                               "restart; keeping the running value"));
         assert_string_equal(new->http_listen, "127.0.0.1:1"); /* kept */
         assert_int_equal(new->http_max_body, 2 * 1024 * 1024); /* reloadable: taken */
         diags_clear(&w);

@@ -67,11 +67,20 @@ static void test_parse_duration(void **state _unused_) {
 
 static void test_parse_size(void **state _unused_) {
         static const Case cases[] = {
-                { "0", 0, 0 },          { "512", 0, 512 },       { "512B", 0, 512 },
-                { "1K", 0, 1024 },      { "256K", 0, 262144 },   { "256KiB", 0, 262144 },
-                { "1M", 0, 1048576 },   { "2 MiB", 0, 2097152 }, { "1G", 0, 1073741824 },
-                { "1T", -EINVAL, 0 },   { "K", -EINVAL, 0 },     { "1KK", -EINVAL, 0 },
-                { "-1K", -EINVAL, 0 },  { "99999999999999999999", -ERANGE, 0 },
+                { "0", 0, 0 },
+                { "512", 0, 512 },
+                { "512B", 0, 512 },
+                { "1K", 0, 1024 },
+                { "256K", 0, 262144 },
+                { "256KiB", 0, 262144 },
+                { "1M", 0, 1048576 },
+                { "2 MiB", 0, 2097152 },
+                { "1G", 0, 1073741824 },
+                { "1T", -EINVAL, 0 },
+                { "K", -EINVAL, 0 },
+                { "1KK", -EINVAL, 0 },
+                { "-1K", -EINVAL, 0 },
+                { "99999999999999999999", -ERANGE, 0 },
                 { "17179869184G", -ERANGE, 0 },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
@@ -89,9 +98,9 @@ static void test_parse_cents(void **state _unused_) {
                 int r;
                 int64_t v;
         } cases[] = {
-                { "49.90", 0, 4990 }, { "49,90", 0, 4990 },  { "50", 0, 5000 },     { "9.5", 0, 950 },
-                { "0.01", 0, 1 },     { "1.234", -EINVAL, 0 }, { "1.", -EINVAL, 0 }, { ".5", -EINVAL, 0 },
-                { "R$ 5", -EINVAL, 0 }, { "", -EINVAL, 0 },  { "-1.00", -EINVAL, 0 },
+                { "49.90", 0, 4990 },   { "49,90", 0, 4990 },    { "50", 0, 5000 },       { "9.5", 0, 950 },
+                { "0.01", 0, 1 },       { "1.234", -EINVAL, 0 }, { "1.", -EINVAL, 0 },    { ".5", -EINVAL, 0 },
+                { "R$ 5", -EINVAL, 0 }, { "", -EINVAL, 0 },      { "-1.00", -EINVAL, 0 },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 int64_t v = 0;
@@ -144,8 +153,8 @@ static void test_paths(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_parse_uint64), cmocka_unit_test(test_parse_duration),
-                cmocka_unit_test(test_parse_size),   cmocka_unit_test(test_parse_cents),
+                cmocka_unit_test(test_parse_uint64),  cmocka_unit_test(test_parse_duration),
+                cmocka_unit_test(test_parse_size),    cmocka_unit_test(test_parse_cents),
                 cmocka_unit_test(test_parse_boolean), cmocka_unit_test(test_strv),
                 cmocka_unit_test(test_paths),
         };

@@ -316,6 +316,8 @@ static int zone_cb(const char *file, unsigned line, const char *section, const c
                 return zone_add_unique(rd, line, z, offsetof(Zone, streets), "street", value);
         }
         if (streq(key, "cep")) {
+                /* A CEP must land in one zone: a prefix that is a prefix of
+                 * another zone's (or the other way round) is ambiguous. */
                 _cleanup_strv_free_ char **l = strv_split_ws(value);
                 if (!l)
                         return -ENOMEM;
@@ -324,7 +326,26 @@ static int zone_cb(const char *file, unsigned line, const char *section, const c
                                 diags_add(rd->diags, file, line, "invalid CEP prefix '%s' (1 to 8 digits)", *p);
                                 continue;
                         }
-                        r = zone_add_unique(rd, line, z, offsetof(Zone, cep_prefixes), "CEP prefix", *p);
+                        const Zone *other = NULL;
+                        const char *theirs = NULL;
+                        for (size_t i = 0; i < c->n_zones && !other; i++) {
+                                if (&c->zones[i] == z)
+                                        continue;
+                                for (char **q = c->zones[i].cep_prefixes; *q; q++)
+                                        if (strncmp(*q, *p, MIN(strlen(*q), strlen(*p))) == 0) {
+                                                other = &c->zones[i];
+                                                theirs = *q;
+                                                break;
+                                        }
+                        }
+                        if (other) {
+                                diags_add(rd->diags, file, line, "CEP prefix '%s' overlaps '%s' of zone [%s]", *p,
+                                          theirs, other->id);
+                                continue;
+                        }
+                        if (strv_contains(z->cep_prefixes, *p))
+                                continue;
+                        r = strv_extend(&z->cep_prefixes, *p);
                         if (r < 0)
                                 return r;
                 }

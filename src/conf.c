@@ -94,7 +94,7 @@ static const ConfKey conf_keys[] = {
           "Directory holding the store (deliveryd.sqlite) and the instance lock. Defaults to $STATE_DIRECTORY when "
           "systemd sets it." },
         { "daemon", "log_level", CONF_ENUM, "info", NULL, 0, 0, log_level_table, OFF(log_level), true,
-          "Most verbose level logged: err, warning, notice, info or debug." },
+          "Most verbose level logged: emerg, alert, crit, err, warning, notice, info or debug." },
         { "daemon", "drain_timeout", CONF_DURATION, "10s", NULL, 0, USEC(600), NULL, OFF(drain_timeout_usec), true,
           "On SIGTERM, how long in-flight work may take to finish before the daemon exits anyway." },
 
@@ -418,7 +418,10 @@ static int strcmp_ptr(const void *a, const void *b) {
 
 /* The drop-in directory: "deliveryd.conf.d" beside "deliveryd.conf". */
 static int parse_dropins(ParseState *st, const char *main_path) {
-        _cleanup_free_ char *dir = mem_printf("%s.d", main_path);
+        const char *base = strrchr(main_path, '/');
+        /* From the absolute directory, so that relative paths in drop-ins
+         * resolve the same way as in the main file. */
+        _cleanup_free_ char *dir = mem_printf("%s/%s.d", st->config->dir, base ? base + 1 : main_path);
         _cleanup_strv_free_ char **names = NULL;
         DIR *d;
         struct dirent *de;
@@ -527,6 +530,32 @@ static char *absolute_dirname(const char *path) {
         return TAKE_PTR(d); /* missing directory: reported when the file cannot be opened */
 }
 
+static const ConfSource *source_of(const Config *c, const void *field_ptr) {
+        for (size_t i = 0; i < N_KEYS; i++)
+                if ((const uint8_t *) c + conf_keys[i].offset == field_ptr)
+                        return &c->sources[i];
+        return NULL;
+}
+
+/* Checks a single value's parser cannot make: what the value will be used
+ * for.  Reported at the line that set it. */
+static void conf_validate(const Config *c, Diags *diags) {
+        const ConfSource *src;
+
+        if (isempty(c->state_directory)) {
+                src = source_of(c, &c->state_directory);
+                diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
+                          "daemon.state_directory: must not be empty");
+        }
+        /* sun_path holds 108 bytes with the terminating NUL. */
+        if (isempty(c->control_socket) || strlen(c->control_socket) >= 108 || c->control_socket[0] != '/') {
+                src = source_of(c, &c->control_socket);
+                diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
+                          "control.socket: '%s' is not a usable Unix socket path (absolute, at most 107 bytes)",
+                          strempty(c->control_socket));
+        }
+}
+
 int conf_load(const char *path, char *const *overrides, ConfLoadFlags flags, Config **ret, Diags *diags) {
         _cleanup_(conf_unrefp) Config *c = NULL;
         Diags local = {};
@@ -563,6 +592,7 @@ int conf_load(const char *path, char *const *overrides, ConfLoadFlags flags, Con
         r = apply_overrides(&st, overrides);
         if (r < 0)
                 goto finish;
+        conf_validate(c, &local);
 
         if (local.oom)
                 r = -ENOMEM;

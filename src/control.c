@@ -31,6 +31,7 @@ struct ControlServer {
         const ControlCommand *table;
         size_t n_commands;
         void *userdata;
+        Metrics *metrics;
         ControlConnection *connections;
         unsigned n_connections;
 };
@@ -108,6 +109,7 @@ static char *dispatch(ControlServer *s, const char *line) {
                 json_decref(result);
                 goto answer_error;
         }
+        metrics_inc(s->metrics, METRIC_CONTROL_REQUESTS);
         answer = json_pack("{s:b,s:o}", "ok", 1, "result", result ? result : json_null());
         if (!answer)
                 return NULL;
@@ -116,6 +118,7 @@ static char *dispatch(ControlServer *s, const char *line) {
         return text;
 
 answer_error:
+        metrics_inc(s->metrics, METRIC_CONTROL_ERRORS);
         answer = json_pack("{s:b,s:s}", "ok", 0, "error", error ? error : "out of memory");
         if (!answer)
                 return NULL;
@@ -248,7 +251,7 @@ static int on_accept(sd_event_source *src _unused_, int fd, uint32_t revents _un
 }
 
 int control_server_new(sd_event *e, const char *path, const ControlCommand *table, size_t n, void *userdata,
-                       ControlServer **ret) {
+                       Metrics *metrics, ControlServer **ret) {
         _cleanup_(control_server_freep) ControlServer *s = NULL;
         const char *reason;
         ListenAddress a;
@@ -265,6 +268,7 @@ int control_server_new(sd_event *e, const char *path, const ControlCommand *tabl
         s->table = table;
         s->n_commands = n;
         s->userdata = userdata;
+        s->metrics = metrics;
         s->path = mem_strdup(path);
         if (!s->path)
                 return -ENOMEM;

@@ -21,6 +21,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "metrics.h"
 
 #define CONTROL_REQUEST_MAX (1024 * 1024)
 #define CONTROL_TIMEOUT_USEC (10 * USEC_PER_SEC)
@@ -40,7 +41,7 @@ typedef struct ControlServer ControlServer;
 
 /* Listen on a new socket at path (mode 0660) and serve table from loop e. */
 int control_server_new(sd_event *e, const char *path, const ControlCommand *table, size_t n, void *userdata,
-                       ControlServer **ret);
+                       Metrics *metrics, ControlServer **ret);
 
 /* Stop accepting new requests; those being served finish. */
 void control_server_stop_accepting(ControlServer *s);

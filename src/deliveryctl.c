@@ -189,9 +189,9 @@ static int verb_reload(const Config *c, char **args _unused_) {
 }
 
 static const Verb verbs[] = {
-        { "status", 0, 0, verb_status, "status                show what the daemon is doing" },
+        { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing" },
         { "stats", 0, 0, verb_stats, "stats [--json]        counters and state" },
-        { "reload", 0, 0, verb_reload, "reload                re-read the configuration (like SIGHUP) and wait" },
+        { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait" },
 };
 
 static void help(void) {

@@ -47,8 +47,10 @@ static void dump_config(const Config *c) {
                         printf("%s[%s]\n", section ? "\n" : "", t[i].section);
                         section = t[i].section;
                 }
-                if (c->sources[i].file)
+                if (c->sources[i].file && c->sources[i].line > 0)
                         printf("# %s:%u\n", c->sources[i].file, c->sources[i].line);
+                else if (c->sources[i].file)
+                        printf("# %s\n", c->sources[i].file);
                 printf("%s = %s\n", t[i].key, v ? v : "");
         }
 }

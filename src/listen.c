@@ -184,6 +184,12 @@ int listen_bind(const ListenAddress *a, int backlog, unsigned mode) {
                 }
         } else {
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                if (a->family == AF_INET6 &&
+                    IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *) &a->sa)->sin6_addr)) {
+                        /* "*" means IPv4 and IPv6, whatever net.ipv6.bindv6only says. */
+                        int zero = 0;
+                        (void) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+                }
         }
         if (bind(fd, (const struct sockaddr *) &a->sa, a->salen) < 0)
                 return -errno;

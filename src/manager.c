@@ -154,14 +154,16 @@ static void record_config(Manager *m, const char *result, const char *detail) {
                 return;
         format_rfc3339(now_realtime(), when, sizeof when);
         rc = sqlite3_prepare_v2(store_db(m->store),
-                                "INSERT INTO config_history (loaded_at, path, result, detail) VALUES (?, ?, ?, ?)", -1,
-                                &st, NULL);
+                                "INSERT INTO config_history (generation, loaded_at, path, result, detail) "
+                                "VALUES (?, ?, ?, ?, ?)",
+                                -1, &st, NULL);
         if (rc == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, m->config_path, -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 3, result, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 1, m->generation);
+                sqlite3_bind_text(st, 2, when, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 3, m->config_path, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, result, -1, SQLITE_STATIC);
                 if (detail)
-                        sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+                        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
                 rc = sqlite3_step(st);
         }
         sqlite3_finalize(st);
@@ -528,7 +530,7 @@ int manager_start(Manager *m) {
                 log_warning("Ignoring a socket passed by systemd with unknown name '%s' (expected http or lmtp).", *l);
 
         r = control_server_new(m->event, config(m)->control_socket, control_commands, ELEMENTSOF(control_commands), m,
-                               &m->control);
+                               &m->metrics, &m->control);
         if (r < 0)
                 return log_error_errno(r, "Failed to listen on control socket %s: %m", config(m)->control_socket);
 

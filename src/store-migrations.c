@@ -24,7 +24,8 @@ static const StoreMigration migrations[] = {
            * and whether a reload was refused: what an operator asks first
            * when behaviour changed overnight. */
           "CREATE TABLE config_history (\n"
-          "        generation INTEGER PRIMARY KEY,\n"
+          "        id         INTEGER PRIMARY KEY,\n"
+          "        generation INTEGER NOT NULL,\n"
           "        loaded_at  TEXT NOT NULL,\n"
           "        path       TEXT NOT NULL,\n"
           "        result     TEXT NOT NULL CHECK (result IN ('started', 'reloaded', 'refused')),\n"

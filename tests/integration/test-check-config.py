@@ -90,6 +90,24 @@ class CheckConfig(DaemonTestCase):
         self.assertIn(d + "/50-local.conf:2: engine.backend: invalid value 'cloud' (one of: local, stepfunctions)",
                       p.stderr)
 
+    def test_dropin_paths_are_relative_to_the_dropin(self):
+        conf = make_etc(self.tmp)
+        d = conf + ".d"
+        os.mkdir(d)
+        write_text(os.path.join(d, "10-menu.conf"), "[store]\ncatalog = ../catalog.conf\n")
+        # a relative -c, as an admin in /etc would type it
+        p = subprocess.run([DELIVERYD, "-c", "etc/deliveryd.conf", "--dump-config"], capture_output=True, text=True,
+                           cwd=self.tmp)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("catalog = %s/etc/deliveryd.conf.d/../catalog.conf" % os.path.realpath(self.tmp),
+                      p.stdout.splitlines())
+
+    def test_control_socket_path_too_long(self):
+        p = check(os.path.join(ETC, "deliveryd.conf"), "-o", "control.socket=/" + "s" * 120)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("control.socket: '/%s' is not a usable Unix socket path (absolute, at most 107 bytes)" %
+                      ("s" * 120), p.stderr)
+
     def test_override_problem(self):
         p = check(os.path.join(ETC, "deliveryd.conf"), "-o", "sms.transport=pigeon", "-o", "nosuch.key=1")
         self.assertEqual(p.returncode, 1)
@@ -104,7 +122,7 @@ class CheckConfig(DaemonTestCase):
         out = p.stdout.splitlines()
         self.assertIn("[http]", out)
         self.assertIn("max_body = 1048576", out)
-        self.assertIn("# -o http.max_body=1M:0", out)
+        self.assertIn("# -o http.max_body=1M", out)
         self.assertIn("name = Pizzaria Bella Napoli", out)
         self.assertIn("catalog = %s/etc/catalog.conf" % os.path.realpath(self.tmp), out)
 

@@ -58,7 +58,7 @@ class Lifecycle(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
         # every configuration taken up is on record
         db = sqlite3.connect(os.path.join(d.state, "deliveryd.sqlite"))
-        rows = db.execute("SELECT generation, result FROM config_history ORDER BY generation").fetchall()
+        rows = db.execute("SELECT generation, result FROM config_history ORDER BY id").fetchall()
         self.assertEqual(rows, [(1, "started"), (2, "reloaded")])
 
     def test_reload_broken_keeps_running_config(self):
@@ -93,9 +93,10 @@ class Lifecycle(DaemonTestCase):
         self.assertIn("reloaded: generation 2", p.stdout)
         self.assertEqual(d.stop(), 0)
         db = sqlite3.connect(os.path.join(d.state, "deliveryd.sqlite"))
-        rows = db.execute("SELECT result, detail FROM config_history ORDER BY generation").fetchall()
+        rows = db.execute("SELECT result, detail, generation FROM config_history ORDER BY id").fetchall()
         self.assertEqual([r[0] for r in rows], ["started", "refused", "refused", "reloaded"])
         self.assertIn("invalid value 'oracle'", rows[1][1])
+        self.assertEqual([r[2] for r in rows], [1, 1, 1, 2])
 
     def test_reload_restart_only_key_is_kept(self):
         conf = make_etc(self.tmp)

@@ -57,7 +57,7 @@ class StoreFailure(DaemonTestCase):
         self.assertEqual(again.stats()["state"], "running")
         self.assertEqual(again.stop(), 0)
         db = sqlite3.connect(os.path.join(d.state, "deliveryd.sqlite"))
-        results = [r[0] for r in db.execute("SELECT result FROM config_history ORDER BY generation")]
+        results = [r[0] for r in db.execute("SELECT result FROM config_history ORDER BY id")]
         self.assertEqual(results[0], "started")
         self.assertEqual(results[-1], "started")
 

@@ -134,6 +134,11 @@ static void test_errors(void **state _unused_) {
                   "zones.conf:10: street 'Rua A' is already in zone [z]" },
                 { ITEM, ZONE "[z]\nfee = 1\neta = 1h\nneighbourhood = B\n", "zones.conf:5: duplicate zone [z]" },
                 { ITEM, ZONE "radius = 5km\n", "zones.conf:5: unknown key 'radius' in zone [z]" },
+                { ITEM, ZONE "cep = 014\n[y]\nfee = 1\neta = 1h\nneighbourhood = B\ncep = 0141 015\n",
+                  "zones.conf:10: CEP prefix '0141' overlaps '014' of zone [z]" },
+                { ITEM, ZONE "cep = 01401\n[y]\nfee = 1\neta = 1h\nneighbourhood = B\ncep = 014\n",
+                  "zones.conf:10: CEP prefix '014' overlaps '01401' of zone [z]" },
+                { ITEM, ZONE "cep = 014 0141 014\n", "" }, /* overlapping within one zone is harmless */
         };
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

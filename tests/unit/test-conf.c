@@ -89,6 +89,10 @@ static void test_errors(void **state _unused_) {
                 { "[http\nlisten = 1.2.3.4:5\n", "D/deliveryd.conf:1: malformed section header '[http'" },
                 { "[http]\njunk\n", "D/deliveryd.conf:2: expected 'key = value', got 'junk'" },
                 { "[http]\n = 5\n", "D/deliveryd.conf:2: missing key before '='" },
+                { "[control]\nsocket =\n",
+                  "D/deliveryd.conf:2: control.socket: '' is not a usable Unix socket path (absolute, at most 107 "
+                  "bytes)" },
+                { "[daemon]\nstate_directory =\n", "D/deliveryd.conf:2: daemon.state_directory: must not be empty" },
                 /* every problem is reported, in file order */
                 { "[daemon]\nlog_level = loud\n# comment\n; comment\n\n[nope]\n[http]\nmax_body = 1\nwhat = 2\n",
                   "D/deliveryd.conf:2: daemon.log_level: invalid value 'loud' (one of: emerg, alert, crit, err, "

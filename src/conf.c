@@ -132,6 +132,9 @@ static const ConfKey conf_keys[] = {
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
           "How SMS replies leave: log (journal only) or sns (Amazon SNS Publish)." },
+        { "sms", "max_length", CONF_SIZE, "1600", NULL, 1, 65536, NULL, OFF(sms_max_length), true,
+          "Longest inbound SMS text accepted, in bytes of UTF-8 (1600 is ten concatenated segments); longer ones "
+          "are refused." },
         { "mail", "transport", CONF_ENUM, "log", NULL, 0, 0, mail_transport_table, OFF(mail_transport), false,
           "How e-mail replies leave: log (journal only) or smtp (a relay)." },
 };

@@ -93,6 +93,7 @@ typedef struct Config {
         int nlu_backend; /* NluBackend */
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
+        uint64_t sms_max_length;
         int mail_transport; /* MailTransport */
 
         ConfSource *sources; /* one per table row, where each value came from */

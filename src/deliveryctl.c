@@ -188,10 +188,58 @@ static int verb_reload(const Config *c, char **args _unused_) {
         return r;
 }
 
+static int verb_inject(const Config *c, char **args) {
+        json_t *req, *s = NULL;
+        int r;
+
+        if (!streq(args[0], "sms")) {
+                fprintf(stderr, "deliveryctl: inject: unknown channel '%s' (sms)\n", args[0]);
+                return EXIT_USAGE;
+        }
+        if (!args[1] || !args[2] || args[3]) {
+                fprintf(stderr, "deliveryctl: usage: deliveryctl inject sms FROM TEXT\n");
+                return EXIT_USAGE;
+        }
+        req = json_pack("{s:s,s:s,s:s}", "channel", args[0], "from", args[1], "text", args[2]);
+        if (!req) {
+                fprintf(stderr, "deliveryctl: inject: the text is not valid UTF-8\n");
+                return EXIT_FAILURE;
+        }
+        r = call(c, "inject", req, &s);
+        json_decref(req);
+        if (r != 0)
+                return r;
+        if (arg_json)
+                print_json(s);
+        else
+                printf("%s: inbox message %lld\n", str(s, "outcome"), num(s, "id", NULL));
+        json_decref(s);
+        return EXIT_SUCCESS;
+}
+
+static int verb_inbox(const Config *c, char **args _unused_) {
+        json_t *s = NULL, *row;
+        size_t i;
+        int r = call(c, "inbox", NULL, &s);
+
+        if (r != 0)
+                return r;
+        if (arg_json)
+                print_json(s);
+        else
+                json_array_foreach (s, i, row)
+                        printf("%6lld %-8s %-5s %-6s %-24s %s\n", num(row, "id", NULL), str(row, "status"),
+                               str(row, "channel"), str(row, "source"), str(row, "customer"), str(row, "body"));
+        json_decref(s);
+        return EXIT_SUCCESS;
+}
+
 static const Verb verbs[] = {
         { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing" },
         { "stats", 0, 0, verb_stats, "stats [--json]        counters and state" },
         { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait" },
+        { "inject", 3, 3, verb_inject, "inject sms FROM TEXT  hand the daemon an SMS as if it had arrived verified" },
+        { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first" },
 };
 
 static void help(void) {

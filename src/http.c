@@ -175,7 +175,7 @@ static enum MHD_Result begin_request(HttpServer *s, struct MHD_Connection *c, co
                 errno = 0;
                 unsigned long long v = strtoull(cl, &end, 10);
                 if (errno == 0 && *end == '\0' && v > s->max_body) {
-                        metrics_inc(s->metrics, METRIC_HTTP_BODY_TOO_LARGE);
+                        metrics_inc(s->metrics, METRIC_REJECTED_SIZE);
                         return queue_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
                 }
         }
@@ -215,7 +215,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
 
         if (u->too_large) {
-                metrics_inc(s->metrics, METRIC_HTTP_BODY_TOO_LARGE);
+                metrics_inc(s->metrics, METRIC_REJECTED_SIZE);
                 return queue_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
         }
 

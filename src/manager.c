@@ -24,7 +24,9 @@
 
 #include "alloc.h"
 #include "control.h"
+#include "customer.h"
 #include "http.h"
+#include "inbox.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
@@ -67,6 +69,7 @@ struct Manager {
         uint64_t started_mono;
 
         Store *store;
+        Inbox *inbox;
 
         HttpServer *http;
         Listener http_listener;
@@ -240,7 +243,8 @@ static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo 
 /* ---- drain ------------------------------------------------------------ */
 
 static unsigned manager_in_flight(Manager *m) {
-        return http_server_n_connections(m->http) + control_server_n_connections(m->control);
+        return http_server_n_connections(m->http) + control_server_n_connections(m->control) +
+                inbox_n_pending(m->inbox);
 }
 
 static int on_drain_poll(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -401,7 +405,7 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       "s:{s:s,s:i,s:I,s:s?},"
                       "s:{s:s,s:i,s:i},"
                       "s:{s:s,s:s,s:s,s:s},"
-                      "s:o}",
+                      "s:o,s:o}",
                       "version", PACKAGE_VERSION, "state", manager_state_table[m->state], "pid", (json_int_t) getpid(),
                       "started_at", started, "uptime_seconds", (json_int_t) ((now - m->started_mono) / USEC_PER_SEC),
                       "config", "path", m->config_path, "generation", (json_int_t) m->generation, "loaded_at", loaded,
@@ -414,7 +418,8 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       nlu_backend_to_string(config(m)->nlu_backend), "engine",
                       engine_backend_to_string(config(m)->engine_backend), "sms",
                       sms_transport_to_string(config(m)->sms_transport), "mail",
-                      mail_transport_to_string(config(m)->mail_transport), "counters", metrics_to_json(&m->metrics));
+                      mail_transport_to_string(config(m)->mail_transport), "counters", metrics_to_json(&m->metrics),
+                      "inbox", inbox_counts_json(m->inbox));
         if (!o)
                 return -ENOMEM;
         *ret = o;
@@ -445,9 +450,118 @@ static int cmd_reload(void *userdata, json_t *args _unused_, json_t **ret, char 
         return *ret ? 0 : -ENOMEM;
 }
 
+/* Count what happened to an inbound message. */
+static void count_inbound(Manager *m, InboxOutcome outcome, bool ignored) {
+        switch (outcome) {
+        case INBOX_STORED:
+                metrics_inc(&m->metrics, ignored ? METRIC_INBOUND_IGNORED : METRIC_INBOUND_ACCEPTED);
+                break;
+        case INBOX_DUPLICATE:
+                metrics_inc(&m->metrics, METRIC_INBOUND_DUPLICATE);
+                break;
+        default:
+                metrics_inc(&m->metrics, METRIC_INBOUND_FAILED);
+                break;
+        }
+}
+
+typedef struct InjectResult {
+        bool done;
+        InboxOutcome outcome;
+        int64_t id;
+} InjectResult;
+
+static void on_inject_done(void *userdata, InboxOutcome outcome, int64_t id) {
+        InjectResult *r = userdata;
+
+        r->done = true;
+        r->outcome = outcome;
+        r->id = id;
+}
+
+/* Commit m now (with whatever else is queued) and report the outcome. */
+static int inject_commit(Manager *m, InboxMessage *msg, json_t **ret, char **ret_error) {
+        InjectResult res = {};
+        bool ignored = msg->ignore_reason != NULL;
+        int r;
+
+        r = inbox_submit(m->inbox, msg, on_inject_done, &res, NULL);
+        if (r < 0)
+                return r;
+        inbox_flush(m->inbox);
+        count_inbound(m, res.done ? res.outcome : INBOX_FAILED, ignored);
+        if (!res.done || res.outcome == INBOX_FAILED) {
+                *ret_error = mem_strdup("the message could not be stored; nothing was received");
+                return -EIO;
+        }
+        log_event("inbound id=%lld source=inject outcome=%s", (long long) res.id, inbox_outcome_to_string(res.outcome));
+        *ret = json_pack("{s:I,s:s}", "id", (json_int_t) res.id, "outcome", inbox_outcome_to_string(res.outcome));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int cmd_inject(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        _cleanup_(inbox_message_freep) InboxMessage *msg = NULL;
+        const char *channel = NULL, *from = NULL, *text = NULL;
+        char key[64];
+        uint8_t rnd[12];
+
+        if (m->state != MANAGER_RUNNING) {
+                *ret_error = mem_printf("not accepting messages while %s", manager_state_table[m->state]);
+                return -EBUSY;
+        }
+        if (json_unpack(args, "{s:s,s:s,s:s}", "channel", &channel, "from", &from, "text", &text) < 0) {
+                *ret_error = mem_strdup("inject needs channel, from and text");
+                return -EINVAL;
+        }
+        if (!streq(channel, "sms")) {
+                *ret_error = mem_printf("cannot inject channel '%s' (only sms)", channel);
+                return -EOPNOTSUPP;
+        }
+        if (!customer_phone_valid(from)) {
+                *ret_error = mem_printf("'%s' is not a phone number in E.164 form (e.g. +5511987654321)", from);
+                return -EINVAL;
+        }
+        if (strlen(text) == 0 || strlen(text) > config(m)->sms_max_length) {
+                *ret_error = mem_printf("the text must have 1 to %llu bytes (sms.max_length), not %zu",
+                                        (unsigned long long) config(m)->sms_max_length, strlen(text));
+                return -EMSGSIZE;
+        }
+
+        msg = inbox_message_new(INBOX_SMS, INBOX_SOURCE_INJECT);
+        if (!msg)
+                return -ENOMEM;
+        /* Each injection is a message of its own. */
+        if (getentropy(rnd, sizeof rnd) < 0)
+                return -errno;
+        size_t k = strscpy(key, sizeof key, "inject:");
+        for (size_t i = 0; i < sizeof rnd; i++)
+                k += (size_t) snprintf(key + k, sizeof key - k, "%02x", rnd[i]);
+        if (inbox_message_add_key(msg, key) < 0)
+                return -ENOMEM;
+        msg->customer = mem_strdup(from);
+        msg->body = mem_strdup(text);
+        msg->authenticated = 1; /* the operator vouches for it */
+        if (!msg->customer || !msg->body)
+                return -ENOMEM;
+        return inject_commit(m, TAKE_PTR(msg), ret, ret_error);
+}
+
+static int cmd_inbox(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {
+        Manager *m = userdata;
+        json_int_t limit = 1000;
+
+        if (args)
+                (void) json_unpack(args, "{s?I}", "limit", &limit);
+        *ret = inbox_list_json(m->inbox, (unsigned) MAX(0, MIN(limit, 100000)));
+        return *ret ? 0 : -ENOMEM;
+}
+
 static const ControlCommand control_commands[] = {
         { "stats", cmd_stats },
         { "reload", cmd_reload },
+        { "inject", cmd_inject },
+        { "inbox", cmd_inbox },
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -489,6 +603,9 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open the store: %s", error ? error : strerror(-r));
         store_set_failure_handler(m->store, on_store_failure, m);
+        r = inbox_new(m->event, m->store, &m->inbox);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the inbox: %m");
         log_info("Store %s open (schema version %d).", store_path(m->store), store_schema_version(m->store));
 
         /* main() blocked these already; sd-event requires them blocked. */
@@ -564,6 +681,7 @@ Manager *manager_free(Manager *m) {
                 close(m->lmtp_fd);
         http_server_free(m->http);
         control_server_free(m->control);
+        inbox_free(m->inbox);
         store_close(m->store);
         snapshot_unref(m->snapshot);
         sd_event_unref(m->event);

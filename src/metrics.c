@@ -25,13 +25,24 @@ static const struct {
         [METRIC_HTTP_REQUESTS_2XX] = { "deliveryd_http_responses_total", "class", "2xx", "HTTP responses by class." },
         [METRIC_HTTP_REQUESTS_4XX] = { "deliveryd_http_responses_total", "class", "4xx", NULL },
         [METRIC_HTTP_REQUESTS_5XX] = { "deliveryd_http_responses_total", "class", "5xx", NULL },
-        [METRIC_HTTP_BODY_TOO_LARGE] = { "deliveryd_http_rejected_total", "reason", "size",
-                                         "HTTP requests refused before their handler ran, by reason." },
         [METRIC_LMTP_CONNECTIONS_REFUSED] = { "deliveryd_lmtp_connections_refused_total", NULL, NULL,
                                               "LMTP connections answered 421 (service not available)." },
         [METRIC_CONTROL_REQUESTS] = { "deliveryd_control_requests_total", "result", "ok",
                                       "Control socket requests by result." },
         [METRIC_CONTROL_ERRORS] = { "deliveryd_control_requests_total", "result", "error", NULL },
+        [METRIC_INBOUND_ACCEPTED] = { "deliveryd_inbound_total", "outcome", "accepted",
+                                      "Inbound messages by outcome: stored, duplicate of one stored, stored as "
+                                      "ignored (loops, bounces, unknown payloads), or not stored (storage failed)." },
+        [METRIC_INBOUND_DUPLICATE] = { "deliveryd_inbound_total", "outcome", "duplicate", NULL },
+        [METRIC_INBOUND_IGNORED] = { "deliveryd_inbound_total", "outcome", "ignored", NULL },
+        [METRIC_INBOUND_FAILED] = { "deliveryd_inbound_total", "outcome", "failed", NULL },
+        [METRIC_REJECTED_SIGNATURE] = { "deliveryd_inbound_rejected_total", "reason", "signature",
+                                        "Inbound requests refused, by reason." },
+        [METRIC_REJECTED_CERT_URL] = { "deliveryd_inbound_rejected_total", "reason", "cert_url", NULL },
+        [METRIC_REJECTED_TOPIC] = { "deliveryd_inbound_rejected_total", "reason", "topic", NULL },
+        [METRIC_REJECTED_TIMESTAMP] = { "deliveryd_inbound_rejected_total", "reason", "timestamp", NULL },
+        [METRIC_REJECTED_SIZE] = { "deliveryd_inbound_rejected_total", "reason", "size", NULL },
+        [METRIC_REJECTED_PARSE] = { "deliveryd_inbound_rejected_total", "reason", "parse", NULL },
 };
 
 /* Append formatted text to a growing buffer; false on OOM. */

@@ -31,6 +31,34 @@ static const StoreMigration migrations[] = {
           "        result     TEXT NOT NULL CHECK (result IN ('started', 'reloaded', 'refused')),\n"
           "        detail     TEXT\n"
           ") STRICT;\n" },
+        { 3, "inbox",
+          /* Every inbound message, committed before it is acknowledged.
+           * Its dedupe keys (SNS MessageId, the SMS inboundMessageId, the
+           * mail Message-ID with the recipient) live in inbox_keys, one row
+           * each: a message whose any key is already there is a duplicate,
+           * however it came in. */
+          "CREATE TABLE inbox (\n"
+          "        id            INTEGER PRIMARY KEY,\n"
+          "        channel       TEXT NOT NULL CHECK (channel IN ('sms', 'email')),\n"
+          "        source        TEXT NOT NULL CHECK (source IN ('sns', 'lmtp', 'inject')),\n"
+          "        customer      TEXT NOT NULL,\n"
+          "        recipient     TEXT,\n"
+          "        body          TEXT NOT NULL,\n"
+          "        subject       TEXT,\n"
+          "        message_id    TEXT,\n"
+          "        in_reply_to   TEXT,\n"
+          "        refs          TEXT,\n"
+          "        authenticated INTEGER CHECK (authenticated IN (0, 1)),\n"
+          "        status        TEXT NOT NULL CHECK (status IN ('incoming', 'active', 'done', 'ignored', "
+          "'corrupt')),\n"
+          "        reason        TEXT,\n"
+          "        received_at   TEXT NOT NULL\n"
+          ") STRICT;\n"
+          "CREATE INDEX inbox_pending ON inbox (customer, id) WHERE status IN ('incoming', 'active');\n"
+          "CREATE TABLE inbox_keys (\n"
+          "        key      TEXT PRIMARY KEY,\n"
+          "        inbox_id INTEGER NOT NULL REFERENCES inbox (id)\n"
+          ") STRICT, WITHOUT ROWID;\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

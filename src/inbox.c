@@ -1,0 +1,344 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inbox.c — durable, deduplicating inbox with group commit.
+ *
+ * Security: see inbox.h.
+ */
+#include "inbox.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "strutil.h"
+
+struct InboxRequest {
+        Inbox *inbox;
+        InboxRequest *next;
+        InboxMessage *msg;
+        InboxDone done;
+        void *userdata;
+        bool cancelled;
+        InboxOutcome outcome;
+        int64_t id;
+};
+
+struct Inbox {
+        sd_event *event;
+        Store *store;
+        sd_event_source *defer;
+        InboxRequest *head, *tail;
+        unsigned n_pending;
+};
+
+static const char *const channel_table[_INBOX_CHANNEL_MAX] = { [INBOX_SMS] = "sms", [INBOX_EMAIL] = "email" };
+static const char *const source_table[_INBOX_SOURCE_MAX] = {
+        [INBOX_SOURCE_SNS] = "sns",
+        [INBOX_SOURCE_LMTP] = "lmtp",
+        [INBOX_SOURCE_INJECT] = "inject",
+};
+static const char *const outcome_table[_INBOX_OUTCOME_MAX] = {
+        [INBOX_STORED] = "stored",
+        [INBOX_DUPLICATE] = "duplicate",
+        [INBOX_FAILED] = "failed",
+};
+
+const char *inbox_channel_to_string(InboxChannel c) {
+        return (unsigned) c < _INBOX_CHANNEL_MAX ? channel_table[c] : NULL;
+}
+
+const char *inbox_source_to_string(InboxSource s) {
+        return (unsigned) s < _INBOX_SOURCE_MAX ? source_table[s] : NULL;
+}
+
+const char *inbox_outcome_to_string(InboxOutcome o) {
+        return (unsigned) o < _INBOX_OUTCOME_MAX ? outcome_table[o] : NULL;
+}
+
+InboxMessage *inbox_message_new(InboxChannel channel, InboxSource source) {
+        InboxMessage *m = mem_new(InboxMessage, 1);
+
+        if (!m)
+                return NULL;
+        m->channel = channel;
+        m->source = source;
+        m->authenticated = -1;
+        return m;
+}
+
+InboxMessage *inbox_message_free(InboxMessage *m) {
+        if (!m)
+                return NULL;
+        for (size_t i = 0; i < INBOX_KEYS_MAX; i++)
+                free(m->keys[i]);
+        free(m->customer);
+        free(m->recipient);
+        free(m->body);
+        free(m->subject);
+        free(m->message_id);
+        free(m->in_reply_to);
+        free(m->references);
+        free(m->ignore_reason);
+        free(m);
+        return NULL;
+}
+
+int inbox_message_add_key(InboxMessage *m, const char *key) {
+        for (size_t i = 0; i < INBOX_KEYS_MAX; i++)
+                if (!m->keys[i]) {
+                        m->keys[i] = mem_strdup(key);
+                        return m->keys[i] ? 0 : -ENOMEM;
+                }
+        return -E2BIG;
+}
+
+int inbox_new(sd_event *e, Store *store, Inbox **ret) {
+        Inbox *ib = mem_new(Inbox, 1);
+
+        if (!ib)
+                return -ENOMEM;
+        ib->event = sd_event_ref(e);
+        ib->store = store;
+        *ret = ib;
+        return 0;
+}
+
+static void finish_requests(Inbox *ib, InboxRequest *list) {
+        while (list) {
+                InboxRequest *r = list;
+                list = r->next;
+                if (!r->cancelled && r->done)
+                        r->done(r->userdata, r->outcome, r->id);
+                inbox_message_free(r->msg);
+                free(r);
+        }
+        (void) ib;
+}
+
+Inbox *inbox_free(Inbox *ib) {
+        if (!ib)
+                return NULL;
+        /* Still queued: not committed, so the senders hear "failed" and retry. */
+        for (InboxRequest *r = ib->head; r; r = r->next)
+                r->outcome = INBOX_FAILED;
+        finish_requests(ib, TAKE_PTR(ib->head));
+        sd_event_source_disable_unref(ib->defer);
+        sd_event_unref(ib->event);
+        free(ib);
+        return NULL;
+}
+
+static int bind_opt(sqlite3_stmt *st, int i, const char *s) {
+        return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+/* Look up each key; > 0: the id of the message that has it. */
+static int64_t find_duplicate(sqlite3 *db, const InboxMessage *m, int *ret_rc) {
+        sqlite3_stmt *st = NULL;
+        int64_t id = 0;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db, "SELECT inbox_id FROM inbox_keys WHERE key = ?", -1, &st, NULL);
+        for (size_t i = 0; rc == SQLITE_OK && i < INBOX_KEYS_MAX && m->keys[i] && id == 0; i++) {
+                sqlite3_reset(st);
+                sqlite3_bind_text(st, 1, m->keys[i], -1, SQLITE_STATIC);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        id = sqlite3_column_int64(st, 0);
+                rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_finalize(st);
+        *ret_rc = rc;
+        return id;
+}
+
+static int insert_message(sqlite3 *db, const InboxMessage *m, int64_t *ret_id) {
+        sqlite3_stmt *st = NULL;
+        int rc;
+
+        rc = sqlite3_prepare_v2(db,
+                                "INSERT INTO inbox (channel, source, customer, recipient, body, subject, message_id, "
+                                "in_reply_to, refs, authenticated, status, reason, received_at) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK)
+                return rc;
+        sqlite3_bind_text(st, 1, inbox_channel_to_string(m->channel), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, inbox_source_to_string(m->source), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, m->customer, -1, SQLITE_STATIC);
+        bind_opt(st, 4, m->recipient);
+        sqlite3_bind_text(st, 5, m->body, -1, SQLITE_STATIC);
+        bind_opt(st, 6, m->subject);
+        bind_opt(st, 7, m->message_id);
+        bind_opt(st, 8, m->in_reply_to);
+        bind_opt(st, 9, m->references);
+        if (m->authenticated >= 0)
+                sqlite3_bind_int(st, 10, m->authenticated);
+        else
+                sqlite3_bind_null(st, 10);
+        sqlite3_bind_text(st, 11, m->ignore_reason ? "ignored" : "incoming", -1, SQLITE_STATIC);
+        bind_opt(st, 12, m->ignore_reason);
+        rc = sqlite3_step(st);
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+                return rc;
+        *ret_id = sqlite3_last_insert_rowid(db);
+
+        rc = sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO inbox_keys (key, inbox_id) VALUES (?, ?)", -1, &st, NULL);
+        for (size_t i = 0; rc == SQLITE_OK && i < INBOX_KEYS_MAX && m->keys[i]; i++) {
+                sqlite3_reset(st);
+                sqlite3_bind_text(st, 1, m->keys[i], -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, *ret_id);
+                rc = sqlite3_step(st);
+                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_finalize(st);
+        return rc;
+}
+
+void inbox_flush(Inbox *ib) {
+        InboxRequest *list = TAKE_PTR(ib->head);
+        sqlite3 *db = store_db(ib->store);
+        int rc = SQLITE_OK, r;
+
+        ib->tail = NULL;
+        ib->n_pending = 0;
+        if (!list)
+                return;
+
+        r = store_begin(ib->store);
+        for (InboxRequest *q = list; r >= 0 && q; q = q->next) {
+                int64_t dup = find_duplicate(db, q->msg, &rc);
+                if (rc != SQLITE_OK)
+                        break;
+                if (dup > 0) {
+                        q->outcome = INBOX_DUPLICATE;
+                        q->id = dup;
+                        continue;
+                }
+                rc = insert_message(db, q->msg, &q->id);
+                if (rc != SQLITE_OK)
+                        break;
+                q->outcome = INBOX_STORED;
+        }
+        if (r >= 0 && rc != SQLITE_OK)
+                r = store_check(ib->store, rc, "store inbound message");
+        if (r >= 0 && rc == SQLITE_OK)
+                r = store_commit(ib->store);
+        else
+                store_rollback(ib->store);
+        if (r < 0 || rc != SQLITE_OK)
+                for (InboxRequest *q = list; q; q = q->next) {
+                        q->outcome = INBOX_FAILED;
+                        q->id = 0;
+                }
+        finish_requests(ib, list);
+}
+
+static int on_defer(sd_event_source *s _unused_, void *userdata) {
+        Inbox *ib = userdata;
+
+        inbox_flush(ib);
+        return 0;
+}
+
+int inbox_submit(Inbox *ib, InboxMessage *m, InboxDone done, void *userdata, InboxRequest **ret_request) {
+        _cleanup_(inbox_message_freep) InboxMessage *msg = m;
+        InboxRequest *r;
+        int k;
+
+        if (!msg || !msg->keys[0] || isempty(msg->customer) || !msg->body)
+                return -EINVAL;
+        if (!ib->defer) {
+                /* A defer source runs once the loop has dispatched this turn's
+                 * I/O: everything received in the meantime shares one commit. */
+                k = sd_event_add_defer(ib->event, &ib->defer, on_defer, ib);
+                if (k < 0)
+                        return k;
+        }
+        r = mem_new(InboxRequest, 1);
+        if (!r)
+                return -ENOMEM;
+        r->inbox = ib;
+        r->msg = TAKE_PTR(msg);
+        r->done = done;
+        r->userdata = userdata;
+        if (ib->tail)
+                ib->tail->next = r;
+        else
+                ib->head = r;
+        ib->tail = r;
+        ib->n_pending++;
+        k = sd_event_source_set_enabled(ib->defer, SD_EVENT_ONESHOT);
+        if (k < 0)
+                return k; /* queued all the same; flushed on the next submission or at free */
+        if (ret_request)
+                *ret_request = r;
+        return 0;
+}
+
+void inbox_request_cancel(InboxRequest *r) {
+        if (r)
+                r->cancelled = true;
+}
+
+unsigned inbox_n_pending(Inbox *ib) {
+        return ib->n_pending;
+}
+
+json_t *inbox_list_json(Inbox *ib, unsigned limit) {
+        sqlite3_stmt *st = NULL;
+        json_t *a = json_array();
+        int rc;
+
+        if (!a)
+                return NULL;
+        rc = sqlite3_prepare_v2(store_db(ib->store),
+                                "SELECT id, channel, source, customer, recipient, body, subject, status, reason, "
+                                "received_at, authenticated FROM inbox ORDER BY id LIMIT ?",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+                json_decref(a);
+                return NULL;
+        }
+        sqlite3_bind_int64(st, 1, limit);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+#define COL(i) ((const char *) sqlite3_column_text(st, (i)))
+                json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s,s:s?,s:s,s:s?,s:s,s:o}", "id",
+                                      (json_int_t) sqlite3_column_int64(st, 0), "channel", COL(1), "source", COL(2),
+                                      "customer", COL(3), "recipient", COL(4), "body", COL(5), "subject", COL(6),
+                                      "status", COL(7), "reason", COL(8), "received_at", COL(9), "authenticated",
+                                      sqlite3_column_type(st, 10) == SQLITE_NULL
+                                              ? json_null()
+                                              : json_boolean(sqlite3_column_int(st, 10)));
+#undef COL
+                if (!o || json_array_append_new(a, o) < 0) {
+                        json_decref(a);
+                        a = NULL;
+                        break;
+                }
+        }
+        sqlite3_finalize(st);
+        return a;
+}
+
+json_t *inbox_counts_json(Inbox *ib) {
+        static const char *const statuses[] = { "incoming", "active", "done", "ignored", "corrupt" };
+        sqlite3_stmt *st = NULL;
+        json_t *o = json_object();
+
+        if (!o)
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
+                json_object_set_new(o, statuses[i], json_integer(0));
+        if (sqlite3_prepare_v2(store_db(ib->store), "SELECT status, count(*) FROM inbox GROUP BY status", -1, &st,
+                               NULL) != SQLITE_OK) {
+                json_decref(o);
+                return NULL;
+        }
+        while (sqlite3_step(st) == SQLITE_ROW)
+                json_object_set_new(o, (const char *) sqlite3_column_text(st, 0),
+                                    json_integer(sqlite3_column_int64(st, 1)));
+        sqlite3_finalize(st);
+        return o;
+}

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inbox.h — the durable inbox: every inbound message (SMS or e-mail, from
+ * SNS, LMTP or deliveryctl inject) is committed here before anyone is told
+ * it was received.  Submissions made during one turn of the loop are
+ * committed together in one transaction ("group commit"), so durability
+ * costs one fsync per batch, not per message.  Each message carries one or
+ * more dedupe keys; a message any of whose keys is already stored — or is
+ * earlier in the same batch — is a duplicate: acknowledged, not stored
+ * again.
+ *
+ * Security: the fields are untrusted customer data; they are stored with
+ * bound parameters and bounded by the callers' parsers.
+ */
+#pragma once
+
+#include <jansson.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "macro.h"
+#include "store.h"
+
+#define INBOX_KEYS_MAX 4
+
+typedef enum InboxChannel {
+        INBOX_SMS,
+        INBOX_EMAIL,
+        _INBOX_CHANNEL_MAX,
+        _INBOX_CHANNEL_INVALID = -EINVAL,
+} InboxChannel;
+
+typedef enum InboxSource {
+        INBOX_SOURCE_SNS,
+        INBOX_SOURCE_LMTP,
+        INBOX_SOURCE_INJECT,
+        _INBOX_SOURCE_MAX,
+        _INBOX_SOURCE_INVALID = -EINVAL,
+} InboxSource;
+
+typedef enum InboxOutcome {
+        INBOX_STORED, /* committed */
+        INBOX_DUPLICATE, /* a key was already there: nothing stored, acknowledge */
+        INBOX_FAILED, /* not committed: the sender must try again */
+        _INBOX_OUTCOME_MAX,
+} InboxOutcome;
+
+const char *inbox_channel_to_string(InboxChannel c);
+const char *inbox_source_to_string(InboxSource s);
+const char *inbox_outcome_to_string(InboxOutcome o);
+
+/* One inbound message.  Strings are owned by the struct (inbox_message_free()). */
+typedef struct InboxMessage {
+        InboxChannel channel;
+        InboxSource source;
+        char *keys[INBOX_KEYS_MAX]; /* dedupe keys, at least one, NULL-terminated if fewer */
+        char *customer; /* E.164 phone or lower-cased e-mail address */
+        char *recipient; /* our number or address it was sent to */
+        char *body; /* the customer's words, UTF-8 */
+        char *subject, *message_id, *in_reply_to, *references;
+        int authenticated; /* 1 yes, 0 no, -1 unknown */
+        char *ignore_reason; /* non-NULL: store as ignored, never answer */
+} InboxMessage;
+
+InboxMessage *inbox_message_new(InboxChannel channel, InboxSource source);
+InboxMessage *inbox_message_free(InboxMessage *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(InboxMessage *, inbox_message_free);
+/* Add a dedupe key (copied).  -E2BIG when there are INBOX_KEYS_MAX already, -ENOMEM. */
+int inbox_message_add_key(InboxMessage *m, const char *key);
+
+typedef struct Inbox Inbox;
+typedef struct InboxRequest InboxRequest;
+
+/* Called once the batch holding the message is committed (or failed); id
+ * is the stored row (or the original's, for a duplicate), 0 on failure. */
+typedef void (*InboxDone)(void *userdata, InboxOutcome outcome, int64_t id);
+
+int inbox_new(sd_event *e, Store *store, Inbox **ret);
+Inbox *inbox_free(Inbox *ib);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Inbox *, inbox_free);
+
+/* Queue m (ownership taken, also on failure) for the next group commit.
+ * done runs from the loop after the commit.  *ret_request (may be NULL)
+ * lets the caller cancel the callback if it goes away first; the message
+ * is committed all the same.  -EINVAL for a message without key, customer
+ * or body. */
+int inbox_submit(Inbox *ib, InboxMessage *m, InboxDone done, void *userdata, InboxRequest **ret_request);
+
+/* The callback will not be called; the request is freed by the inbox. */
+void inbox_request_cancel(InboxRequest *r);
+
+/* Messages submitted and not yet committed. */
+unsigned inbox_n_pending(Inbox *ib);
+
+/* Commit what is queued now (normally done from the loop). */
+void inbox_flush(Inbox *ib);
+
+/* Rows as JSON, oldest first, at most limit: for deliveryctl.  New reference or NULL. */
+json_t *inbox_list_json(Inbox *ib, unsigned limit);
+
+/* Counts by status, {"incoming": n, …}.  New reference or NULL. */
+json_t *inbox_counts_json(Inbox *ib);

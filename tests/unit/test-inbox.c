@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-inbox.c — the inbox: group commit, deduplication within a batch and
+ * across batches, by any of a message's keys; failures reported to every
+ * sender of the batch; cancelled callbacks not called.
+ */
+#include "test-helpers.h"
+
+#include <errno.h>
+
+#include "alloc.h"
+#include "inbox.h"
+#include "strutil.h"
+
+static char *dir;
+static sd_event *event;
+static Store *store;
+static Inbox *inbox;
+
+static int setup(void **state _unused_) {
+        char *err = NULL;
+
+        dir = make_tmpdir();
+        assert_int_equal(sd_event_new(&event), 0);
+        assert_int_equal(store_open(dir, &store, &err), 0);
+        assert_int_equal(inbox_new(event, store, &inbox), 0);
+        return 0;
+}
+
+static int teardown(void **state _unused_) {
+        inbox_free(inbox);
+        store_close(store);
+        sd_event_unref(event);
+        rm_rf(dir);
+        free(dir);
+        return 0;
+}
+
+typedef struct Seen {
+        int calls;
+        InboxOutcome outcome;
+        int64_t id;
+} Seen;
+
+static void on_done(void *userdata, InboxOutcome outcome, int64_t id) {
+        Seen *s = userdata;
+        s->calls++;
+        s->outcome = outcome;
+        s->id = id;
+}
+
+static InboxMessage *sms(const char *key1, const char *key2, const char *from, const char *text) {
+        InboxMessage *m = inbox_message_new(INBOX_SMS, INBOX_SOURCE_SNS);
+        assert_non_null(m);
+        if (key1)
+                assert_int_equal(inbox_message_add_key(m, key1), 0);
+        if (key2)
+                assert_int_equal(inbox_message_add_key(m, key2), 0);
+        m->customer = mem_strdup(from);
+        m->body = mem_strdup(text);
+        return m;
+}
+
+static int count(const char *sql) {
+        sqlite3_stmt *st;
+        int n = -1;
+        assert_int_equal(sqlite3_prepare_v2(store_db(store), sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return n;
+}
+
+/* Run the loop until the inbox has committed what is queued. */
+static void run_loop(void) {
+        for (int i = 0; i < 10 && inbox_n_pending(inbox) > 0; i++)
+                assert_true(sd_event_run(event, 0) >= 0);
+        assert_int_equal(inbox_n_pending(inbox), 0);
+}
+
+static void test_group_commit_and_dedupe(void **state _unused_) {
+        Seen a = {}, b = {}, c = {}, d = {};
+        int before = sqlite3_total_changes(store_db(store));
+
+        assert_int_equal(inbox_submit(inbox, sms("sns:1", "sms:A", "+5511900000001", "oi"), on_done, &a, NULL), 0);
+        /* the same SMS again under another SNS MessageId, in the same batch */
+        assert_int_equal(inbox_submit(inbox, sms("sns:2", "sms:A", "+5511900000001", "oi"), on_done, &b, NULL), 0);
+        assert_int_equal(inbox_submit(inbox, sms("sns:3", "sms:B", "+5511900000002", "menu"), on_done, &c, NULL), 0);
+        assert_int_equal(inbox_n_pending(inbox), 3);
+        assert_int_equal(a.calls + b.calls + c.calls, 0); /* nothing acknowledged before the commit */
+        run_loop();
+
+        assert_int_equal(a.calls, 1);
+        assert_int_equal(a.outcome, INBOX_STORED);
+        assert_int_equal(b.outcome, INBOX_DUPLICATE);
+        assert_int_equal(b.id, a.id);
+        assert_int_equal(c.outcome, INBOX_STORED);
+        assert_int_equal(count("SELECT count(*) FROM inbox"), 2);
+        assert_int_equal(count("SELECT count(*) FROM inbox_keys"), 4);
+        assert_true(sqlite3_total_changes(store_db(store)) > before);
+
+        /* a later redelivery, by either key, is a duplicate too */
+        assert_int_equal(inbox_submit(inbox, sms("sns:3", NULL, "+5511900000002", "menu"), on_done, &d, NULL), 0);
+        run_loop();
+        assert_int_equal(d.outcome, INBOX_DUPLICATE);
+        assert_int_equal(d.id, c.id);
+        assert_int_equal(count("SELECT count(*) FROM inbox"), 2);
+}
+
+static void test_invalid_refused(void **state _unused_) {
+        assert_int_equal(inbox_submit(inbox, sms(NULL, NULL, "+5511900000001", "x"), on_done, NULL, NULL), -EINVAL);
+        assert_int_equal(inbox_submit(inbox, sms("k:1", NULL, "", "x"), on_done, NULL, NULL), -EINVAL);
+        InboxMessage *m = sms("k:2", NULL, "+5511900000001", "x");
+        for (int i = 0; i < INBOX_KEYS_MAX - 1; i++)
+                assert_int_equal(inbox_message_add_key(m, "more"), 0);
+        assert_int_equal(inbox_message_add_key(m, "one too many"), -E2BIG);
+        inbox_message_free(m);
+        assert_int_equal(inbox_n_pending(inbox), 0);
+}
+
+static void test_ignored_stored_as_ignored(void **state _unused_) {
+        Seen a = {};
+        InboxMessage *m = sms("mail:<x@y> shop@example.com", NULL, "mailer-daemon@example.com", "bounce");
+
+        m->channel = INBOX_EMAIL;
+        m->ignore_reason = mem_strdup("bounce");
+        assert_int_equal(inbox_submit(inbox, m, on_done, &a, NULL), 0);
+        run_loop();
+        assert_int_equal(a.outcome, INBOX_STORED);
+        assert_int_equal(count("SELECT count(*) FROM inbox WHERE status = 'ignored' AND reason = 'bounce'"), 1);
+}
+
+static void test_cancel(void **state _unused_) {
+        Seen a = {};
+        InboxRequest *r = NULL;
+
+        assert_int_equal(inbox_submit(inbox, sms("sns:cancel", NULL, "+5511900000003", "x"), on_done, &a, &r), 0);
+        inbox_request_cancel(r);
+        run_loop();
+        assert_int_equal(a.calls, 0);
+        assert_int_equal(count("SELECT count(*) FROM inbox_keys WHERE key = 'sns:cancel'"),
+                         1); /* stored all the same */
+}
+
+static void fail_handler(Store *s _unused_, int error _unused_, const char *what _unused_, void *userdata) {
+        (*(int *) userdata)++;
+}
+
+static void test_failure_reported_to_all(void **state _unused_) {
+        Seen a = {}, b = {};
+        int failures = 0;
+
+        store_set_failure_handler(store, fail_handler, &failures);
+        assert_int_equal(inbox_submit(inbox, sms("sns:f1", NULL, "+5511900000004", "x"), on_done, &a, NULL), 0);
+        assert_int_equal(inbox_submit(inbox, sms("sns:f2", NULL, "+5511900000005", "y"), on_done, &b, NULL), 0);
+        /* The disk fails: the store refuses every write from now on. */
+        (void) store_check(store, SQLITE_IOERR_FSYNC, "test");
+        run_loop();
+        assert_int_equal(failures, 1);
+        assert_int_equal(a.outcome, INBOX_FAILED);
+        assert_int_equal(b.outcome, INBOX_FAILED);
+        assert_int_equal(a.id, 0);
+        assert_int_equal(count("SELECT count(*) FROM inbox_keys WHERE key LIKE 'sns:f%'"), 0);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_group_commit_and_dedupe),   cmocka_unit_test(test_invalid_refused),
+                cmocka_unit_test(test_ignored_stored_as_ignored), cmocka_unit_test(test_cancel),
+                cmocka_unit_test(test_failure_reported_to_all), /* last: it fails the store */
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}

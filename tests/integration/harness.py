@@ -26,9 +26,13 @@ DELIVERYD = os.path.join(TOP_BUILDDIR, "src", "deliveryd")
 DELIVERYCTL = os.path.join(TOP_BUILDDIR, "src", "deliveryctl")
 ETC = os.path.join(TOP_SRCDIR, "etc")
 
+# DELIVERYD_TEST_VALGRIND=1 (make check-valgrind) runs every daemon under
+# valgrind; a memory error or a leak fails the test that started it.
+VALGRIND = os.environ.get("DELIVERYD_TEST_VALGRIND") == "1"
+
 # Generous: the machines running the suite are shared and may be slow
 # (sanitizer builds, valgrind). A deadline only bounds a wait for an event.
-TIMEOUT = float(os.environ.get("DELIVERYD_TEST_TIMEOUT", "30"))
+TIMEOUT = float(os.environ.get("DELIVERYD_TEST_TIMEOUT", "120" if VALGRIND else "30"))
 
 
 def read_text(path):
@@ -127,7 +131,12 @@ class Daemon:
         self.log_cond = threading.Condition()
 
     def command(self):
-        cmd = self.wrapper + [DELIVERYD, "-c", self.config]
+        vg = []
+        if VALGRIND:
+            self.valgrind_log = os.path.join(self.tmp, "valgrind-%d.log" % len(os.listdir(self.tmp)))
+            vg = ["valgrind", "--quiet", "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                  "--errors-for-leak-kinds=definite,indirect", "--error-exitcode=99", "--log-file=" + self.valgrind_log]
+        cmd = self.wrapper + vg + [DELIVERYD, "-c", self.config]
         for o in self.overrides:
             cmd += ["-o", o]
         return cmd + self.args
@@ -225,6 +234,12 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
 
+    def valgrind_errors(self):
+        path = getattr(self, "valgrind_log", None)
+        if not path or not os.path.exists(path):
+            return ""
+        return read_text(path).strip()
+
     def close(self):
         self.kill()
         if self.proc and self.proc.stderr:
@@ -247,6 +262,9 @@ class DaemonTestCase(unittest.TestCase):
         for d in self.daemons:
             d.close()
         for d in self.daemons:
+            vg = d.valgrind_errors()
+            if vg:
+                self.fail("valgrind found problems in the daemon:\n" + vg)
             bad = d.warnings(self.allowed_warnings + tuple(getattr(d, "allowed", ())))
             if bad:
                 self.fail("unexpected warnings in the daemon's log:\n" + "\n".join(bad))

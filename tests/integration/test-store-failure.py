@@ -22,11 +22,12 @@ SYNC_FAILS = ["-c", "enable name=posix/io/sync/fsync,failinfo=5", "-c", "enable 
 # libfiu's preload library wraps malloc() too, which cannot be combined with
 # AddressSanitizer's allocator (the process crashes at start); the normal
 # build runs these tests.
-SANITIZED = "sanitize" in os.environ.get("DELIVERYD_SANITIZERS", "")
+SANITIZED = ("sanitize" in os.environ.get("DELIVERYD_SANITIZERS", "")
+             or os.environ.get("DELIVERYD_TEST_VALGRIND") == "1")
 
 
 @unittest.skipUnless(FIU_RUN and FIU_CTRL, "libfiu's fiu-run and fiu-ctrl are not installed (apt-get install fiu-utils)")
-@unittest.skipIf(SANITIZED, "libfiu's LD_PRELOAD cannot run under AddressSanitizer")
+@unittest.skipIf(SANITIZED, "libfiu's LD_PRELOAD cannot run under AddressSanitizer or valgrind")
 class StoreFailure(DaemonTestCase):
     def test_fsync_failure_at_start(self):
         d = self.daemon(wrapper=[FIU_RUN, "-x", "-f", ""] + SYNC_FAILS)

@@ -22,6 +22,11 @@ void alloc_fail_after(unsigned long n);
 /* How many allocations went through the wrapper since alloc_fail_after(). */
 unsigned long alloc_count(void);
 
+/* How many allocations have failed (injected or real) since the start.
+ * jansson reports an allocation failure inside json_loads() as a syntax
+ * error; comparing this before and after tells the two apart. */
+unsigned long alloc_failures(void);
+
 void *mem_malloc(size_t size);
 void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *p, size_t size);

@@ -15,6 +15,7 @@
 
 static unsigned long fail_after; /* 0: never fail */
 static unsigned long counter;
+static unsigned long failures;
 
 void alloc_fail_after(unsigned long n) {
         fail_after = n;
@@ -25,27 +26,41 @@ unsigned long alloc_count(void) {
         return counter;
 }
 
+unsigned long alloc_failures(void) {
+        return failures;
+}
+
 static bool should_fail(void) {
         counter++;
-        return fail_after > 0 && counter >= fail_after;
+        if (fail_after > 0 && counter >= fail_after) {
+                failures++;
+                return true;
+        }
+        return false;
+}
+
+static void *counted(void *p) {
+        if (!p)
+                failures++;
+        return p;
 }
 
 void *mem_malloc(size_t size) {
         if (should_fail())
                 return NULL;
-        return malloc(size ?: 1);
+        return counted(malloc(size ?: 1));
 }
 
 void *mem_calloc(size_t n, size_t size) {
         if (should_fail())
                 return NULL;
-        return calloc(n ?: 1, size ?: 1);
+        return counted(calloc(n ?: 1, size ?: 1));
 }
 
 void *mem_realloc(void *p, size_t size) {
         if (should_fail())
                 return NULL;
-        return realloc(p, size ?: 1);
+        return counted(realloc(p, size ?: 1));
 }
 
 char *mem_strndup(const char *s, size_t n) {

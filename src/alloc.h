@@ -22,6 +22,12 @@ void alloc_fail_after(unsigned long n);
 /* How many allocations went through the wrapper since alloc_fail_after(). */
 unsigned long alloc_count(void);
 
+/* How many allocations have failed since the start, injected or real.  A
+ * caller of a library that reports its own allocation failure as something
+ * else (jansson's lexer says "invalid token") compares this before and
+ * after the call to return -ENOMEM instead. */
+unsigned long alloc_failures(void);
+
 void *mem_malloc(size_t size);
 void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *p, size_t size);

@@ -25,7 +25,43 @@
 #include "curl-event.h"
 #include "sns.h"
 
-#define REAL_CERT TEST_VECTORS "/sns/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem"
+/* The public SNS signing certificate of the shared test vectors
+ * (vectors/sns/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem),
+ * inline so that this test needs no files. */
+static const char sns_cert_pem[] = "-----BEGIN CERTIFICATE-----\n"
+                                   "MIIF1zCCBL+gAwIBAgIQB9pYWG3Mi7xej22g9pobJTANBgkqhkiG9w0BAQsFADBG\n"
+                                   "MQswCQYDVQQGEwJVUzEPMA0GA1UEChMGQW1hem9uMRUwEwYDVQQLEwxTZXJ2ZXIg\n"
+                                   "Q0EgMUIxDzANBgNVBAMTBkFtYXpvbjAeFw0yMTA5MDcwMDAwMDBaFw0yMjA4MTcy\n"
+                                   "MzU5NTlaMBwxGjAYBgNVBAMTEXNucy5hbWF6b25hd3MuY29tMIIBIjANBgkqhkiG\n"
+                                   "9w0BAQEFAAOCAQ8AMIIBCgKCAQEAutFqueT3XgP13udzxE6UpbdjOtVO5DwoMpSM\n"
+                                   "iDNMnGzF1TYH5/R2LPUOBeTB0SkKnR4kpNcUZhicpGD4aKciz/GEZ6wu65xncfT9\n"
+                                   "H/KBOQwoXYTuClHwp6fYpGzcGFaFoEYMnijL/o4qmTSd+ukglQUgKpsDw4ofw6rU\n"
+                                   "m2CttJo+GQSNQ9NfGR1h/0J+zsApkeSYrXRx5wNlu87z8os1C/6PBrUHwt3xXeaf\n"
+                                   "Xzfwut8aRRYsS8BySOA9DAgLfNHlfdQCjKPXKrG/ussgReyWD6n/HH+j7Uha3xos\n"
+                                   "TzQqJifcxlTq6MxWdPR6fDaJNvqw6DOE7UjUNxHguXHlVfxhlQIDAQABo4IC6TCC\n"
+                                   "AuUwHwYDVR0jBBgwFoAUWaRmBlKge5WSPKOUByeWdFv5PdAwHQYDVR0OBBYEFAqz\n"
+                                   "C+vyouneE7mWWLbi9i0UsWUbMBwGA1UdEQQVMBOCEXNucy5hbWF6b25hd3MuY29t\n"
+                                   "MA4GA1UdDwEB/wQEAwIFoDAdBgNVHSUEFjAUBggrBgEFBQcDAQYIKwYBBQUHAwIw\n"
+                                   "OwYDVR0fBDQwMjAwoC6gLIYqaHR0cDovL2NybC5zY2ExYi5hbWF6b250cnVzdC5j\n"
+                                   "b20vc2NhMWIuY3JsMBMGA1UdIAQMMAowCAYGZ4EMAQIBMHUGCCsGAQUFBwEBBGkw\n"
+                                   "ZzAtBggrBgEFBQcwAYYhaHR0cDovL29jc3Auc2NhMWIuYW1hem9udHJ1c3QuY29t\n"
+                                   "MDYGCCsGAQUFBzAChipodHRwOi8vY3J0LnNjYTFiLmFtYXpvbnRydXN0LmNvbS9z\n"
+                                   "Y2ExYi5jcnQwDAYDVR0TAQH/BAIwADCCAX0GCisGAQQB1nkCBAIEggFtBIIBaQFn\n"
+                                   "AHYAKXm+8J45OSHwVnOfY6V35b5XfZxgCvj5TV0mXCVdx4QAAAF7vfDVkQAABAMA\n"
+                                   "RzBFAiEA2XfHuy36aqRFiaL8c3md2mH451go8707+fRE0pEdSRACIE/g5FXTUXUZ\n"
+                                   "PFcmOhm9TZ+uMY1i4CIQ/CKVWln6C3t+AHYAUaOw9f0BeZxWbbg3eI8MpHrMGyfL\n"
+                                   "956IQpoN/tSLBeUAAAF7vfDVjAAABAMARzBFAiBF1MhhFP0+FQt3daDFfMYoWwnr\n"
+                                   "muTInrjNpwfzlvQBugIhAPYadFzr+LaxSJoiZEbEHBvTts7bT0M3eCQONA2O7w6n\n"
+                                   "AHUAQcjKsd8iRkoQxqE6CUKHXk4xixsD6+tLx2jwkGKWBvYAAAF7vfDVdAAABAMA\n"
+                                   "RjBEAiAtPapmFAuA71ih4NoSd5hJelzAltNQpxDMcDfDyHyU8gIgWxmaa6+2KbBu\n"
+                                   "9xdv379zvnJACFR7jc+4asl08Dn4aagwDQYJKoZIhvcNAQELBQADggEBAA54QX0u\n"
+                                   "oFWXfMmv02CGZv4NWo5TapyeeixQ2kKpZHRdVZjxZrw+hoF6HD7P3kGjH8ztyJll\n"
+                                   "tDxB0qgMltbPhQdScwhA6iTgoaBYqEUC/VHKd4PmmPT6yIsM36NBZVmkGlzl5uNo\n"
+                                   "/dBgBaG0SsVJnhr5zro3c2quC7n6fVGEZhf/UgQwRnnvThnvbNKguglDMq4uEqv8\n"
+                                   "njKyleht+glkcmXO0m9qLKt6BOS0amy6U2GlAwRn0Wx02ndJtnRCSC6kPuRWK/SQ\n"
+                                   "FEjB7gCK4hdKaAOuWdZpI55vF6ifOeM8toC3g7ofO8qLTnJupAG+ZitY5J3cvHWr\n"
+                                   "HqOUdKigPDHYLRo=\n"
+                                   "-----END CERTIFICATE-----\n";
 
 /* ---- the test's HTTP server --------------------------------------------- */
 
@@ -687,28 +723,16 @@ static void test_oom(void **state _unused_) {
 /* The SNS certificate download: fetch, check, store, load. */
 static void test_cert_fetch(void **state _unused_) {
         _cleanup_(sd_event_unrefp) sd_event *e = new_loop();
-        _cleanup_free_ char *u = url("/cert.pem"), *cert = NULL, *dir = make_tmpdir(), *got = NULL;
+        _cleanup_free_ char *u = url("/cert.pem"), *dir = make_tmpdir(), *got = NULL;
         static Result res;
-        FILE *f;
         size_t len;
 
-        f = fopen(REAL_CERT, "re");
-        if (!f) {
-                print_message("test vectors not found, skipping\n");
-                free(dir);
-                dir = NULL;
-                skip();
-        }
-        cert = calloc(1, SNS_CERT_MAX_SIZE + 1);
-        assert_non_null(cert);
-        len = fread(cert, 1, SNS_CERT_MAX_SIZE, f);
-        fclose(f);
-        server.cert = cert;
+        server.cert = sns_cert_pem;
 
         CurlRequest req = { .url = u, .max_response_body = SNS_CERT_MAX_SIZE };
         assert_int_equal(fetch(e, &req, &res), 200);
         server.cert = NULL;
-        assert_int_equal(res.body_len, len);
+        assert_int_equal(res.body_len, strlen(sns_cert_pem));
         /* The URL a message names; the download came from the test server. */
         const char *cert_url =
                 "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem";
@@ -717,7 +741,7 @@ static void test_cert_fetch(void **state _unused_) {
         assert_int_equal(sns_cert_cache_store(dir, cert_url, res.body, res.body_len), 0);
         assert_int_equal(sns_cert_cache_load(dir, cert_url, &got, &len), 0);
         assert_int_equal(len, res.body_len);
-        assert_memory_equal(got, cert, len);
+        assert_memory_equal(got, sns_cert_pem, len);
         rm_rf(dir);
 }
 

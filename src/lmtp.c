@@ -268,9 +268,10 @@ static int parse_params(const char *p, const char *end, bool is_sender, LmtpComm
                         if (seen_size || !value || value_len > 20)
                                 return -EINVAL;
                         for (size_t i = 0; i < value_len; i++) {
-                                if (!is_digit(value[i]) || n > (UINT64_MAX - 9) / 10)
+                                uint64_t digit = (uint64_t) (value[i] - '0');
+                                if (!is_digit(value[i]) || n > (UINT64_MAX - digit) / 10)
                                         return -EINVAL;
-                                n = n * 10 + (uint64_t) (value[i] - '0');
+                                n = n * 10 + digit;
                         }
                         seen_size = true;
                         c->has_size = true;

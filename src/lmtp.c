@@ -398,8 +398,12 @@ bool lmtp_delivery_is_cancelled(const LmtpDelivery *d) {
 /* ---- output ------------------------------------------------------------ */
 
 static int out_append(LmtpConnection *c, const char *s, size_t n) {
-        if (c->out_done == c->out_len)
-                c->out_done = c->out_len = 0;
+        /* Reuse what was sent already before growing. */
+        if (c->out_done > 0 && c->out_len + n > c->out_alloc) {
+                memmove(c->out, c->out + c->out_done, c->out_len - c->out_done);
+                c->out_len -= c->out_done;
+                c->out_done = 0;
+        }
         if (c->out_len + n > c->out_alloc) {
                 size_t a = MAX(c->out_alloc * 2, c->out_len + n);
                 a = MAX(a, (size_t) 1024);
@@ -837,16 +841,23 @@ static void connection_run(LmtpConnection *c) {
                 connection_free(c);
                 return;
         }
-        if (r >= 0)
+        while (r >= 0) {
                 r = process_input(c);
-        if (r >= 0 && c->failed)
-                r = -ENOMEM;
+                if (r >= 0 && c->failed)
+                        r = -ENOMEM;
+                if (r >= 0)
+                        r = flush_output(c);
+                /* Stopped for a client that lagged behind, and the output
+                 * has gone since: no event would come for the lines
+                 * waiting, so go on with them now. */
+                if (r < 0 || c->delivery || c->closing || c->out_len - c->out_done >= OUTPUT_HIGH_WATER ||
+                    !memchr(c->in, '\n', c->in_len))
+                        break;
+        }
         if (r >= 0 && c->eof && c->delivery) {
                 connection_free(c);
                 return;
         }
-        if (r >= 0)
-                r = flush_output(c);
         if (r < 0) {
                 connection_abort(c, r);
                 return;

@@ -395,6 +395,9 @@ typedef struct Transcript {
 } Transcript;
 
 #define ORDER "Subject: pedido\r\n\r\nquero 2 calabresa\r\n"
+#define X10(x) x x x x x x x x x x
+#define X300(x) X10(X10(x)) X10(X10(x)) X10(X10(x))
+#define X1000 X10(X10(X10("x")))
 
 static const Transcript transcripts[] = {
         { .name = "single recipient",
@@ -644,6 +647,24 @@ static const Transcript transcripts[] = {
                      SEND("RCPT TO:<orders@deliveryd.test>\r\n"), EXPECT(OK_RCPT), SEND("DATA\r\n"), EXPECT(GO_AHEAD),
                      SEND("fourteen bytes\r\n0123456789abcdefghij\r\n.\r\n"),
                      EXPECT("554 5.6.0 Message line too long\r\n"), SEND("QUIT\r\n"), EXPECT(BYE), CLOSED } },
+
+        { .name = "over-long lines are dropped as they arrive, longer than the input buffer",
+          .opts = { .max_pending_input = 1024 },
+          .steps = { LHLO, SEND("NOOP " X1000 X1000 X1000), SEND(X1000 "\r\nNOOP\r\n"),
+                     EXPECT("500 5.5.2 Error: line too long\r\n250 2.0.0 Ok\r\n"),
+                     SEND("MAIL FROM:<alice@example.org>\r\n"), EXPECT(OK_MAIL),
+                     SEND("RCPT TO:<orders@deliveryd.test>\r\n"), EXPECT(OK_RCPT), SEND("DATA\r\n"), EXPECT(GO_AHEAD),
+                     SEND("ok\r\n" X1000 X1000 X1000 X1000 X1000 "\r\n.\r\n"),
+                     EXPECT("554 5.6.0 Message line too long\r\n"), SEND("QUIT\r\n"), EXPECT(BYE), CLOSED } },
+
+        { .name = "commands pipelined behind a pending delivery: bounded buffer, answered in order",
+          .opts = { .max_pending_input = 1024 },
+          .later = true,
+          .steps = { LHLO, SEND("MAIL FROM:<alice@example.org>\r\n"), EXPECT(OK_MAIL),
+                     SEND("RCPT TO:<orders@deliveryd.test>\r\n"), EXPECT(OK_RCPT), SEND("DATA\r\n"), EXPECT(GO_AHEAD),
+                     SEND(ORDER ".\r\n" X300("NOOP\r\n") "QUIT\r\n"), SILENT, COMPLETE,
+                     EXPECT(DELIVERED("orders@deliveryd.test") X300("250 2.0.0 Ok\r\n") BYE), CLOSED },
+          .delivered = { "<alice@example.org> <orders@deliveryd.test>\n" ORDER } },
 };
 
 static void run_transcript(const Transcript *t) {
@@ -769,6 +790,83 @@ static void test_free_while_pending(void **state _unused_) {
         pump(50, NULL, NULL);
         assert_true(F.reof);
         assert_int_equal(F.rlen, 0);
+        fixture_stop();
+}
+
+/* A client that pipelines commands and does not read the replies: the
+ * server stops answering once its output backs up, stops reading once its
+ * input buffer is full, and so the client's writes block — rather than
+ * the server buffering without end.  Once the client reads, every reply
+ * arrives, in order. */
+static void test_slow_reader(void **state _unused_) {
+        static const char reply[] = "250 2.0.0 Ok\r\n";
+        LmtpOptions o = { .max_pending_input = 4096 };
+        char chunk[600];
+        size_t sent = 0, lines, got_len = 0, got_alloc = 0;
+        char *got = NULL;
+        unsigned stuck = 0;
+
+        for (size_t i = 0; i < sizeof chunk; i += 6)
+                memcpy(chunk + i, "NOOP\r\n", 6);
+        fixture_start(&o, false, NULL);
+        F.client = client_connect();
+        assert_true(expect(GREETING, true, 5000));
+
+        while (stuck < 40 && sent < 16 * 1024 * 1024) {
+                size_t off = sent % sizeof chunk;
+                ssize_t k = send(F.client, chunk + off, sizeof chunk - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (k > 0) {
+                        sent += (size_t) k;
+                        stuck = 0;
+                        continue;
+                }
+                assert_true(k < 0 && errno == EAGAIN);
+                stuck++;
+                assert_true(sd_event_run(F.event, 5 * USEC_PER_MSEC) >= 0);
+        }
+        assert_int_equal(stuck, 40);
+        assert_int_equal(lmtp_server_n_connections(F.server), 1);
+
+        /* Finish the last line, say QUIT, and read it all. */
+        char rest[16];
+        size_t pad = (6 - sent % 6) % 6, rest_len = pad + 6, rest_done = 0;
+        uint64_t deadline = now_msec() + 30000;
+        bool eof = false;
+
+        memcpy(rest, chunk + sent % sizeof chunk, pad);
+        memcpy(rest + pad, "QUIT\r\n", 6);
+        lines = (sent + pad) / 6;
+        while (!eof) {
+                assert_true(now_msec() < deadline);
+                if (rest_done < rest_len) {
+                        ssize_t k = send(F.client, rest + rest_done, rest_len - rest_done, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        if (k > 0)
+                                rest_done += (size_t) k;
+                }
+                assert_true(sd_event_run(F.event, USEC_PER_MSEC) >= 0);
+                for (;;) {
+                        if (got_alloc - got_len < 65536) {
+                                got_alloc = got_alloc * 2 + 65536;
+                                got = realloc(got, got_alloc);
+                                assert_non_null(got);
+                        }
+                        ssize_t k = recv(F.client, got + got_len, got_alloc - got_len, MSG_DONTWAIT);
+                        if (k > 0) {
+                                got_len += (size_t) k;
+                                continue;
+                        }
+                        if (k == 0)
+                                eof = true;
+                        break;
+                }
+        }
+        print_message("%zu commands pipelined before the client blocked\n", lines);
+        assert_true(lines > 1000);
+        assert_int_equal(got_len, lines * strlen(reply) + strlen(BYE));
+        for (size_t i = 0; i < lines; i++)
+                assert_memory_equal(got + i * strlen(reply), reply, strlen(reply));
+        assert_memory_equal(got + lines * strlen(reply), BYE, strlen(BYE));
+        free(got);
         fixture_stop();
 }
 
@@ -1011,6 +1109,7 @@ int main(void) {
                 cmocka_unit_test(test_max_connections),
                 cmocka_unit_test(test_stop_accepting),
                 cmocka_unit_test(test_free_while_pending),
+                cmocka_unit_test(test_slow_reader),
                 cmocka_unit_test(test_bad_options),
                 cmocka_unit_test(test_session_oom),
         };

@@ -13,8 +13,9 @@
  * or any later one.  Until then the connection reads no further command, so
  * pipelined replies stay in order.
  *
- * A handle outlives its connection: when the client goes away (or times
- * out) while a delivery is pending, nothing is sent, the cancelled()
+ * A handle outlives its connection: when the client goes away (closes, or
+ * shuts down its sending side) or the idle timeout passes while a delivery
+ * is pending, nothing is sent, the connection is closed, the cancelled()
  * callback tells the caller, and the caller's lmtp_delivery_done() on that
  * handle is still required and becomes a no-op that only frees it.  The
  * handle is reference counted, so neither order of events uses freed
@@ -45,7 +46,10 @@ typedef struct LmtpServer LmtpServer;
 typedef struct LmtpDelivery LmtpDelivery;
 
 /* Limits.  A field left 0 takes the default named beside it.  Line
- * lengths count the line end as two bytes (CRLF), as RFC 5321 does. */
+ * lengths count the line end as two bytes (CRLF), as RFC 5321 does; the
+ * message size is that of the message as deliver() gets it.
+ * max_pending_input must hold the longer of the two lines, and a command
+ * line at least 64 bytes (else lmtp_server_new() says -EINVAL). */
 typedef struct LmtpOptions {
         const char *hostname; /* greeting, LHLO and 221; NULL: gethostname() */
         uint64_t max_message_size; /* LMTP_DEFAULT_MAX_MESSAGE_SIZE; advertised as SIZE */
@@ -53,7 +57,8 @@ typedef struct LmtpOptions {
         size_t max_command_length; /* command lines, LMTP_DEFAULT_MAX_COMMAND_LENGTH */
         unsigned max_recipients; /* per transaction, LMTP_DEFAULT_MAX_RECIPIENTS */
         unsigned max_connections; /* LMTP_DEFAULT_MAX_CONNECTIONS */
-        uint64_t idle_timeout_usec; /* reset by every complete line, LMTP_DEFAULT_IDLE_TIMEOUT_USEC */
+        uint64_t idle_timeout_usec; /* since the last complete line, also while a delivery is pending;
+                                       LMTP_DEFAULT_IDLE_TIMEOUT_USEC */
         size_t max_pending_input; /* read but unprocessed bytes per connection, LMTP_DEFAULT_MAX_PENDING_INPUT */
 } LmtpOptions;
 
@@ -122,8 +127,10 @@ void lmtp_server_stop_accepting(LmtpServer *s);
 /* Enter draining mode for good: from now on every command but QUIT gets
  * "421 4.3.2 Service shutting down" and its connection is closed.  A
  * message being transferred (after 354) is received and delivered, and a
- * pending delivery is answered, before that.  Does not close the
- * listener (see lmtp_server_stop_accepting()). */
+ * pending delivery is answered, before that.  Connections idle between
+ * commands are not closed here: they end with their next command, their
+ * QUIT or their idle timeout.  Does not close the listener (see
+ * lmtp_server_stop_accepting()). */
 void lmtp_server_drain(LmtpServer *s);
 
 /* Open connections, including those waiting for a delivery. */

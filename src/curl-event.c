@@ -55,6 +55,7 @@ struct CurlTransfer {
         CurlTransfer *prev, *next;
         CURL *easy;
         struct curl_slist *headers;
+        struct curl_slist *connect_to;
         char *body; /* our copy of the request body */
         bool floating;
 
@@ -298,6 +299,8 @@ static void transfer_detach(CurlTransfer *t) {
         }
         curl_slist_free_all(t->headers);
         t->headers = NULL;
+        curl_slist_free_all(t->connect_to);
+        t->connect_to = NULL;
 }
 
 static void transfer_free_data(CurlTransfer *t) {
@@ -573,6 +576,14 @@ static int transfer_setup(CurlTransfer *t, const CurlRequest *req) {
         SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
         if (req->ca_file)
                 SETOPT(e, CURLOPT_CAINFO, req->ca_file);
+        for (size_t i = 0; req->connect_to && req->connect_to[i]; i++) {
+                struct curl_slist *l = curl_slist_append(t->connect_to, req->connect_to[i]);
+                if (!l)
+                        return -ENOMEM;
+                t->connect_to = l;
+        }
+        if (t->connect_to)
+                SETOPT(e, CURLOPT_CONNECT_TO, t->connect_to);
         /* No SIGALRM-based timeouts: the daemon's signals belong to sd-event. */
         SETOPT(e, CURLOPT_NOSIGNAL, 1L);
         SETOPT(e, CURLOPT_TIMEOUT_MS, usec_to_msec(req->timeout_usec, CURL_EVENT_TIMEOUT_USEC_DEFAULT));

@@ -56,6 +56,10 @@ typedef struct CurlRequest {
         uint64_t connect_timeout_usec; /* 0: CURL_EVENT_CONNECT_TIMEOUT_USEC_DEFAULT */
         size_t max_response_body; /* 0: CURL_EVENT_MAX_RESPONSE_BODY_DEFAULT */
         const char *ca_file; /* CA bundle for https; NULL: the system's */
+        /* "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT" entries, as curl's
+         * --connect-to: connect elsewhere than the URL says while TLS still
+         * checks the URL's host name (VPC endpoints, test servers). */
+        char *const *connect_to;
 } CurlRequest;
 
 typedef struct CurlResponse {

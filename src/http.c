@@ -31,15 +31,27 @@ struct HttpServer {
         Metrics *metrics;
         uint64_t max_body;
         bool accepting;
+        unsigned n_pending;
 };
 
 /* Per-request state while the body arrives. */
 typedef struct Upload {
+        HttpServer *server;
+        struct MHD_Connection *connection;
         const HttpRoute *route;
         char *body;
         size_t len;
         bool too_large;
+        bool deferred; /* suspended, waiting for http_pending_finish() */
+        bool answered; /* the deferred answer is in resp */
+        bool suspended;
+        HttpResponse resp;
 } Upload;
+
+/* The pending handle is the request's own state. */
+struct HttpPending {
+        Upload upload;
+};
 
 static int http_reschedule(HttpServer *s);
 
@@ -180,9 +192,11 @@ static enum MHD_Result begin_request(HttpServer *s, struct MHD_Connection *c, co
                 }
         }
 
-        u = mem_new(Upload, 1);
+        u = (Upload *) mem_new(HttpPending, 1);
         if (!u)
                 return MHD_NO;
+        u->server = s;
+        u->connection = c;
         u->route = match;
         *con_cls = u;
         return MHD_YES;
@@ -196,6 +210,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
         if (!u)
                 return begin_request(s, c, method, url, con_cls);
+
+        if (u->deferred) {
+                /* Resumed: the answer is in. */
+                if (!u->answered)
+                        return MHD_YES;
+                u->deferred = false;
+                return queue(s, c, &u->resp, NULL);
+        }
 
         if (*upload_data_size > 0) {
                 /* Without a Content-Length (chunked) the cap is enforced here. */
@@ -225,9 +247,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 .body = u->body ? u->body : "",
                 .body_len = u->len,
                 .connection = c,
+                .pending = (HttpPending *) u,
         };
         HttpResponse resp = { .status = 500 };
         u->route->handler(s->userdata, &req, &resp);
+        if (u->deferred) {
+                if (!u->answered) {
+                        s->n_pending++;
+                        u->suspended = true;
+                        MHD_suspend_connection(c);
+                        return MHD_YES;
+                }
+                /* finished from within the handler */
+                u->deferred = false;
+                return queue(s, c, &u->resp, NULL);
+        }
         return queue(s, c, &resp, NULL);
 }
 
@@ -237,9 +271,38 @@ static void on_completed(void *cls _unused_, struct MHD_Connection *c _unused_, 
 
         if (u) {
                 free(u->body);
+                free(u->resp.body);
                 free(u);
         }
         *con_cls = NULL;
+}
+
+HttpPending *http_request_defer(const HttpRequest *req) {
+        Upload *u = &req->pending->upload;
+
+        u->deferred = true;
+        return req->pending;
+}
+
+void http_pending_finish(HttpPending *p, HttpResponse *resp) {
+        Upload *u = &p->upload;
+        HttpServer *s = u->server;
+        free(u->resp.body);
+        u->resp = *resp;
+        resp->body = NULL;
+        u->answered = true;
+        if (!u->suspended)
+                return; /* still inside the handler: on_request queues it */
+        u->suspended = false;
+        s->n_pending--;
+        MHD_resume_connection(u->connection);
+        /* MHD notices the resumed connection on its next run: make that now. */
+        (void) sd_event_source_set_time(s->timer, 0);
+        (void) sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+}
+
+unsigned http_server_n_pending(HttpServer *s) {
+        return s ? s->n_pending : 0;
 }
 
 int http_server_new(sd_event *e, int listen_fd, const HttpOptions *opts, const HttpRoute *routes, size_t n_routes,

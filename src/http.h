@@ -23,12 +23,16 @@
 
 typedef struct HttpServer HttpServer;
 
+/* A request whose answer comes later (after a commit, a download …). */
+typedef struct HttpPending HttpPending;
+
 typedef struct HttpRequest {
         const char *method;
         const char *path; /* without the query string */
         const char *body;
         size_t body_len;
         void *connection; /* struct MHD_Connection *, for header look-ups */
+        HttpPending *pending; /* for http_request_defer() */
 } HttpRequest;
 
 typedef struct HttpResponse {
@@ -64,6 +68,18 @@ void http_server_stop_accepting(HttpServer *s);
 void http_server_set_max_body(HttpServer *s, uint64_t max_body);
 
 unsigned http_server_n_connections(HttpServer *s);
+
+/* Called by a handler that cannot answer yet: it returns without setting
+ * a response, and the connection waits (suspended, costing no polling)
+ * until http_pending_finish().  The request body stays valid until then.
+ * Every deferred request must be finished, also when the daemon stops. */
+HttpPending *http_request_defer(const HttpRequest *req);
+
+/* Answer a deferred request; takes resp->body.  */
+void http_pending_finish(HttpPending *p, HttpResponse *resp);
+
+/* Deferred requests not finished yet. */
+unsigned http_server_n_pending(HttpServer *s);
 
 /* Value of a request header, or NULL. */
 const char *http_request_header(const HttpRequest *req, const char *name);

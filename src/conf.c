@@ -120,6 +120,37 @@ static const ConfKey conf_keys[] = {
         { "lmtp", "listen", CONF_LISTEN, "", NULL, 0, 0, NULL, OFF(lmtp_listen), false,
           "Address of the LMTP service for the local MTA (\"unix:PATH\" or host:port); empty turns it off. A "
           "socket passed by systemd with FileDescriptorName=lmtp takes precedence." },
+        { "lmtp", "timeout", CONF_DURATION, "5min", NULL, USEC(1), USEC(3600), NULL, OFF(lmtp_timeout_usec), false,
+          "An LMTP session idle this long is closed (421 4.4.2)." },
+        { "lmtp", "max_recipients", CONF_UINT, "100", NULL, 1, 10000, NULL, OFF(lmtp_max_recipients), false,
+          "Most recipients in one LMTP transaction; more get 452 4.5.3." },
+        { "lmtp", "max_connections", CONF_UINT, "32", NULL, 1, 4096, NULL, OFF(lmtp_max_connections), false,
+          "Most LMTP sessions at once; more get 421 4.3.2." },
+
+        { "sns", "topics", CONF_LIST, "", NULL, 0, 0, NULL, OFF(sns_topics), true,
+          "TopicArns whose messages are accepted, space-separated; a message or subscription request from any other "
+          "topic is refused with 403. Empty: none." },
+        { "sns", "certificate_cache", CONF_PATH, "", NULL, 0, 0, NULL, OFF(sns_certificate_cache), true,
+          "Directory of SNS signing certificates, each as <SHA-256 of its URL>.pem; one found there is used without "
+          "download (offline installs put theirs here). Empty: sns-certificates in the state directory." },
+        { "sns", "min_signature_version", CONF_UINT, "1", NULL, 1, 2, NULL, OFF(sns_min_signature_version), true,
+          "Lowest SignatureVersion accepted: 1 (SHA1withRSA) or 2 (SHA256withRSA)." },
+        { "sns", "timestamp_max_age", CONF_DURATION, "65min", NULL, USEC(1), USEC(7 * 86400), NULL,
+          OFF(sns_timestamp_max_age_usec), true,
+          "A message whose Timestamp is older than this is refused as a replay (SNS keeps the original Timestamp "
+          "when it retries)." },
+        { "sns", "timestamp_max_ahead", CONF_DURATION, "5min", NULL, 0, USEC(86400), NULL,
+          OFF(sns_timestamp_max_ahead_usec), true,
+          "A message whose Timestamp is further than this in the future is refused (clock skew allowance)." },
+        { "sns", "fetch_timeout", CONF_DURATION, "10s", NULL, USEC(1), USEC(120), NULL, OFF(sns_fetch_timeout_usec),
+          true, "Time allowed to download a signing certificate or to confirm a subscription." },
+
+        { "http_client", "connect_to", CONF_LIST, "", NULL, 0, 0, NULL, OFF(http_client_connect_to), true,
+          "Outgoing connections to HOST:PORT go to CONNECT-HOST:CONNECT-PORT instead, written "
+          "HOST:PORT:CONNECT-HOST:CONNECT-PORT and space-separated (as curl --connect-to); TLS still checks HOST. For "
+          "VPC endpoints and test set-ups." },
+        { "http_client", "ca_file", CONF_PATH, "", NULL, 0, 0, NULL, OFF(http_client_ca_file), true,
+          "CA bundle that outgoing HTTPS connections trust; empty: the system's (/etc/ssl/certs)." },
 
         { "control", "socket", CONF_PATH, "/run/deliveryd/control.sock", default_control_socket, 0, 0, NULL,
           OFF(control_socket), false,
@@ -137,6 +168,15 @@ static const ConfKey conf_keys[] = {
           "are refused." },
         { "mail", "transport", CONF_ENUM, "log", NULL, 0, 0, mail_transport_table, OFF(mail_transport), false,
           "How e-mail replies leave: log (journal only) or smtp (a relay)." },
+        { "mail", "addresses", CONF_LIST, "", NULL, 0, 0, NULL, OFF(mail_addresses), true,
+          "The store's own e-mail addresses, space-separated: LMTP accepts mail for these only, and mail from them "
+          "is never answered (loop protection)." },
+        { "mail", "max_size", CONF_SIZE, "10M", NULL, 1024, 64ULL * 1024 * 1024, NULL, OFF(mail_max_size), true,
+          "Largest inbound e-mail accepted (LMTP 552, SNS 400)." },
+        { "mail", "trust_local_mta", CONF_STRING, "", NULL, 0, 0, NULL, OFF(mail_trust_local_mta), true,
+          "The authserv-id (usually the host name) that the local MTA writes in Authentication-Results; those "
+          "headers decide whether LMTP mail is authenticated. Empty: trust none, so LMTP mail counts as "
+          "unauthenticated." },
 };
 
 #define N_KEYS ELEMENTSOF(conf_keys)
@@ -691,7 +731,16 @@ char *conf_format_value(const Config *c, const ConfKey *k) {
         case CONF_SIZE:
                 return mem_printf("%llu", (unsigned long long) *(const uint64_t *) f);
         case CONF_DURATION: {
+                static const struct {
+                        uint64_t usec;
+                        const char *unit;
+                } units[] = { { 86400 * USEC_PER_SEC, "d" },
+                              { 3600 * USEC_PER_SEC, "h" },
+                              { 60 * USEC_PER_SEC, "min" } };
                 uint64_t v = *(const uint64_t *) f;
+                for (size_t i = 0; v > 0 && i < ELEMENTSOF(units); i++)
+                        if (v % units[i].usec == 0)
+                                return mem_printf("%llu%s", (unsigned long long) (v / units[i].usec), units[i].unit);
                 if (v % USEC_PER_SEC == 0)
                         return mem_printf("%llus", (unsigned long long) (v / USEC_PER_SEC));
                 if (v % USEC_PER_MSEC == 0)

@@ -85,6 +85,26 @@ typedef struct Config {
 
         /* [lmtp] */
         char *lmtp_listen;
+        uint64_t lmtp_timeout_usec;
+        uint64_t lmtp_max_recipients;
+        uint64_t lmtp_max_connections;
+
+        /* [sns] */
+        char **sns_topics;
+        char *sns_certificate_cache;
+        uint64_t sns_min_signature_version;
+        uint64_t sns_timestamp_max_age_usec;
+        uint64_t sns_timestamp_max_ahead_usec;
+        uint64_t sns_fetch_timeout_usec;
+
+        /* [http_client] (outgoing requests: AWS, SNS certificates) */
+        char **http_client_connect_to;
+        char *http_client_ca_file;
+
+        /* [mail] (inbound) */
+        char **mail_addresses;
+        uint64_t mail_max_size;
+        char *mail_trust_local_mta;
 
         /* [control] */
         char *control_socket;

@@ -5,14 +5,17 @@
  *
  * Security: command-line options are trusted (root or the service user).
  */
+#include <curl/curl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "fault.h"
 #include "listen.h"
 #include "log.h"
+#include "mail.h"
 #include "manager.h"
 #include "snapshot.h"
 #include "strutil.h"
@@ -87,6 +90,11 @@ int main(int argc, char *argv[]) {
 
         alloc_init();
         log_open();
+        /* Before any thread exists (libcurl's resolver starts some). */
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+                return log_error("Failed to initialise libcurl."), EXIT_FAILURE;
+        mail_init();
+        fault_init();
 
         overrides = mem_new(char *, 1);
         if (!overrides)

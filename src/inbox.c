@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "fault.h"
 #include "strutil.h"
 
 struct InboxRequest {
@@ -223,9 +224,11 @@ void inbox_flush(Inbox *ib) {
         }
         if (r >= 0 && rc != SQLITE_OK)
                 r = store_check(ib->store, rc, "store inbound message");
-        if (r >= 0 && rc == SQLITE_OK)
+        if (r >= 0 && rc == SQLITE_OK) {
                 r = store_commit(ib->store);
-        else
+                if (r >= 0)
+                        FAULT_KILL("deliveryd/inbox/after-commit");
+        } else
                 store_rollback(ib->store);
         if (r < 0 || rc != SQLITE_OK)
                 for (InboxRequest *q = list; q; q = q->next) {

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
@@ -24,9 +25,12 @@
 
 #include "alloc.h"
 #include "control.h"
+#include "curl-event.h"
 #include "customer.h"
 #include "http.h"
 #include "inbox.h"
+#include "ingress-lmtp.h"
+#include "ingress-sns.h"
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
@@ -70,12 +74,13 @@ struct Manager {
 
         Store *store;
         Inbox *inbox;
+        CurlEvent *curl;
+        SnsIngress *sns;
 
         HttpServer *http;
         Listener http_listener;
 
-        int lmtp_fd;
-        sd_event_source *lmtp_source;
+        LmtpIngress *lmtp;
         Listener lmtp_listener;
 
         ControlServer *control;
@@ -123,10 +128,7 @@ static void manager_notify_status(Manager *m, const char *prefix) {
 
 static void manager_stop_accepting(Manager *m) {
         http_server_stop_accepting(m->http);
-        m->lmtp_source = sd_event_source_disable_unref(m->lmtp_source);
-        if (m->lmtp_fd >= 0)
-                close(m->lmtp_fd);
-        m->lmtp_fd = -EBADF;
+        lmtp_ingress_stop_accepting(m->lmtp);
         control_server_stop_accepting(m->control);
 }
 
@@ -244,7 +246,7 @@ static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo 
 
 static unsigned manager_in_flight(Manager *m) {
         return http_server_n_connections(m->http) + control_server_n_connections(m->control) +
-                inbox_n_pending(m->inbox);
+                inbox_n_pending(m->inbox) + sns_ingress_n_pending(m->sns) + lmtp_ingress_n_pending(m->lmtp);
 }
 
 static int on_drain_poll(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -323,29 +325,17 @@ static void http_metrics(void *userdata, const HttpRequest *req _unused_, HttpRe
         resp->body_len = strlen(text);
 }
 
+static void http_webhook_sns(void *userdata, const HttpRequest *req, HttpResponse *resp) {
+        Manager *m = userdata;
+
+        sns_ingress_handle(m->sns, req, resp);
+}
+
 static const HttpRoute http_routes[] = {
         { "GET", "/healthz", http_healthz },
         { "GET", "/metrics", http_metrics },
+        { "POST", "/webhooks/sns", http_webhook_sns },
 };
-
-/* ---- LMTP listener ---------------------------------------------------- */
-
-/* The LMTP protocol handler is not part of this build yet.  Until it is,
- * a connection gets "421" (RFC 5321 4.2.3: service not available), which
- * every MTA treats as a temporary failure: the mail stays queued at the MTA
- * and is retried, so nothing is lost and nothing is acknowledged. */
-static int on_lmtp_accept(sd_event_source *s _unused_, int fd, uint32_t revents _unused_, void *userdata) {
-        static const char msg[] = "421 4.3.2 deliveryd: LMTP delivery is not available yet, try again later\r\n";
-        Manager *m = userdata;
-        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-        if (c < 0)
-                return 0;
-        (void) send(c, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        close(c);
-        metrics_inc(&m->metrics, METRIC_LMTP_CONNECTIONS_REFUSED);
-        return 0;
-}
 
 /* ---- listeners -------------------------------------------------------- */
 
@@ -573,7 +563,6 @@ int manager_new(const char *config_path, char *const *overrides, Snapshot *snaps
         m = mem_new(Manager, 1);
         if (!m)
                 return -ENOMEM;
-        m->lmtp_fd = -EBADF;
         m->http_listener.name = "http";
         m->lmtp_listener.name = "lmtp";
         m->verbose = verbose;
@@ -586,6 +575,35 @@ int manager_new(const char *config_path, char *const *overrides, Snapshot *snaps
                 return r;
         m->snapshot = snapshot;
         *ret = TAKE_PTR(m);
+        return 0;
+}
+
+static Snapshot *current_snapshot(void *userdata) {
+        Manager *m = userdata;
+        return m->snapshot;
+}
+
+static int manager_start_sns(Manager *m) {
+        _cleanup_free_ char *dir = mem_printf("%s/sns-certificates", config(m)->state_directory);
+        int r;
+
+        if (!dir)
+                return log_oom();
+        /* Downloaded signing certificates go here unless sns.certificate_cache says otherwise. */
+        if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+                return log_error_errno(errno, "Failed to create %s: %m", dir);
+        const SnsIngressContext ctx = {
+                .store = m->store,
+                .inbox = m->inbox,
+                .curl = m->curl,
+                .metrics = &m->metrics,
+                .snapshot = current_snapshot,
+                .userdata = m,
+                .state_directory = config(m)->state_directory,
+        };
+        r = sns_ingress_new(&ctx, &m->sns);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the SNS webhook: %m");
         return 0;
 }
 
@@ -606,6 +624,12 @@ int manager_start(Manager *m) {
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");
+        r = curl_event_new(m->event, &m->curl);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        r = manager_start_sns(m);
+        if (r < 0)
+                return r;
         log_info("Store %s open (schema version %d).", store_path(m->store), store_schema_version(m->store));
 
         /* main() blocked these already; sd-event requires them blocked. */
@@ -636,10 +660,15 @@ int manager_start(Manager *m) {
 
         fd = open_listener(&m->lmtp_listener, config(m)->lmtp_listen);
         if (fd >= 0) {
-                m->lmtp_fd = fd;
-                r = sd_event_add_io(m->event, &m->lmtp_source, fd, EPOLLIN, on_lmtp_accept, m);
+                const LmtpIngressContext lctx = {
+                        .inbox = m->inbox,
+                        .metrics = &m->metrics,
+                        .snapshot = current_snapshot,
+                        .userdata = m,
+                };
+                r = lmtp_ingress_new(m->event, fd, &lctx, &m->lmtp);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to watch the LMTP socket: %m");
+                        return log_error_errno(r, "Failed to start the LMTP service: %m");
         } else if (fd != -ENOENT)
                 return fd;
 
@@ -676,12 +705,16 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         m->drain_poll = sd_event_source_disable_unref(m->drain_poll);
-        m->lmtp_source = sd_event_source_disable_unref(m->lmtp_source);
-        if (m->lmtp_fd >= 0)
-                close(m->lmtp_fd);
+        /* The webhook answers what it still holds (503: SNS retries) before
+         * the HTTP server and the inbox it uses go away. */
+        sns_ingress_free(m->sns);
         http_server_free(m->http);
         control_server_free(m->control);
+        /* Freed before the LMTP server: deliveries still waiting for a commit
+         * are answered 451 while the server can take the answers. */
         inbox_free(m->inbox);
+        lmtp_ingress_free(m->lmtp);
+        curl_event_free(m->curl);
         store_close(m->store);
         snapshot_unref(m->snapshot);
         sd_event_unref(m->event);

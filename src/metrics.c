@@ -25,8 +25,6 @@ static const struct {
         [METRIC_HTTP_REQUESTS_2XX] = { "deliveryd_http_responses_total", "class", "2xx", "HTTP responses by class." },
         [METRIC_HTTP_REQUESTS_4XX] = { "deliveryd_http_responses_total", "class", "4xx", NULL },
         [METRIC_HTTP_REQUESTS_5XX] = { "deliveryd_http_responses_total", "class", "5xx", NULL },
-        [METRIC_LMTP_CONNECTIONS_REFUSED] = { "deliveryd_lmtp_connections_refused_total", NULL, NULL,
-                                              "LMTP connections answered 421 (service not available)." },
         [METRIC_CONTROL_REQUESTS] = { "deliveryd_control_requests_total", "result", "ok",
                                       "Control socket requests by result." },
         [METRIC_CONTROL_ERRORS] = { "deliveryd_control_requests_total", "result", "error", NULL },

@@ -59,6 +59,20 @@ static const StoreMigration migrations[] = {
           "        key      TEXT PRIMARY KEY,\n"
           "        inbox_id INTEGER NOT NULL REFERENCES inbox (id)\n"
           ") STRICT, WITHOUT ROWID;\n" },
+        { 4, "sns_events",
+          /* SNS messages that are not customer messages: subscription
+           * confirmations (and whether we confirmed), unsubscribe
+           * confirmations, and notifications whose payload is not ours. */
+          "CREATE TABLE sns_events (\n"
+          "        id          INTEGER PRIMARY KEY,\n"
+          "        message_id  TEXT NOT NULL UNIQUE,\n"
+          "        type        TEXT NOT NULL,\n"
+          "        topic_arn   TEXT NOT NULL,\n"
+          "        status      TEXT NOT NULL CHECK (status IN ('confirmed', 'confirm_failed', 'unsubscribed', "
+          "'ignored')),\n"
+          "        detail      TEXT,\n"
+          "        received_at TEXT NOT NULL\n"
+          ") STRICT;\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

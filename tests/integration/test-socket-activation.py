@@ -54,12 +54,15 @@ class SocketActivation(DaemonTestCase):
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "unused.sock")))
         d.wait_log(r"^<6>Listening for http on 127\.0\.0\.1:%d \(socket activation\)$" % port)
 
-        # LMTP is not served yet: the MTA is told to try again later (4xx), so it keeps the mail.
+        # and LMTP on the other
         with socket.socket(socket.AF_UNIX) as c:
             c.settimeout(TIMEOUT)
             c.connect(lmtp_path)
             greeting = c.recv(512)
-        self.assertTrue(greeting.startswith(b"421 4.3.2 "), greeting)
+            c.sendall(b"QUIT\r\n")
+            bye = c.recv(512)
+        self.assertRegex(greeting, rb"^220 \S+ LMTP")
+        self.assertTrue(bye.startswith(b"221 "), bye)
         self.assertEqual(d.stop(), 0)
 
     def test_unknown_name_is_reported(self):

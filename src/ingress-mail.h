@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ingress-mail.h — one received e-mail (raw bytes from LMTP or from an SES
+ * notification) into inbox messages, one per recipient of ours: the text
+ * the customer wrote, threading headers, whether it is authenticated, and
+ * whether it must be ignored (loops, bounces, lists).  Shared by the LMTP
+ * and the SNS paths so that both decide the same way.
+ *
+ * Security: the mail is untrusted; mail.c bounds and parses it.
+ */
+#pragma once
+
+#include "conf.h"
+#include "inbox.h"
+
+typedef struct MailEnvelope {
+        InboxSource source;
+        const char *sender; /* MAIL FROM / SES source; "" for the null sender; NULL unknown */
+        char *const *recipients; /* ours, as the MTA or SES gave them */
+        const char *transport_key; /* a dedupe key of the delivery itself (SES messageId), or NULL */
+        /* SES verdicts (PASS, FAIL, GRAY, PROCESSING_FAILED) or NULL when the
+         * mail came over LMTP and the Authentication-Results header decides. */
+        const char *ses_spf, *ses_dkim, *ses_dmarc;
+} MailEnvelope;
+
+/* Build one InboxMessage per recipient into *ret (a NULL-terminated array
+ * the caller frees with inbox_messages_free()).  A message without a
+ * usable From gets customer "<>" and is stored as ignored.  Returns 0,
+ * -EFBIG (over mail.max_size), -EBADMSG (not a mail at all), -ENOMEM. */
+int ingress_mail_messages(const Config *c, const void *raw, size_t len, const MailEnvelope *env, InboxMessage ***ret);
+
+void inbox_messages_free(InboxMessage **l);

@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: MIT
+"""kill -9 between commit and acknowledgement, then the same delivery again:
+one message, one effect.  The daemon is killed by its own failure point
+deliveryd/inbox/after-commit (libfiu), which fires right after the inbox
+COMMIT and before any sender is answered: exactly the window in which SNS or
+the MTA sees no answer and delivers again."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
+import sns_sign  # noqa: E402
+
+FIU_RUN = shutil.which("fiu-run")
+SWAKS = shutil.which("swaks")
+CURL = shutil.which("curl")
+POINTS = os.environ.get("DELIVERYD_FAULT_POINTS") == "yes"
+VECTORS = os.path.join(TOP_SRCDIR, "..", "shared", "vectors")
+TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
+KILL = ["-c", "enable name=deliveryd/inbox/after-commit"]
+# fiu-run preloads a small library (no malloc wrapper without -x); under
+# ASan the preload order check would refuse to start.
+ENV = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "verify_asan_link_order=0"]))}
+
+
+@unittest.skipUnless(FIU_RUN and POINTS, "built without libfiu failure points, or fiu-run missing")
+@unittest.skipIf(os.environ.get("DELIVERYD_TEST_VALGRIND") == "1", "a process killed by SIGKILL leaves no valgrind report")
+class CrashBetweenCommitAndAck(DaemonTestCase):
+    def inbox(self, d):
+        return json.loads(d.ctl("inbox", "--json").stdout)
+
+    @unittest.skipUnless(CURL and os.path.isdir(VECTORS), "curl or the shared vectors missing")
+    def test_sns_redelivery_after_crash(self):
+        key, cert = sns_sign.make_test_cert(self.tmp)
+        cache = os.path.join(self.tmp, "certs")
+        os.mkdir(cache)
+        import hashlib
+        shutil.copy(cert, os.path.join(cache, hashlib.sha256(sns_sign.DEFAULT_CERT_URL.encode()).hexdigest() + ".pem"))
+        with open(os.path.join(VECTORS, "sms", "constructed-two-way-inbound-in-sns-envelope.json")) as f:
+            m = json.load(f)
+        m.update(MessageId=str(uuid.uuid4()), TopicArn=TOPIC)
+        body = os.path.join(self.tmp, "body.json")
+        with open(body, "w") as f:
+            json.dump(sns_sign.sign(m, key), f)
+        overrides = ["sns.topics=" + TOPIC, "sns.certificate_cache=" + cache]
+
+        a = self.daemon(overrides=overrides, wrapper=[FIU_RUN, "-f", ""] + KILL, env=ENV).start()
+        url = "http://127.0.0.1:%d/webhooks/sns" % a.http_port()
+        post = [CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", str(TIMEOUT),
+                "--data-binary", "@" + body, url]
+        p = subprocess.run(post, capture_output=True, text=True)
+        self.assertNotEqual(p.stdout, "200", "acknowledged although the daemon died before answering")
+        self.assertEqual(a.wait(), -9)
+
+        # SNS delivers again, to the restarted daemon.
+        b = self.daemon(state=a.state, overrides=overrides).start()
+        url = "http://127.0.0.1:%d/webhooks/sns" % b.http_port()
+        p = subprocess.run(post[:-1] + [url], capture_output=True, text=True)
+        self.assertEqual(p.stdout, "200")
+        rows = self.inbox(b)
+        self.assertEqual(len(rows), 1)  # committed before the crash, and only once
+        self.assertEqual(b.stats()["counters"]["inbound_total"]["duplicate"], 1)
+        self.assertEqual(b.stop(), 0)
+
+    @unittest.skipUnless(SWAKS, "swaks is not installed")
+    def test_lmtp_redelivery_after_crash(self):
+        sock = os.path.join(self.tmp, "lmtp.sock")
+        overrides = ["lmtp.listen=unix:" + sock, "mail.addresses=pedidos@pizzaria.example"]
+        swaks = [SWAKS, "--protocol", "LMTP", "--socket", sock, "--from", "cliente@example.com", "--to",
+                 "pedidos@pizzaria.example", "--header", "Message-ID: <crash-1@example.com>", "--body", "Oi"]
+
+        a = self.daemon(overrides=overrides, wrapper=[FIU_RUN, "-f", ""] + KILL, env=ENV).start()
+        p = subprocess.run(swaks, capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertNotIn("250 2.0.0 delivered", p.stdout)
+        self.assertEqual(a.wait(), -9)
+
+        b = self.daemon(state=a.state, overrides=overrides).start()
+        p = subprocess.run(swaks, capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertIn("250 2.0.0 already delivered as inbox message 1", p.stdout)
+        self.assertEqual(len(self.inbox(b)), 1)
+        self.assertEqual(b.stop(), 0)
+
+
+if __name__ == "__main__":
+    main()

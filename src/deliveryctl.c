@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "base64.h"
 #include "conf.h"
 #include "control.h"
 #include "log.h"
@@ -188,12 +189,73 @@ static int verb_reload(const Config *c, char **args _unused_) {
         return r;
 }
 
+/* Read a whole file ("-": standard input), at most max bytes. */
+static int read_all(const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_fclose_ FILE *owned = NULL;
+        FILE *f = stdin;
+        char *buf = NULL;
+        size_t len = 0, size = 0;
+
+        if (!streq(path, "-")) {
+                f = owned = fopen(path, "rbe");
+                if (!f)
+                        return -errno;
+        }
+        for (;;) {
+                if (len == size) {
+                        if (size > max)
+                                break;
+                        size = size ? size * 2 : 65536;
+                        char *n = mem_realloc(buf, size + 1);
+                        if (!n) {
+                                free(buf);
+                                return -ENOMEM;
+                        }
+                        buf = n;
+                }
+                size_t k = fread(buf + len, 1, size - len, f);
+                len += k;
+                if (k == 0)
+                        break;
+        }
+        if (ferror(f) || len > max) {
+                free(buf);
+                return ferror(f) ? -EIO : -EFBIG;
+        }
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
 static int verb_inject(const Config *c, char **args) {
         json_t *req, *s = NULL;
         int r;
 
+        if (streq(args[0], "mail")) {
+                _cleanup_free_ char *raw = NULL, *b64 = NULL;
+                size_t len = 0;
+
+                if (!args[1] || args[2]) {
+                        fprintf(stderr, "deliveryctl: usage: deliveryctl inject mail FILE|-\n");
+                        return EXIT_USAGE;
+                }
+                r = read_all(args[1], c->mail_max_size, &raw, &len);
+                if (r < 0) {
+                        fprintf(stderr, "deliveryctl: inject: %s: %s\n", args[1],
+                                r == -EFBIG ? "larger than mail.max_size" : strerror(-r));
+                        return EXIT_FAILURE;
+                }
+                /* The mail need not be UTF-8; the control protocol is JSON. */
+                b64 = base64_encode(raw, len);
+                req = b64 ? json_pack("{s:s,s:s}", "channel", "email", "raw_base64", b64) : NULL;
+                if (!req)
+                        return EXIT_FAILURE;
+                r = call(c, "inject", req, &s);
+                json_decref(req);
+                goto print;
+        }
         if (!streq(args[0], "sms")) {
-                fprintf(stderr, "deliveryctl: inject: unknown channel '%s' (sms)\n", args[0]);
+                fprintf(stderr, "deliveryctl: inject: unknown channel '%s' (sms or mail)\n", args[0]);
                 return EXIT_USAGE;
         }
         if (!args[1] || !args[2] || args[3]) {
@@ -207,6 +269,7 @@ static int verb_inject(const Config *c, char **args) {
         }
         r = call(c, "inject", req, &s);
         json_decref(req);
+print:
         if (r != 0)
                 return r;
         if (arg_json)
@@ -238,7 +301,9 @@ static const Verb verbs[] = {
         { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing" },
         { "stats", 0, 0, verb_stats, "stats [--json]        counters and state" },
         { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait" },
-        { "inject", 3, 3, verb_inject, "inject sms FROM TEXT  hand the daemon an SMS as if it had arrived verified" },
+        { "inject", 2, 3, verb_inject,
+          "inject sms FROM TEXT | inject mail FILE|-\n"
+          "                        hand the daemon an SMS or an e-mail as if it had arrived verified" },
         { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first" },
 };
 

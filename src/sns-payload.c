@@ -2,17 +2,16 @@
 /*
  * sns-payload.c — two-way SMS and SES "Received" payloads.
  *
- * Security: see sns-payload.h.  Base64 is decoded with OpenSSL's
- * EVP_DecodeBlock rather than by hand.
+ * Security: see sns-payload.h.
  */
 #include "sns-payload.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "base64.h"
 #include "customer.h"
 #include "strutil.h"
 
@@ -116,39 +115,6 @@ static SesVerdict verdict(json_t *receipt, const char *key) {
         return SES_VERDICT_PROCESSING_FAILED; /* unknown: treat as not verified */
 }
 
-static int decode_base64(const char *in, size_t len, uint8_t **ret, size_t *ret_len) {
-        _cleanup_free_ char *clean = mem_malloc(len + 1);
-        size_t n = 0, pad = 0;
-        uint8_t *out;
-        int k;
-
-        if (!clean)
-                return -ENOMEM;
-        /* SES wraps lines; EVP_DecodeBlock wants one block without white space. */
-        for (size_t i = 0; i < len; i++)
-                if (in[i] != '\r' && in[i] != '\n' && in[i] != ' ' && in[i] != '\t')
-                        clean[n++] = in[i];
-        clean[n] = '\0';
-        if (n % 4 != 0)
-                return -EBADMSG;
-        if (n >= 1 && clean[n - 1] == '=')
-                pad++;
-        if (n >= 2 && clean[n - 2] == '=')
-                pad++;
-        out = mem_malloc(n / 4 * 3 + 1);
-        if (!out)
-                return -ENOMEM;
-        k = EVP_DecodeBlock(out, (const unsigned char *) clean, (int) n);
-        if (k < 0) {
-                free(out);
-                return -EBADMSG;
-        }
-        *ret_len = (size_t) k - pad;
-        out[*ret_len] = '\0';
-        *ret = out;
-        return 0;
-}
-
 static int parse_ses(json_t *o, size_t max_mail, SnsPayload *p, const char **ret_reason) {
         json_t *mail = json_object_get(o, "mail"), *receipt = json_object_get(o, "receipt");
         json_t *content = json_object_get(o, "content"), *v;
@@ -189,7 +155,7 @@ static int parse_ses(json_t *o, size_t max_mail, SnsPayload *p, const char **ret
                 }
                 encoding = json_string_value(json_object_get(json_object_get(receipt, "action"), "encoding"));
                 if (encoding && streq(encoding, "BASE64")) {
-                        r = decode_base64(json_string_value(content), json_string_length(content), &p->content,
+                        r = base64_decode(json_string_value(content), json_string_length(content), &p->content,
                                           &p->content_len);
                         if (r < 0) {
                                 *ret_reason = "SES notification: content is not valid base64";

@@ -4,10 +4,11 @@ validated like the others; what was acknowledged survives kill -9."""
 
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import DaemonTestCase, main  # noqa: E402
+from harness import DELIVERYCTL, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
 
 
 class Inject(DaemonTestCase):
@@ -40,6 +41,7 @@ class Inject(DaemonTestCase):
             (["inject", "sms", "+5511987654321", ""], 1, "the text must have 1 to 10 bytes (sms.max_length), not 0"),
             (["inject", "sms", "+5511987654321", "ç" * 6], 1, "the text must have 1 to 10 bytes (sms.max_length), not 12"),
             (["inject", "fax", "+5511987654321", "oi"], 2, "unknown channel 'fax'"),
+            (["inject", "mail"], 2, "usage"),
             (["inject", "sms", "+5511987654321"], 2, "usage"),
         ]
         for args, code, msg in cases:
@@ -48,6 +50,47 @@ class Inject(DaemonTestCase):
             self.assertIn(msg, p.stderr, args)
         self.assertEqual(json.loads(d.ctl("inbox", "--json").stdout), [])
         self.assertEqual(d.stats()["counters"]["inbound_total"]["accepted"], 0)
+        self.assertEqual(d.stop(), 0)
+
+
+class InjectMail(DaemonTestCase):
+    def test_inject_mail_file_and_stdin(self):
+        d = self.daemon(overrides=["mail.addresses=pedidos@pizzaria.example"]).start()
+        eml = os.path.join(TOP_SRCDIR, "tests", "data", "mail", "latin1.eml")
+        p = d.ctl("--json", "inject", "mail", eml)
+        self.assertEqual(json.loads(p.stdout), {"id": 1, "outcome": "stored"})
+        # the same mail again, from standard input: the same Message-ID, a duplicate
+        with open(eml, "rb") as f:
+            p = subprocess.run([DELIVERYCTL, "-c", d.config, "-o", "control.socket=" + d.control, "--json", "inject",
+                                "mail", "-"], stdin=f, capture_output=True, text=True)
+        self.assertEqual(json.loads(p.stdout), {"id": 1, "outcome": "duplicate"})
+        rows = json.loads(d.ctl("inbox", "--json").stdout)
+        self.assertEqual(len(rows), 1)
+        r = rows[0]
+        self.assertEqual((r["channel"], r["source"], r["customer"], r["recipient"], r["subject"], r["authenticated"]),
+                         ("email", "inject", "jose.araujo@uol.example", "pedidos@pizzaria.example",
+                          "Pedido de pizza à noite", True))
+        self.assertTrue(r["body"].startswith("Boa noite, gostaria de pedir uma pizza portuguesa"))
+        self.assertEqual(d.stop(), 0)
+
+    def test_inject_mail_refused(self):
+        d = self.daemon(overrides=["mail.max_size=1K"]).start()
+        big = os.path.join(self.tmp, "big.eml")
+        with open(big, "w") as f:
+            f.write("From: a@example.com\n\n" + "x\n" * 1000)
+        p = d.ctl("inject", "mail", big, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("larger than mail.max_size", p.stderr)
+        small = os.path.join(self.tmp, "small.eml")
+        with open(small, "w") as f:
+            f.write("From: a@example.com\nTo: b@example.com\n\noi\n")
+        p = d.ctl("inject", "mail", small, check=False)  # mail.addresses is empty: for whom?
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("mail.addresses is empty", p.stderr)
+        p = d.ctl("inject", "mail", os.path.join(self.tmp, "missing.eml"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("No such file or directory", p.stderr)
+        self.assertEqual(json.loads(d.ctl("inbox", "--json").stdout), [])
         self.assertEqual(d.stop(), 0)
 
 

@@ -178,6 +178,23 @@ class SnsWebhook(DaemonTestCase):
         self.assertEqual(self.post(self.sms("oi", version="1")), (200, "OK\n"))
         self.assertEqual(d.stop(), 0)
 
+    def test_copies_arriving_at_once(self):
+        self.seed_cache()
+        d = self.start()
+        msg = self.sms("duas vezes ao mesmo tempo")
+        path = os.path.join(self.tmp, "same.json")
+        with open(path, "w") as f:
+            json.dump(msg, f)
+        cmd = [CURL, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", str(TIMEOUT), "--data-binary",
+               "@" + path, self.base]
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(8)]
+        codes = [p.communicate()[0] for p in procs]
+        self.assertEqual(codes, ["200"] * 8)
+        self.assertEqual(len(self.inbox(d)), 1)
+        c = d.stats()["counters"]["inbound_total"]
+        self.assertEqual((c["accepted"], c["duplicate"]), (1, 7))
+        self.assertEqual(d.stop(), 0)
+
     def test_certificate_downloaded_once_and_cached(self):
         empty = os.path.join(self.tmp, "empty-cache")
         os.mkdir(empty)

@@ -43,6 +43,8 @@
 #define HEADER_BLOCK_LINES 6
 /* A mobile footer is one short line. */
 #define FOOTER_MAX 80
+/* Lines beginning with "--" allowed per MIME part of max_parts (see prescan()). */
+#define DELIMITERS_PER_PART 64
 
 static bool initialized;
 
@@ -1664,6 +1666,29 @@ static int scan_headers(GMimeHeaderList *hl, const MailParseOptions *opts, MailC
 
 /* ---- the whole message ------------------------------------------------------- */
 
+/* Refuse, before GMime builds anything, a header with more fields than
+ * allowed, or far more lines that could be MIME delimiters ("--…") than a
+ * message within max_parts needs: GMime builds the whole MIME tree before
+ * walk() can stop, and a part of a few bytes costs it some 70 times that. */
+static int prescan(const char *s, size_t n, size_t max_headers, size_t max_delimiters) {
+        size_t pos = 0, fields = 0, delimiters = 0;
+        bool header = true;
+        Span l;
+
+        while (next_line(s, n, &pos, &l)) {
+                if (l.n > 0 && l.p[l.n - 1] == '\r')
+                        l.n--;
+                if (header) {
+                        if (l.n == 0)
+                                header = false;
+                        else if (!is_blank(l.p[0]) && ++fields > max_headers)
+                                return -E2BIG;
+                } else if (l.n >= 2 && l.p[0] == '-' && l.p[1] == '-' && ++delimiters > max_delimiters)
+                        return -E2BIG;
+        }
+        return 0;
+}
+
 MailContent *mail_content_free(MailContent *m) {
         if (!m)
                 return NULL;
@@ -1688,7 +1713,7 @@ int mail_parse(const void *data, size_t size, const MailParseOptions *opts, Mail
         _cleanup_gobject_ GMimeMessage *msg = NULL;
         GMimeHeaderList *hl;
         GMimeObject *body;
-        size_t n_headers;
+        size_t n_headers, max_headers;
         int r;
 
         if (!ret || (!data && size > 0))
@@ -1697,6 +1722,11 @@ int mail_parse(const void *data, size_t size, const MailParseOptions *opts, Mail
                 opts = &no_options;
         if (size > (opts->max_size ?: MAIL_MAX_SIZE_DEFAULT) || size > (size_t) G_MAXSSIZE)
                 return -EFBIG;
+        max_headers = opts->max_headers ?: MAIL_MAX_HEADERS_DEFAULT;
+        r = prescan(data, size, max_headers,
+                    (size_t) (opts->max_parts ?: MAIL_MAX_PARTS_DEFAULT) * DELIMITERS_PER_PART);
+        if (r < 0)
+                return r;
         mail_init();
 
         m = mem_new(MailContent, 1);
@@ -1722,7 +1752,7 @@ int mail_parse(const void *data, size_t size, const MailParseOptions *opts, Mail
         body = g_mime_message_get_mime_part(msg);
         n_headers = (size_t) g_mime_header_list_get_count(hl) +
                 (body ? (size_t) g_mime_header_list_get_count(g_mime_object_get_header_list(body)) : 0);
-        if (n_headers > (opts->max_headers ?: MAIL_MAX_HEADERS_DEFAULT))
+        if (n_headers > max_headers)
                 return -E2BIG;
 
         r = parse_addresses(msg, m);

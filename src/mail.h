@@ -74,7 +74,7 @@ typedef struct MailParseOptions {
         size_t max_size; /* bytes of raw message; bigger is refused with -EFBIG */
         size_t max_text; /* bytes of MailContent.text; longer is cut at a UTF-8 boundary */
         unsigned max_depth; /* MIME nesting looked into (the body itself is depth 0) */
-        unsigned max_parts; /* MIME parts looked at */
+        unsigned max_parts; /* MIME parts looked at (and see mail_parse()'s -E2BIG) */
         unsigned max_headers; /* header fields of the message; more is refused with -E2BIG */
         /* SMTP MAIL FROM / LMTP / SES "source", with or without <>; "" or "<>"
          * is the null sender.  NULL when unknown: the Return-Path header, if
@@ -113,9 +113,11 @@ void mail_init(void);
 void mail_shutdown(void);
 
 /* Parse the size bytes at data.  Returns 0 and a new MailContent in *ret;
- * -EFBIG when size > max_size (nothing parsed), -E2BIG when the message has
- * more than max_headers header fields, -EBADMSG when it is not a message
- * at all (no header), -EINVAL, -ENOMEM.  A message that is merely broken
+ * -EFBIG when size > max_size (nothing parsed); -E2BIG when the message has
+ * more than max_headers header fields, or more than 64 × max_parts lines
+ * beginning with "--" (a flood of tiny MIME parts, refused before GMime
+ * builds them); -EBADMSG when it is not a message at all (no header);
+ * -EINVAL, -ENOMEM.  A message that is merely broken
  * (bad MIME, wrong charset) still parses: what can be read is returned.
  * GMime's own allocations abort on OOM (GLib's g_malloc); only ours fail
  * with -ENOMEM. */

@@ -834,6 +834,52 @@ static char *nested(unsigned depth, unsigned skip) {
         return mem_printf("From: a@example.com\nMIME-Version: 1.0\n%s", body);
 }
 
+/* head, then unit n times. */
+static char *repeat(const char *head, const char *unit, unsigned n) {
+        size_t h = strlen(head), u = strlen(unit);
+        char *s = malloc(h + u * n + 1);
+
+        assert_non_null(s);
+        memcpy(s, head, h);
+        for (unsigned i = 0; i < n; i++)
+                memcpy(s + h + u * i, unit, u);
+        s[h + u * n] = '\0';
+        return s;
+}
+
+/* Floods that would make GMime build a huge tree are refused before it
+ * starts: more header fields than max_headers, more "--" lines than 64 per
+ * allowed part. */
+static void test_floods(void **state _unused_) {
+        static const char multipart[] = "From: a@example.com\nMIME-Version: 1.0\nContent-Type: multipart/mixed; "
+                                        "boundary=b\n\n";
+        static const struct {
+                const char *head, *unit;
+                unsigned n, max_parts, max_headers;
+                int r;
+                bool limited;
+        } cases[] = {
+                { multipart, "--b\nContent-Type: image/gif\n\nx\n", 4000, 0, 0, 0, true },
+                { multipart, "--b\nContent-Type: image/gif\n\nx\n", 5000, 0, 0, -E2BIG, false },
+                { multipart, "--b\nContent-Type: image/gif\n\nx\n", 5000, 100, 0, 0, true },
+                /* rules of dashes in a text are counted too, but a text has few */
+                { "From: a@example.com\n\n", "----------\n", 300, 0, 0, 0, false },
+                { "From: a@example.com\n", "X-Field: x\n", 499, 0, 0, 0, false },
+                { "From: a@example.com\n", "X-Field: x\n", 500, 0, 0, -E2BIG, false },
+                { "From: a@example.com\n", "X-Field: x\n\tfolded\n", 5000, 0, 6000, 0, false },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(mail_content_freep) MailContent *m = NULL;
+                _cleanup_free_ char *msg = repeat(cases[i].head, cases[i].unit, cases[i].n);
+                MailParseOptions o = { .max_parts = cases[i].max_parts, .max_headers = cases[i].max_headers };
+                int r = mail_parse(msg, strlen(msg), &o, &m);
+
+                if (r != cases[i].r || (r == 0 && m->mime_limited != cases[i].limited))
+                        fail_msg("row %zu: got %d (limited %d)", i, r, r == 0 ? m->mime_limited : -1);
+        }
+}
+
 static void test_limits(void **state _unused_) {
         static const struct {
                 unsigned depth, skip, max_depth, max_parts;
@@ -963,6 +1009,7 @@ int main(void) {
                 cmocka_unit_test(test_ses_verdicts),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_floods),
                 cmocka_unit_test(test_headers_odd),
                 cmocka_unit_test(test_oom),
         };

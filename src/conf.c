@@ -175,8 +175,8 @@ static const ConfKey conf_keys[] = {
           "Largest inbound e-mail accepted (LMTP 552, SNS 400)." },
         { "mail", "trust_local_mta", CONF_STRING, "", NULL, 0, 0, NULL, OFF(mail_trust_local_mta), true,
           "The authserv-id (usually the host name) that the local MTA writes in Authentication-Results; those "
-          "headers decide whether LMTP mail is authenticated. Empty: trust none, so LMTP mail counts as "
-          "unauthenticated." },
+          "headers decide whether LMTP mail is authenticated. Empty: trust none, so whether LMTP mail "
+          "is authenticated stays unknown." },
 };
 
 #define N_KEYS ELEMENTSOF(conf_keys)

@@ -302,8 +302,7 @@ static const Verb verbs[] = {
         { "stats", 0, 0, verb_stats, "stats [--json]        counters and state" },
         { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait" },
         { "inject", 2, 3, verb_inject,
-          "inject sms FROM TEXT | inject mail FILE|-\n"
-          "                        hand the daemon an SMS or an e-mail as if it had arrived verified" },
+          "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified" },
         { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first" },
 };
 

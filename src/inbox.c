@@ -53,6 +53,7 @@ static const char *const source_table[_INBOX_SOURCE_MAX] = {
 };
 static const char *const outcome_table[_INBOX_OUTCOME_MAX] = {
         [INBOX_STORED] = "stored",
+        [INBOX_IGNORED] = "ignored",
         [INBOX_DUPLICATE] = "duplicate",
         [INBOX_FAILED] = "failed",
 };
@@ -67,6 +68,17 @@ const char *inbox_source_to_string(InboxSource s) {
 
 const char *inbox_outcome_to_string(InboxOutcome o) {
         return (unsigned) o < _INBOX_OUTCOME_MAX ? outcome_table[o] : NULL;
+}
+
+void inbox_outcome_count(InboxOutcome o, Metrics *m) {
+        static const MetricId ids[_INBOX_OUTCOME_MAX] = {
+                [INBOX_STORED] = METRIC_INBOUND_ACCEPTED,
+                [INBOX_IGNORED] = METRIC_INBOUND_IGNORED,
+                [INBOX_DUPLICATE] = METRIC_INBOUND_DUPLICATE,
+                [INBOX_FAILED] = METRIC_INBOUND_FAILED,
+        };
+        if ((unsigned) o < _INBOX_OUTCOME_MAX)
+                metrics_inc(m, ids[o]);
 }
 
 InboxMessage *inbox_message_new(InboxChannel channel, InboxSource source) {
@@ -242,7 +254,7 @@ void inbox_flush(Inbox *ib) {
                 rc = insert_message(db, q->msg, &q->id);
                 if (rc != SQLITE_OK)
                         break;
-                q->outcome = INBOX_STORED;
+                q->outcome = q->msg->ignore_reason ? INBOX_IGNORED : INBOX_STORED;
         }
         if (r >= 0 && rc != SQLITE_OK)
                 r = store_check(ib->store, rc, "store inbound message");
@@ -494,7 +506,8 @@ json_t *inbox_list_json(Inbox *ib, unsigned limit) {
                 return NULL;
         rc = sqlite3_prepare_v2(store_db(ib->store),
                                 "SELECT id, channel, source, customer, recipient, body, subject, status, reason, "
-                                "received_at, authenticated FROM inbox ORDER BY id LIMIT ?",
+                                "received_at, authenticated FROM (SELECT * FROM inbox ORDER BY id DESC LIMIT ?) "
+                                "ORDER BY id",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK) {
                 json_decref(a);

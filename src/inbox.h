@@ -19,6 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "metrics.h"
 #include "store.h"
 
 #define INBOX_KEYS_MAX 4
@@ -40,6 +41,7 @@ typedef enum InboxSource {
 
 typedef enum InboxOutcome {
         INBOX_STORED, /* committed */
+        INBOX_IGNORED, /* committed as ignored (loop, bounce, list …): never answered */
         INBOX_DUPLICATE, /* a key was already there: nothing stored, acknowledge */
         INBOX_FAILED, /* not committed: the sender must try again */
         _INBOX_OUTCOME_MAX,
@@ -48,6 +50,9 @@ typedef enum InboxOutcome {
 const char *inbox_channel_to_string(InboxChannel c);
 const char *inbox_source_to_string(InboxSource s);
 const char *inbox_outcome_to_string(InboxOutcome o);
+
+/* Count an outcome in deliveryd_inbound_total. */
+void inbox_outcome_count(InboxOutcome o, Metrics *m);
 
 /* One inbound message.  Strings are owned by the struct (inbox_message_free()). */
 typedef struct InboxMessage {
@@ -132,7 +137,7 @@ void inbox_release(Inbox *ib, int64_t id);
 /* Customers whose message is with the consumer now. */
 unsigned inbox_n_active(Inbox *ib);
 
-/* Rows as JSON, oldest first, at most limit: for deliveryctl.  New reference or NULL. */
+/* The newest limit rows as JSON, oldest first: for deliveryctl.  New reference or NULL. */
 json_t *inbox_list_json(Inbox *ib, unsigned limit);
 
 /* Counts by status, {"incoming": n, …}.  New reference or NULL. */

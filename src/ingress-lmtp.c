@@ -69,19 +69,13 @@ static void on_committed(void *userdata, InboxOutcome outcome, int64_t id) {
         LmtpJob *j = slot->job;
         LmtpResult *res = &j->results[slot->index];
 
-        switch (outcome) {
-        case INBOX_STORED:
-        case INBOX_DUPLICATE:
-                metrics_inc(j->ingress->ctx.metrics,
-                            outcome == INBOX_STORED ? METRIC_INBOUND_ACCEPTED : METRIC_INBOUND_DUPLICATE);
-                snprintf(j->texts[slot->index], sizeof j->texts[0], "%s as inbox message %lld",
-                         outcome == INBOX_STORED ? "delivered" : "already delivered", (long long) id);
-                *res = (LmtpResult){ 250, "2.0.0", j->texts[slot->index] };
-                break;
-        default:
-                metrics_inc(j->ingress->ctx.metrics, METRIC_INBOUND_FAILED);
+        inbox_outcome_count(outcome, j->ingress->ctx.metrics);
+        if (outcome == INBOX_FAILED)
                 *res = (LmtpResult){ 451, "4.3.0", "storage failed, try again later" };
-                break;
+        else {
+                snprintf(j->texts[slot->index], sizeof j->texts[0], "%s as inbox message %lld",
+                         outcome == INBOX_DUPLICATE ? "already delivered" : "delivered", (long long) id);
+                *res = (LmtpResult){ 250, "2.0.0", j->texts[slot->index] };
         }
         log_event("inbound id=%lld source=lmtp outcome=%s", (long long) id, inbox_outcome_to_string(outcome));
         if (--j->waiting == 0)
@@ -197,6 +191,10 @@ void lmtp_ingress_stop_accepting(LmtpIngress *li) {
                 return;
         lmtp_server_stop_accepting(li->server);
         lmtp_server_drain(li->server);
+}
+
+unsigned lmtp_ingress_n_connections(LmtpIngress *li) {
+        return li ? lmtp_server_n_connections(li->server) : 0;
 }
 
 unsigned lmtp_ingress_n_pending(LmtpIngress *li) {

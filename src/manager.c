@@ -403,10 +403,11 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       "started_at", started, "uptime_seconds", (json_int_t) ((now - m->started_mono) / USEC_PER_SEC),
                       "config", "path", m->config_path, "generation", (json_int_t) m->generation, "loaded_at", loaded,
                       "http", listener_json(&m->http_listener, http_server_n_connections(m->http)), "lmtp",
-                      listener_json(&m->lmtp_listener, 0), "control", "socket", config(m)->control_socket, "store",
-                      "path", store_path(m->store), "schema_version", (json_int_t) store_schema_version(m->store),
-                      "bytes", (json_int_t) bytes, "instance_id", store_instance_id(m->store), "catalog", "store_name",
-                      config(m)->store_name, "products", (json_int_t) catalog_n_items(m->snapshot->catalog), "zones",
+                      listener_json(&m->lmtp_listener, lmtp_ingress_n_connections(m->lmtp)), "control", "socket",
+                      config(m)->control_socket, "store", "path", store_path(m->store), "schema_version",
+                      (json_int_t) store_schema_version(m->store), "bytes", (json_int_t) bytes, "instance_id",
+                      store_instance_id(m->store), "catalog", "store_name", config(m)->store_name, "products",
+                      (json_int_t) catalog_n_items(m->snapshot->catalog), "zones",
                       (json_int_t) catalog_n_zones(m->snapshot->catalog), "backends", "nlu",
                       nlu_backend_to_string(config(m)->nlu_backend), "engine",
                       engine_backend_to_string(config(m)->engine_backend), "sms",
@@ -443,21 +444,6 @@ static int cmd_reload(void *userdata, json_t *args _unused_, json_t **ret, char 
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Count what happened to an inbound message. */
-static void count_inbound(Manager *m, InboxOutcome outcome, bool ignored) {
-        switch (outcome) {
-        case INBOX_STORED:
-                metrics_inc(&m->metrics, ignored ? METRIC_INBOUND_IGNORED : METRIC_INBOUND_ACCEPTED);
-                break;
-        case INBOX_DUPLICATE:
-                metrics_inc(&m->metrics, METRIC_INBOUND_DUPLICATE);
-                break;
-        default:
-                metrics_inc(&m->metrics, METRIC_INBOUND_FAILED);
-                break;
-        }
-}
-
 typedef struct InjectResult {
         bool done;
         InboxOutcome outcome;
@@ -475,14 +461,13 @@ static void on_inject_done(void *userdata, InboxOutcome outcome, int64_t id) {
 /* Commit m now (with whatever else is queued) and report the outcome. */
 static int inject_commit(Manager *m, InboxMessage *msg, json_t **ret, char **ret_error) {
         InjectResult res = {};
-        bool ignored = msg->ignore_reason != NULL;
         int r;
 
         r = inbox_submit(m->inbox, msg, on_inject_done, &res, NULL);
         if (r < 0)
                 return r;
         inbox_flush(m->inbox);
-        count_inbound(m, res.done ? res.outcome : INBOX_FAILED, ignored);
+        inbox_outcome_count(res.done ? res.outcome : INBOX_FAILED, &m->metrics);
         if (!res.done || res.outcome == INBOX_FAILED) {
                 *ret_error = mem_strdup("the message could not be stored; nothing was received");
                 return -EIO;

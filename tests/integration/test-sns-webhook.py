@@ -263,12 +263,15 @@ class SnsWebhook(DaemonTestCase):
         self.assertEqual([r["body"] for r in self.inbox(d)], ["v2"])
         self.assertEqual(d.stop(), 0)
 
-    def ses(self, mail_bytes, encoding="BASE64", message_id=None):
+    def ses(self, mail_bytes, encoding="BASE64", message_id=None, no_verdicts=False):
         import base64
         n = load_vector("ses/received-sns-action-utf8.json")
         n["receipt"]["recipients"] = ["pedidos@pizzaria.example"]
         n["receipt"]["action"]["encoding"] = encoding
         n["receipt"]["dmarcVerdict"] = {"status": "PASS"}
+        if no_verdicts:  # SES may leave verdicts out: no verdict is not a refusal
+            for k in ("spfVerdict", "dkimVerdict", "dmarcVerdict"):
+                n["receipt"].pop(k, None)
         n["mail"]["messageId"] = message_id or uuid.uuid4().hex
         n["content"] = base64.b64encode(mail_bytes).decode() if encoding == "BASE64" else mail_bytes.decode()
         m = load_vector("sms/constructed-two-way-inbound-in-sns-envelope.json")
@@ -292,6 +295,10 @@ class SnsWebhook(DaemonTestCase):
                           r["authenticated"], r["status"]),
                          ("email", "sns", "ana.souza@example.com", "pedidos@pizzaria.example", "Pedido à noite",
                           "Quero uma pizza margherita, por favor.", True, "incoming"))
+        # without verdicts: stored, its authentication unknown
+        other = mail.replace(b"abc123@example.com", b"abc124@example.com")
+        self.assertEqual(self.post(self.ses(other, no_verdicts=True)), (200, "OK\n"))
+        self.assertIsNone(self.inbox(d)[-1]["authenticated"])
         self.assertEqual(d.stop(), 0)
 
     def test_ses_bounce_stored_as_ignored(self):
@@ -302,6 +309,8 @@ class SnsWebhook(DaemonTestCase):
         self.assertEqual(self.post(self.ses(bounce)), (200, "OK\n"))
         rows = self.inbox(d)
         self.assertEqual([(r["status"], r["reason"]) for r in rows], [("ignored", "bounce")])
+        self.assertEqual(d.stats()["counters"]["inbound_total"]["ignored"], 1)
+        self.assertEqual(d.stats()["counters"]["inbound_total"]["accepted"], 0)
         self.assertEqual(d.stop(), 0)
 
     def test_other_payload_acknowledged_and_ignored(self):

@@ -126,7 +126,7 @@ static void test_ignored_stored_as_ignored(void **state _unused_) {
         m->ignore_reason = mem_strdup("bounce");
         assert_int_equal(inbox_submit(inbox, m, on_done, &a, NULL), 0);
         run_loop();
-        assert_int_equal(a.outcome, INBOX_STORED);
+        assert_int_equal(a.outcome, INBOX_IGNORED);
         assert_int_equal(count("SELECT count(*) FROM inbox WHERE status = 'ignored' AND reason = 'bounce'"), 1);
 }
 

@@ -637,14 +637,11 @@ int conf_load(const char *path, char *const *overrides, ConfLoadFlags flags, Con
                 goto finish;
         conf_validate(c, &local);
 
-        if (local.oom)
-                r = -ENOMEM;
-        else if (local.n > 0 && !(flags & CONF_LOAD_KEEP_GOING))
-                r = -EINVAL;
-        else {
-                *ret = TAKE_PTR(c);
+        r = diags_to_errno(&local);
+        if (r == -EINVAL && (flags & CONF_LOAD_KEEP_GOING))
                 r = 0;
-        }
+        if (r >= 0)
+                *ret = TAKE_PTR(c);
 finish:
         diags_merge(diags, &local);
         diags_clear(&local);

@@ -89,14 +89,23 @@ static void answer_all(LmtpDelivery *d, unsigned code, const char *enhanced, con
 
 static int deliver(void *userdata, LmtpDelivery *d, const LmtpEnvelope *env, const char *data, size_t size) {
         LmtpIngress *li = userdata;
+        _cleanup_free_ const char **rcpts = NULL;
         InboxMessage **msgs = NULL;
         LmtpJob *j;
         int r;
 
+        /* The LMTP envelope counts its recipients; ours is NULL-terminated. */
+        rcpts = mem_new(const char *, env->n_recipients + 1);
+        if (!rcpts) {
+                answer_all(d, 451, "4.3.0", "out of memory, try again later");
+                return 0;
+        }
+        for (size_t i = 0; i < env->n_recipients; i++)
+                rcpts[i] = env->recipients[i];
         const MailEnvelope menv = {
                 .source = INBOX_SOURCE_LMTP,
                 .sender = env->sender,
-                .recipients = (char *const *) env->recipients,
+                .recipients = (char *const *) rcpts,
         };
         r = ingress_mail_messages(config(li), data, size, &menv, &msgs);
         if (r == -EFBIG) {

@@ -25,6 +25,9 @@ TOP_BUILDDIR = os.environ.get("top_builddir") or TOP_SRCDIR
 DELIVERYD = os.path.join(TOP_BUILDDIR, "src", "deliveryd")
 DELIVERYCTL = os.path.join(TOP_BUILDDIR, "src", "deliveryctl")
 ETC = os.path.join(TOP_SRCDIR, "etc")
+# The shared test data (AWS vectors, labelled messages): beside the source tree.
+TEST_DATA = os.environ.get("DELIVERYD_TEST_DATA") or os.path.join(TOP_SRCDIR, "..", "shared")
+VECTORS = os.path.join(TEST_DATA, "vectors")
 
 # DELIVERYD_TEST_VALGRIND=1 (make check-valgrind) runs every daemon under
 # valgrind; a memory error or a leak fails the test that started it.
@@ -181,9 +184,13 @@ class Daemon:
                 self.log_cond.wait(left)
 
     def warnings(self, allowed=()):
-        """Log lines at warning level or worse that no allowed pattern explains."""
+        """Log lines at warning level or worse that no allowed pattern explains,
+        and any report of a sanitizer."""
         out = []
         for line in self.log:
+            if "ERROR: AddressSanitizer" in line or "ERROR: LeakSanitizer" in line or "runtime error:" in line:
+                out.append(line)
+                continue
             m = re.match(r"<([0-7])>", line)
             if m and int(m.group(1)) <= 4 and not any(re.search(a, line) for a in allowed):
                 out.append(line)

@@ -14,14 +14,13 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
+from harness import TIMEOUT, VECTORS, DaemonTestCase, main  # noqa: E402
 import sns_sign  # noqa: E402
 
 FIU_RUN = shutil.which("fiu-run")
 SWAKS = shutil.which("swaks")
 CURL = shutil.which("curl")
 POINTS = os.environ.get("DELIVERYD_FAULT_POINTS") == "yes"
-VECTORS = os.path.join(TOP_SRCDIR, "..", "shared", "vectors")
 TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
 KILL = ["-c", "enable name=deliveryd/inbox/after-commit"]
 # fiu-run preloads a small library (no malloc wrapper without -x); under

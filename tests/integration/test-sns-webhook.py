@@ -21,11 +21,10 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
+from harness import TIMEOUT, VECTORS, DaemonTestCase, main  # noqa: E402
 import sns_sign  # noqa: E402
 
 CURL = shutil.which("curl")
-VECTORS = os.path.join(TOP_SRCDIR, "..", "shared", "vectors")
 SMS_TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
 MAIL_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-inbound"
 CERT_URL = sns_sign.DEFAULT_CERT_URL

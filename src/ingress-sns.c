@@ -158,7 +158,7 @@ static void on_subscribed(int result, const CurlResponse *resp, void *userdata) 
         SnsJob *j = userdata;
         char detail[256];
 
-        j->subscribe = NULL; /* the client frees it after this handler */
+        /* j->subscribe is ours: job_free() frees it, after resp was used. */
         if (result == 200) {
                 if (record_event(j, "confirmed", NULL) < 0)
                         return job_answer(j, 503, "storage failed\n");
@@ -368,14 +368,17 @@ static void job_verified(SnsJob *j, const char *pem, size_t pem_len) {
         }
 }
 
-static CertFetch *fetch_free(CertFetch *f) {
-        SnsIngress *ing = f->ingress;
-
-        for (CertFetch **p = &ing->fetches; *p; p = &(*p)->next)
+static void fetch_unlink(CertFetch *f) {
+        for (CertFetch **p = &f->ingress->fetches; *p; p = &(*p)->next)
                 if (*p == f) {
                         *p = f->next;
                         break;
                 }
+        f->next = NULL;
+}
+
+static CertFetch *fetch_free(CertFetch *f) {
+        fetch_unlink(f);
         curl_event_transfer_free(f->transfer);
         free(f->url);
         free(f->dir);
@@ -395,7 +398,6 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
                 r = sns_cert_cache_store(f->dir, f->url, resp->body, resp->body_len);
         }
 
-        f->transfer = NULL; /* freed by the client after this handler */
         if (r < 0) {
                 if (result == 200)
                         log_warning("Signing certificate from %s not stored: %s", f->url, strerror(-r));
@@ -406,7 +408,10 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
         } else
                 log_info("Stored SNS signing certificate %s.", f->url);
 
-        fetch_free(f);
+        /* Out of the list first, so that a job arriving meanwhile starts a
+         * fetch of its own instead of waiting on this finished one; freed
+         * last, since resp lives in its transfer. */
+        fetch_unlink(f);
         while (waiting) {
                 SnsJob *j = waiting;
                 waiting = j->fetch_next;
@@ -421,6 +426,7 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
                 else
                         job_verified(j, resp->body, resp->body_len);
         }
+        fetch_free(f);
 }
 
 /* Wait for the certificate at the job's SigningCertURL, downloading it

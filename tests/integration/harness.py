@@ -62,6 +62,49 @@ def make_etc(tmp, extra="", name="deliveryd.conf"):
     return path
 
 
+SMS_TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
+
+
+class SnsFixture:
+    """A test signing key for SNS messages, with its certificate already in
+    a certificate cache directory under SNS's default-looking URL, and a
+    maker of signed two-way SMS notifications."""
+
+    def __init__(self, tmp):
+        import sns_sign
+        self.sns_sign = sns_sign
+        self.key, self.cert = sns_sign.make_test_cert(tmp)
+        self.cache = os.path.join(tmp, "certs")
+        os.makedirs(self.cache, exist_ok=True)
+        self.seed()
+
+    def seed(self, url=None):
+        """Put the certificate in the cache under url (as the daemon names it)."""
+        import hashlib
+        url = url or self.sns_sign.DEFAULT_CERT_URL
+        shutil.copy(self.cert, os.path.join(self.cache, hashlib.sha256(url.encode()).hexdigest() + ".pem"))
+
+    def sign(self, msg, **kw):
+        return self.sns_sign.sign(msg, self.key, **kw)
+
+    def sms(self, text="quero 2 calabresa", sender="+5511987654321", inbound_id=None, message_id=None,
+            topic=SMS_TOPIC, **sign):
+        import uuid
+        with open(os.path.join(VECTORS, "sms", "constructed-two-way-inbound-in-sns-envelope.json"),
+                  encoding="utf-8") as f:
+            m = json.load(f)
+        payload = json.loads(m["Message"])
+        payload.update(originationNumber=sender, messageBody=text, inboundMessageId=inbound_id or str(uuid.uuid4()))
+        m.update(Message=json.dumps(payload), MessageId=message_id or str(uuid.uuid4()), TopicArn=topic)
+        return self.sign(m, **sign)
+
+    @staticmethod
+    def write(msg, path):
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(msg, f)
+        return path
+
+
 class NotifyListener:
     """A datagram socket standing in for systemd's NOTIFY_SOCKET."""
 

@@ -21,11 +21,10 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TIMEOUT, VECTORS, DaemonTestCase, main  # noqa: E402
+from harness import SMS_TOPIC, TIMEOUT, VECTORS, DaemonTestCase, SnsFixture, main  # noqa: E402
 import sns_sign  # noqa: E402
 
 CURL = shutil.which("curl")
-SMS_TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
 MAIL_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-inbound"
 CERT_URL = sns_sign.DEFAULT_CERT_URL
 HOST = "sns.us-east-1.amazonaws.com"
@@ -100,9 +99,8 @@ class SnsWebhook(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        self.key, self.cert = sns_sign.make_test_cert(self.tmp)
-        self.cache = os.path.join(self.tmp, "certs")
-        os.mkdir(self.cache)
+        self.sns = SnsFixture(self.tmp)
+        self.key, self.cert, self.cache = self.sns.key, self.sns.cert, self.sns.cache
         self.fake = FakeSns(self.tmp, self.cert)
 
     def tearDown(self):
@@ -110,8 +108,7 @@ class SnsWebhook(DaemonTestCase):
         super().tearDown()
 
     def seed_cache(self, url=CERT_URL):
-        name = hashlib.sha256(url.encode()).hexdigest() + ".pem"
-        shutil.copy(self.cert, os.path.join(self.cache, name))
+        self.sns.seed(url)
 
     def start(self, *overrides, cache=None):
         d = self.daemon(overrides=[
@@ -138,14 +135,8 @@ class SnsWebhook(DaemonTestCase):
         text, _, code = p.stdout.rpartition("\n")
         return int(code), text
 
-    def sms(self, text="quero 2 calabresa", sender="+5511987654321", inbound_id=None, message_id=None, **sign):
-        m = load_vector("sms/constructed-two-way-inbound-in-sns-envelope.json")
-        payload = json.loads(m["Message"])
-        payload.update(originationNumber=sender, messageBody=text, inboundMessageId=inbound_id or str(uuid.uuid4()))
-        m["Message"] = json.dumps(payload)
-        m["MessageId"] = message_id or str(uuid.uuid4())
-        m["TopicArn"] = SMS_TOPIC
-        return sns_sign.sign(m, self.key, **sign)
+    def sms(self, *args, **kw):
+        return self.sns.sms(*args, **kw)
 
     def inbox(self, d):
         return json.loads(d.ctl("inbox", "--json").stdout)

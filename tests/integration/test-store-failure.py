@@ -12,7 +12,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import VECTORS, DaemonTestCase, main  # noqa: E402
+from harness import VECTORS, DaemonTestCase, SnsFixture, main  # noqa: E402
 
 FIU_RUN = shutil.which("fiu-run")
 FIU_CTRL = shutil.which("fiu-ctrl")
@@ -77,21 +77,12 @@ class StoreFailure(DaemonTestCase):
 @unittest.skipUnless(shutil.which("curl") and os.path.isdir(VECTORS), "curl or the shared vectors missing")
 class WebhookStoreFailure(DaemonTestCase):
     def test_webhook_answers_5xx_never_2xx_or_4xx(self):
-        import hashlib
         import json
-        import uuid
-        import sns_sign
 
-        key, cert = sns_sign.make_test_cert(self.tmp)
-        cache = os.path.join(self.tmp, "certs")
-        os.mkdir(cache)
-        shutil.copy(cert, os.path.join(cache, hashlib.sha256(sns_sign.DEFAULT_CERT_URL.encode()).hexdigest() + ".pem"))
-        with open(os.path.join(VECTORS, "sms", "constructed-two-way-inbound-in-sns-envelope.json")) as f:
-            m = json.load(f)
-        m["MessageId"] = str(uuid.uuid4())
-        body = os.path.join(self.tmp, "body.json")
-        with open(body, "w") as f:
-            json.dump(sns_sign.sign(m, key), f)
+        sns = SnsFixture(self.tmp)
+        m = sns.sms()
+        body = sns.write(m, os.path.join(self.tmp, "body.json"))
+        cache = sns.cache
 
         ctrl = os.path.join(self.tmp, "fiu-ctrl")
         d = self.daemon(wrapper=[FIU_RUN, "-x", "-f", ctrl],

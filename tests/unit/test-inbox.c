@@ -12,7 +12,6 @@
 #include "inbox.h"
 #include "strutil.h"
 
-static char *dir;
 static sd_event *event;
 static Store *store;
 static Inbox *inbox;

@@ -161,12 +161,19 @@ static int deliver(void *userdata, LmtpDelivery *d, const LmtpEnvelope *env, con
         return 0;
 }
 
+static void refused(void *userdata, bool too_big) {
+        LmtpIngress *li = userdata;
+
+        metrics_inc(li->ctx.metrics, too_big ? METRIC_REJECTED_SIZE : METRIC_REJECTED_PARSE);
+}
+
 static const LmtpCallbacks callbacks = {
         .check_recipient = check_recipient,
         .deliver = deliver,
         /* A cancelled delivery (the MTA went away) is still committed: the
          * MTA delivers it again and the second copy is a duplicate. */
         .cancelled = NULL,
+        .refused = refused,
 };
 
 int lmtp_ingress_new(sd_event *e, int listen_fd, const LmtpIngressContext *ctx, LmtpIngress **ret) {

@@ -89,6 +89,8 @@ typedef struct AwsCredentials {
  * (no key id or secret), -ENOMEM. */
 int aws_credentials_new(const char *access_key_id, const char *secret_access_key, const char *session_token,
                         uint64_t expiration_usec, AwsCredentialsSource source, AwsCredentials **ret);
+/* A deep copy of c, owned by the caller (to keep credentials beyond a
+ * handler).  Returns 0, -EINVAL, -ENOMEM. */
 int aws_credentials_copy(const AwsCredentials *c, AwsCredentials **ret);
 /* Wipes every string, then frees; accepts NULL; returns NULL. */
 AwsCredentials *aws_credentials_free(AwsCredentials *c);

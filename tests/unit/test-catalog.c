@@ -63,15 +63,15 @@ static char *load(const char *catalog, const char *zones, int *ret_r) {
         Catalog *c = NULL;
         Diags d = {};
 
-        write_file(dir, "catalog.conf", catalog);
-        write_file(dir, "zones.conf", zones);
-        snprintf(cp, sizeof cp, "%s/catalog.conf", dir);
-        snprintf(zp, sizeof zp, "%s/zones.conf", dir);
+        write_file(test_dir, "catalog.conf", catalog);
+        write_file(test_dir, "zones.conf", zones);
+        snprintf(cp, sizeof cp, "%s/catalog.conf", test_dir);
+        snprintf(zp, sizeof zp, "%s/zones.conf", test_dir);
         *ret_r = catalog_load(cp, zp, &c, &d);
         for (size_t i = 0; i < d.n; i++) {
                 const char *l = d.lines[i];
-                if (strncmp(l, dir, strlen(dir)) == 0)
-                        l += strlen(dir) + 1;
+                if (strncmp(l, test_dir, strlen(test_dir)) == 0)
+                        l += strlen(test_dir) + 1;
                 strncat(buf, l, sizeof buf - strlen(buf) - 1);
                 if (i + 1 < d.n)
                         strncat(buf, "|", sizeof buf - strlen(buf) - 1);

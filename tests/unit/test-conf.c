@@ -19,16 +19,16 @@ static int load(const char *text, char *const *overrides, Config **ret, char **r
         Diags d = {};
         int r;
 
-        write_file(dir, "deliveryd.conf", text);
-        snprintf(path, sizeof path, "%s/deliveryd.conf", dir);
+        write_file(test_dir, "deliveryd.conf", text);
+        snprintf(path, sizeof path, "%s/deliveryd.conf", test_dir);
         r = conf_load(path, overrides, 0, ret, &d);
 
         char buf[8192] = "";
         for (size_t i = 0; i < d.n; i++) {
                 const char *l = d.lines[i];
-                if (strncmp(l, dir, strlen(dir)) == 0) {
+                if (strncmp(l, test_dir, strlen(test_dir)) == 0) {
                         strncat(buf, "D", sizeof buf - strlen(buf) - 1);
-                        l += strlen(dir);
+                        l += strlen(test_dir);
                 }
                 strncat(buf, l, sizeof buf - strlen(buf) - 1);
                 if (i + 1 < d.n)
@@ -133,7 +133,7 @@ static void test_missing_file(void **state _unused_) {
 
 static void test_defaults_and_paths(void **state _unused_) {
         _cleanup_(conf_unrefp) Config *c = NULL;
-        _cleanup_free_ char *d = NULL, *want = NULL, *real = realpath(dir, NULL);
+        _cleanup_free_ char *d = NULL, *want = NULL, *real = realpath(test_dir, NULL);
 
         unsetenv("STATE_DIRECTORY");
         setenv("RUNTIME_DIRECTORY", "/run/deliveryd:/run/other", 1);
@@ -164,7 +164,7 @@ static void test_defaults_and_paths(void **state _unused_) {
 
 static void test_lmtp_unix_relative(void **state _unused_) {
         _cleanup_(conf_unrefp) Config *c = NULL;
-        _cleanup_free_ char *d = NULL, *want = NULL, *real = realpath(dir, NULL);
+        _cleanup_free_ char *d = NULL, *want = NULL, *real = realpath(test_dir, NULL);
 
         assert_int_equal(load("[lmtp]\nlisten = unix:lmtp.sock\n", NULL, &c, &d), 0);
         want = mem_printf("unix:%s/lmtp.sock", real);
@@ -173,7 +173,7 @@ static void test_lmtp_unix_relative(void **state _unused_) {
 
 static void test_dropins(void **state _unused_) {
         _cleanup_(conf_unrefp) Config *c = NULL;
-        _cleanup_free_ char *d = NULL, *ddir = mem_printf("%s/deliveryd.conf.d", dir);
+        _cleanup_free_ char *d = NULL, *ddir = mem_printf("%s/deliveryd.conf.d", test_dir);
         size_t n;
         const ConfKey *t = conf_table(&n);
 
@@ -263,11 +263,11 @@ static void test_oom(void **state _unused_) {
         char *ov[] = { "nlu.backend=bedrock", NULL };
         unsigned long n;
 
-        write_file(dir, "deliveryd.conf", "[http]\nlisten = 127.0.0.1:0\n[store]\nname = X\n[nope]\n");
-        write_file(dir, "ok.conf", "[http]\nlisten = 127.0.0.1:0\n[store]\nname = X\n");
+        write_file(test_dir, "deliveryd.conf", "[http]\nlisten = 127.0.0.1:0\n[store]\nname = X\n[nope]\n");
+        write_file(test_dir, "ok.conf", "[http]\nlisten = 127.0.0.1:0\n[store]\nname = X\n");
         for (int variant = 0; variant < 2; variant++) {
                 char path[4096];
-                snprintf(path, sizeof path, "%s/%s", dir, variant ? "ok.conf" : "deliveryd.conf");
+                snprintf(path, sizeof path, "%s/%s", test_dir, variant ? "ok.conf" : "deliveryd.conf");
                 for (n = 1;; n++) {
                         Config *c = NULL;
                         Diags d = {};

@@ -43,18 +43,18 @@ static inline void rm_rf(const char *path);
 /* The test group's temporary directory: cmocka_run_group_tests(tests,
  * tmpdir_setup, tmpdir_teardown) makes it before the first test and
  * removes it after the last. */
-static char *dir;
+static char *test_dir;
 
 static inline int tmpdir_setup(void **state) {
         (void) state;
-        dir = make_tmpdir();
+        test_dir = make_tmpdir();
         return 0;
 }
 
 static inline int tmpdir_teardown(void **state) {
         (void) state;
-        rm_rf(dir);
-        free(dir);
+        rm_rf(test_dir);
+        free(test_dir);
         return 0;
 }
 

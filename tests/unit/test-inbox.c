@@ -19,9 +19,9 @@ static Inbox *inbox;
 static int setup(void **state _unused_) {
         char *err = NULL;
 
-        dir = make_tmpdir();
+        test_dir = make_tmpdir();
         assert_int_equal(sd_event_new(&event), 0);
-        assert_int_equal(store_open(dir, &store, &err), 0);
+        assert_int_equal(store_open(test_dir, &store, &err), 0);
         assert_int_equal(inbox_new(event, store, &inbox), 0);
         return 0;
 }
@@ -30,8 +30,8 @@ static int teardown(void **state _unused_) {
         inbox_free(inbox);
         store_close(store);
         sd_event_unref(event);
-        rm_rf(dir);
-        free(dir);
+        rm_rf(test_dir);
+        free(test_dir);
         return 0;
 }
 

@@ -34,13 +34,13 @@
 static bool have_data;
 
 static int setup(void **state _unused_) {
-        dir = make_tmpdir();
+        test_dir = make_tmpdir();
         return 0;
 }
 
 static int teardown(void **state _unused_) {
-        rm_rf(dir);
-        free(dir);
+        rm_rf(test_dir);
+        free(test_dir);
         return 0;
 }
 
@@ -840,7 +840,8 @@ static size_t count_entries(const char *d) {
 }
 
 static void test_cache(void **state _unused_) {
-        _cleanup_free_ char *cache = mem_printf("%s/cache", dir), *path = NULL, *want = NULL, *pem = NULL, *got = NULL;
+        _cleanup_free_ char *cache = mem_printf("%s/cache", test_dir), *path = NULL, *want = NULL, *pem = NULL,
+                            *got = NULL;
         size_t pem_len, got_len;
 
         assert_non_null(cache);
@@ -992,7 +993,7 @@ static void test_oom(void **state _unused_) {
 /* A message signed here, with a key made now, verifies now: the same
  * thing the integration tests do through the daemon. */
 static void test_signed_now(void **state _unused_) {
-        _cleanup_free_ char *keydir = mem_printf("%s/keys", dir), *key = NULL, *cert = NULL;
+        _cleanup_free_ char *keydir = mem_printf("%s/keys", test_dir), *key = NULL, *cert = NULL;
         static const struct {
                 const char *version;
                 unsigned min_version;

@@ -31,7 +31,7 @@ static bool table_exists(Store *s, const char *name) {
 }
 
 static char *subdir(const char *name) {
-        char *p = mem_printf("%s/%s", dir, name);
+        char *p = mem_printf("%s/%s", test_dir, name);
         assert_non_null(p);
         return p;
 }
@@ -166,7 +166,7 @@ static void test_not_a_directory(void **state _unused_) {
         _cleanup_free_ char *err = NULL;
         Store *s = NULL;
 
-        write_file(dir, "plainfile", "x");
+        write_file(test_dir, "plainfile", "x");
         _cleanup_free_ char *p = subdir("plainfile");
         assert_int_equal(store_open(p, &s, &err), -ENOTDIR);
         assert_non_null(strstr(err, "is not a directory"));

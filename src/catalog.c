@@ -408,14 +408,9 @@ int catalog_load(const char *catalog_path, const char *zones_path, Catalog **ret
                         }
                 }
 
-        if (local.oom)
-                r = -ENOMEM;
-        else if (local.n > 0)
-                r = -EINVAL;
-        else {
+        r = diags_to_errno(&local);
+        if (r >= 0)
                 *ret = TAKE_PTR(c);
-                r = 0;
-        }
 finish:
         diags_merge(diags, &local);
         diags_clear(&local);

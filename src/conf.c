@@ -180,8 +180,8 @@ static const ConfKey conf_keys[] = {
           "Largest inbound e-mail accepted (LMTP 552, SNS 400)." },
         { "mail", "trust_local_mta", CONF_STRING, "", NULL, 0, 0, NULL, OFF(mail_trust_local_mta), true,
           "The authserv-id (usually the host name) that the local MTA writes in Authentication-Results; those "
-          "headers decide whether LMTP mail is authenticated. Empty: trust none, so LMTP mail counts as "
-          "unauthenticated." },
+          "headers decide whether LMTP mail is authenticated. Empty: trust none, so whether LMTP mail "
+          "is authenticated stays unknown." },
 };
 
 #define N_KEYS ELEMENTSOF(conf_keys)
@@ -642,14 +642,11 @@ int conf_load(const char *path, char *const *overrides, ConfLoadFlags flags, Con
                 goto finish;
         conf_validate(c, &local);
 
-        if (local.oom)
-                r = -ENOMEM;
-        else if (local.n > 0 && !(flags & CONF_LOAD_KEEP_GOING))
-                r = -EINVAL;
-        else {
-                *ret = TAKE_PTR(c);
+        r = diags_to_errno(&local);
+        if (r == -EINVAL && (flags & CONF_LOAD_KEEP_GOING))
                 r = 0;
-        }
+        if (r >= 0)
+                *ret = TAKE_PTR(c);
 finish:
         diags_merge(diags, &local);
         diags_clear(&local);

@@ -23,7 +23,8 @@
 #include "macro.h"
 #include "metrics.h"
 
-#define CONTROL_REQUEST_MAX (1024 * 1024)
+/* Big enough for "inject mail" of a mail.max_size message in base64. */
+#define CONTROL_REQUEST_MAX (96 * 1024 * 1024)
 #define CONTROL_TIMEOUT_USEC (10 * USEC_PER_SEC)
 #define CONTROL_CONNECTIONS_MAX 64
 

@@ -108,32 +108,40 @@ static void print_listener(const char *label, json_t *l) {
                        json_is_true(json_object_get(l, "socket_activated")) ? " (socket activation)" : "");
 }
 
-static int verb_status(const Config *c, char **args _unused_) {
-        json_t *s = NULL;
-        int r = call(c, "stats", NULL, &s);
+/* Send command, then print the answer as JSON (--json) or through show(). */
+static int run_command(const Config *c, const char *command, json_t *args, void (*show)(json_t *result)) {
+        json_t *result = NULL;
+        int r = call(c, command, args, &result);
 
         if (r != 0)
                 return r;
         if (arg_json)
-                print_json(s);
-        else {
-                long long up = num(s, "uptime_seconds", NULL);
-                printf("deliveryd %s: %s (pid %lld), up %lldh %02lldm %02llds\n", str(s, "version"), str(s, "state"),
-                       num(s, "pid", NULL), up / 3600, up / 60 % 60, up % 60);
-                printf("%-9s %s (generation %lld, loaded %s)\n", "config:", str(s, "config.path"),
-                       num(s, "config", "generation"), str(s, "config.loaded_at"));
-                print_listener("http:", json_object_get(s, "http"));
-                print_listener("lmtp:", json_object_get(s, "lmtp"));
-                printf("%-9s %s\n", "control:", str(s, "control.socket"));
-                printf("%-9s %s (schema %lld, %lld KiB)\n", "store:", str(s, "store.path"),
-                       num(s, "store", "schema_version"), num(s, "store", "bytes") / 1024);
-                printf("%-9s %s: %lld products, %lld zones\n", "catalog:", str(s, "catalog.store_name"),
-                       num(s, "catalog", "products"), num(s, "catalog", "zones"));
-                printf("%-9s nlu %s, engine %s, sms %s, mail %s\n", "backends:", str(s, "backends.nlu"),
-                       str(s, "backends.engine"), str(s, "backends.sms"), str(s, "backends.mail"));
-        }
-        json_decref(s);
+                print_json(result);
+        else
+                show(result);
+        json_decref(result);
         return EXIT_SUCCESS;
+}
+
+static void show_status(json_t *s) {
+        long long up = num(s, "uptime_seconds", NULL);
+        printf("deliveryd %s: %s (pid %lld), up %lldh %02lldm %02llds\n", str(s, "version"), str(s, "state"),
+               num(s, "pid", NULL), up / 3600, up / 60 % 60, up % 60);
+        printf("%-9s %s (generation %lld, loaded %s)\n", "config:", str(s, "config.path"),
+               num(s, "config", "generation"), str(s, "config.loaded_at"));
+        print_listener("http:", json_object_get(s, "http"));
+        print_listener("lmtp:", json_object_get(s, "lmtp"));
+        printf("%-9s %s\n", "control:", str(s, "control.socket"));
+        printf("%-9s %s (schema %lld, %lld KiB)\n", "store:", str(s, "store.path"), num(s, "store", "schema_version"),
+               num(s, "store", "bytes") / 1024);
+        printf("%-9s %s: %lld products, %lld zones\n", "catalog:", str(s, "catalog.store_name"),
+               num(s, "catalog", "products"), num(s, "catalog", "zones"));
+        printf("%-9s nlu %s, engine %s, sms %s, mail %s\n", "backends:", str(s, "backends.nlu"),
+               str(s, "backends.engine"), str(s, "backends.sms"), str(s, "backends.mail"));
+}
+
+static int verb_status(const Config *c, char **args _unused_) {
+        return run_command(c, "stats", NULL, show_status);
 }
 
 /* Flat "a.b.c value" lines for the shell. */
@@ -156,18 +164,12 @@ static void print_flat(const char *prefix, json_t *j) {
         }
 }
 
-static int verb_stats(const Config *c, char **args _unused_) {
-        json_t *s = NULL;
-        int r = call(c, "stats", NULL, &s);
+static void show_stats(json_t *s) {
+        print_flat("", s);
+}
 
-        if (r != 0)
-                return r;
-        if (arg_json)
-                print_json(s);
-        else
-                print_flat("", s);
-        json_decref(s);
-        return EXIT_SUCCESS;
+static int verb_stats(const Config *c, char **args _unused_) {
+        return run_command(c, "stats", NULL, show_stats);
 }
 
 static int verb_reload(const Config *c, char **args _unused_) {
@@ -232,8 +234,12 @@ static int read_all(const char *path, size_t max, char **ret, size_t *ret_len) {
         return 0;
 }
 
+static void show_injected(json_t *s) {
+        printf("%s: inbox message %lld\n", str(s, "outcome"), num(s, "id", NULL));
+}
+
 static int verb_inject(const Config *c, char **args) {
-        json_t *req, *s = NULL;
+        json_t *req;
         int r;
 
         if (streq(args[0], "mail")) {
@@ -255,9 +261,9 @@ static int verb_inject(const Config *c, char **args) {
                 req = b64 ? json_pack("{s:s,s:s}", "channel", "email", "raw_base64", b64) : NULL;
                 if (!req)
                         return EXIT_FAILURE;
-                r = call(c, "inject", req, &s);
+                r = run_command(c, "inject", req, show_injected);
                 json_decref(req);
-                goto print;
+                return r;
         }
         if (!streq(args[0], "sms")) {
                 fprintf(stderr, "deliveryctl: inject: unknown channel '%s' (sms or mail)\n", args[0]);
@@ -272,34 +278,22 @@ static int verb_inject(const Config *c, char **args) {
                 fprintf(stderr, "deliveryctl: inject: the text is not valid UTF-8\n");
                 return EXIT_FAILURE;
         }
-        r = call(c, "inject", req, &s);
+        r = run_command(c, "inject", req, show_injected);
         json_decref(req);
-print:
-        if (r != 0)
-                return r;
-        if (arg_json)
-                print_json(s);
-        else
-                printf("%s: inbox message %lld\n", str(s, "outcome"), num(s, "id", NULL));
-        json_decref(s);
-        return EXIT_SUCCESS;
+        return r;
+}
+
+static void show_inbox(json_t *s) {
+        json_t *row;
+        size_t i;
+
+        json_array_foreach (s, i, row)
+                printf("%6lld %-8s %-5s %-6s %-24s %s\n", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
+                       str(row, "source"), str(row, "customer"), str(row, "body"));
 }
 
 static int verb_inbox(const Config *c, char **args _unused_) {
-        json_t *s = NULL, *row;
-        size_t i;
-        int r = call(c, "inbox", NULL, &s);
-
-        if (r != 0)
-                return r;
-        if (arg_json)
-                print_json(s);
-        else
-                json_array_foreach (s, i, row)
-                        printf("%6lld %-8s %-5s %-6s %-24s %s\n", num(row, "id", NULL), str(row, "status"),
-                               str(row, "channel"), str(row, "source"), str(row, "customer"), str(row, "body"));
-        json_decref(s);
-        return EXIT_SUCCESS;
+        return run_command(c, "inbox", NULL, show_inbox);
 }
 
 /* What the rules make of TEXT, as one JSON object (DESIGN.md's contract). */
@@ -327,12 +321,9 @@ static const Verb verbs[] = {
         { "stats", 0, 0, verb_stats, "stats [--json]        counters and state", NULL },
         { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait", NULL },
         { "inject", 2, 3, verb_inject,
-          "inject sms FROM TEXT | inject mail FILE|-\n"
-          "                        hand the daemon an SMS or an e-mail as if it had arrived verified",
-          NULL },
+          "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified", NULL },
         { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first", NULL },
-        { "parse", 1, 1, NULL,
-          "parse TEXT            what the rules understand in a customer's TEXT, as JSON (no daemon needed)",
+        { "parse", 1, 1, NULL, "parse TEXT            what the rules understand in a customer's TEXT, as JSON",
           verb_parse },
 };
 

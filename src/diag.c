@@ -6,6 +6,7 @@
  */
 #include "diag.h"
 
+#include <errno.h>
 #include <stdarg.h>
 
 #include "alloc.h"
@@ -43,6 +44,12 @@ void diags_merge(Diags *dst, const Diags *src) {
         for (size_t i = 0; i < src->n; i++)
                 diags_push(dst, src->lines[i]);
         dst->oom += src->oom;
+}
+
+int diags_to_errno(const Diags *d) {
+        if (d->oom)
+                return -ENOMEM;
+        return d->n > 0 ? -EINVAL : 0;
 }
 
 void diags_clear(Diags *d) {

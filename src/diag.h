@@ -26,3 +26,7 @@ void diags_add(Diags *d, const char *file, unsigned line, const char *fmt, ...) 
 void diags_merge(Diags *dst, const Diags *src);
 
 void diags_clear(Diags *d);
+
+/* What a reader returns for what it recorded: -ENOMEM when a diagnostic
+ * was lost to OOM, -EINVAL when there is any, 0 otherwise. */
+int diags_to_errno(const Diags *d);

@@ -24,12 +24,25 @@ struct InboxRequest {
         int64_t id;
 };
 
+/* A customer whose message is with the consumer. */
+typedef struct Active {
+        struct Active *next;
+        int64_t id;
+        char *customer;
+} Active;
+
 struct Inbox {
         sd_event *event;
         Store *store;
         sd_event_source *defer;
         InboxRequest *head, *tail;
         unsigned n_pending;
+
+        InboxConsumer consumer;
+        void *consumer_data;
+        sd_event_source *dispatch_defer;
+        Active *active;
+        unsigned n_active;
 };
 
 static const char *const channel_table[_INBOX_CHANNEL_MAX] = { [INBOX_SMS] = "sms", [INBOX_EMAIL] = "email" };
@@ -40,6 +53,7 @@ static const char *const source_table[_INBOX_SOURCE_MAX] = {
 };
 static const char *const outcome_table[_INBOX_OUTCOME_MAX] = {
         [INBOX_STORED] = "stored",
+        [INBOX_IGNORED] = "ignored",
         [INBOX_DUPLICATE] = "duplicate",
         [INBOX_FAILED] = "failed",
 };
@@ -54,6 +68,17 @@ const char *inbox_source_to_string(InboxSource s) {
 
 const char *inbox_outcome_to_string(InboxOutcome o) {
         return (unsigned) o < _INBOX_OUTCOME_MAX ? outcome_table[o] : NULL;
+}
+
+void inbox_outcome_count(InboxOutcome o, Metrics *m) {
+        static const MetricId ids[_INBOX_OUTCOME_MAX] = {
+                [INBOX_STORED] = METRIC_INBOUND_ACCEPTED,
+                [INBOX_IGNORED] = METRIC_INBOUND_IGNORED,
+                [INBOX_DUPLICATE] = METRIC_INBOUND_DUPLICATE,
+                [INBOX_FAILED] = METRIC_INBOUND_FAILED,
+        };
+        if ((unsigned) o < _INBOX_OUTCOME_MAX)
+                metrics_inc(m, ids[o]);
 }
 
 InboxMessage *inbox_message_new(InboxChannel channel, InboxSource source) {
@@ -119,6 +144,13 @@ static void finish_requests(Inbox *ib, InboxRequest *list) {
 Inbox *inbox_free(Inbox *ib) {
         if (!ib)
                 return NULL;
+        while (ib->active) {
+                Active *a = ib->active;
+                ib->active = a->next;
+                free(a->customer);
+                free(a);
+        }
+        sd_event_source_disable_unref(ib->dispatch_defer);
         /* Still queued: not committed, so the senders hear "failed" and retry. */
         for (InboxRequest *r = ib->head; r; r = r->next)
                 r->outcome = INBOX_FAILED;
@@ -128,6 +160,8 @@ Inbox *inbox_free(Inbox *ib) {
         free(ib);
         return NULL;
 }
+
+static void schedule_dispatch(Inbox *ib);
 
 static int bind_opt(sqlite3_stmt *st, int i, const char *s) {
         return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
@@ -220,7 +254,7 @@ void inbox_flush(Inbox *ib) {
                 rc = insert_message(db, q->msg, &q->id);
                 if (rc != SQLITE_OK)
                         break;
-                q->outcome = INBOX_STORED;
+                q->outcome = q->msg->ignore_reason ? INBOX_IGNORED : INBOX_STORED;
         }
         if (r >= 0 && rc != SQLITE_OK)
                 r = store_check(ib->store, rc, "store inbound message");
@@ -235,6 +269,8 @@ void inbox_flush(Inbox *ib) {
                         q->outcome = INBOX_FAILED;
                         q->id = 0;
                 }
+        else
+                schedule_dispatch(ib);
         finish_requests(ib, list);
 }
 
@@ -243,6 +279,178 @@ static int on_defer(sd_event_source *s _unused_, void *userdata) {
 
         inbox_flush(ib);
         return 0;
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static bool customer_active(Inbox *ib, const char *customer) {
+        for (Active *a = ib->active; a; a = a->next)
+                if (streq(a->customer, customer))
+                        return true;
+        return false;
+}
+
+static void schedule_dispatch(Inbox *ib) {
+        if (!ib->consumer || !ib->dispatch_defer)
+                return;
+        (void) sd_event_source_set_enabled(ib->dispatch_defer, SD_EVENT_ONESHOT);
+}
+
+static const char *col(sqlite3_stmt *st, int i) {
+        return (const char *) sqlite3_column_text(st, i);
+}
+
+/* Hand on the oldest unfinished message of every customer who has none
+ * with the consumer.  The rows are marked 'active' in one transaction
+ * first, so that the store says what is being worked on. */
+static void dispatch(Inbox *ib) {
+        sqlite3 *db = store_db(ib->store);
+        sqlite3_stmt *st = NULL, *upd = NULL;
+        Active *batch = NULL, **tail = &batch;
+        int rc, r;
+
+        if (!ib->consumer || store_failed(ib->store))
+                return;
+        r = store_begin(ib->store);
+        if (r < 0)
+                return;
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT i.id, i.customer FROM inbox i WHERE i.status IN ('incoming', 'active') AND "
+                                "i.id = (SELECT min(j.id) FROM inbox j WHERE j.customer = i.customer AND "
+                                "j.status IN ('incoming', 'active')) ORDER BY i.id",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_prepare_v2(db, "UPDATE inbox SET status = 'active' WHERE id = ? AND status = 'incoming'",
+                                        -1, &upd, NULL);
+        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+                const char *customer = col(st, 1);
+                Active *a;
+
+                rc = SQLITE_OK;
+                if (customer_active(ib, customer))
+                        continue;
+                a = mem_new(Active, 1);
+                if (!a || !(a->customer = mem_strdup(customer))) {
+                        free(a);
+                        break; /* the rest on the next round */
+                }
+                a->id = sqlite3_column_int64(st, 0);
+                *tail = a;
+                tail = &a->next;
+                sqlite3_reset(upd);
+                sqlite3_bind_int64(upd, 1, a->id);
+                rc = sqlite3_step(upd);
+                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        if (rc == SQLITE_DONE)
+                rc = SQLITE_OK;
+        sqlite3_finalize(st);
+        sqlite3_finalize(upd);
+        r = store_check(ib->store, rc, "mark inbound messages active");
+        if (r >= 0)
+                r = store_commit(ib->store);
+        else
+                store_rollback(ib->store);
+        if (r < 0) {
+                while (batch) {
+                        Active *a = batch;
+                        batch = a->next;
+                        free(a->customer);
+                        free(a);
+                }
+                return;
+        }
+
+        /* Now active; hand each on.  A consumer may answer at once (done +
+         * release from inside the call): the next round comes from the
+         * loop, never recursively. */
+        while (batch) {
+                Active *a = batch;
+                batch = a->next;
+                a->next = ib->active;
+                ib->active = a;
+                ib->n_active++;
+
+                rc = sqlite3_prepare_v2(db,
+                                        "SELECT channel, customer, recipient, body, subject, message_id, in_reply_to, "
+                                        "refs, authenticated FROM inbox WHERE id = ?",
+                                        -1, &st, NULL);
+                if (rc == SQLITE_OK) {
+                        sqlite3_bind_int64(st, 1, a->id);
+                        rc = sqlite3_step(st);
+                }
+                if (rc == SQLITE_ROW) {
+                        const InboxDelivery d = {
+                                .id = a->id,
+                                .channel = streq(col(st, 0), "email") ? INBOX_EMAIL : INBOX_SMS,
+                                .customer = col(st, 1),
+                                .recipient = col(st, 2),
+                                .body = col(st, 3),
+                                .subject = col(st, 4),
+                                .message_id = col(st, 5),
+                                .in_reply_to = col(st, 6),
+                                .references = col(st, 7),
+                                .authenticated =
+                                        sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 8),
+                        };
+                        ib->consumer(ib->consumer_data, &d);
+                }
+                sqlite3_finalize(st);
+        }
+}
+
+static int on_dispatch(sd_event_source *s _unused_, void *userdata) {
+        dispatch(userdata);
+        return 0;
+}
+
+int inbox_set_consumer(Inbox *ib, InboxConsumer consumer, void *userdata) {
+        int r;
+
+        if (!ib->dispatch_defer) {
+                r = sd_event_add_defer(ib->event, &ib->dispatch_defer, on_dispatch, ib);
+                if (r < 0)
+                        return r;
+        }
+        ib->consumer = consumer;
+        ib->consumer_data = userdata;
+        schedule_dispatch(ib);
+        return 0;
+}
+
+int inbox_mark_done(Inbox *ib, int64_t id, bool corrupt) {
+        sqlite3_stmt *st = NULL;
+        int rc, r;
+
+        rc = sqlite3_prepare_v2(store_db(ib->store), "UPDATE inbox SET status = ? WHERE id = ? AND status = 'active'",
+                                -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, corrupt ? "corrupt" : "done", -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, id);
+                rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        r = store_check(ib->store, rc, "mark inbound message done");
+        if (r < 0)
+                return r;
+        return sqlite3_changes(store_db(ib->store)) > 0 ? 0 : -ENOENT;
+}
+
+void inbox_release(Inbox *ib, int64_t id) {
+        for (Active **p = &ib->active; *p; p = &(*p)->next)
+                if ((*p)->id == id) {
+                        Active *a = *p;
+                        *p = a->next;
+                        free(a->customer);
+                        free(a);
+                        ib->n_active--;
+                        break;
+                }
+        schedule_dispatch(ib);
+}
+
+unsigned inbox_n_active(Inbox *ib) {
+        return ib->n_active;
 }
 
 int inbox_submit(Inbox *ib, InboxMessage *m, InboxDone done, void *userdata, InboxRequest **ret_request) {
@@ -298,7 +506,8 @@ json_t *inbox_list_json(Inbox *ib, unsigned limit) {
                 return NULL;
         rc = sqlite3_prepare_v2(store_db(ib->store),
                                 "SELECT id, channel, source, customer, recipient, body, subject, status, reason, "
-                                "received_at, authenticated FROM inbox ORDER BY id LIMIT ?",
+                                "received_at, authenticated FROM (SELECT * FROM inbox ORDER BY id DESC LIMIT ?) "
+                                "ORDER BY id",
                                 -1, &st, NULL);
         if (rc != SQLITE_OK) {
                 json_decref(a);

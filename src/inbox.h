@@ -19,6 +19,7 @@
 #include <systemd/sd-event.h>
 
 #include "macro.h"
+#include "metrics.h"
 #include "store.h"
 
 #define INBOX_KEYS_MAX 4
@@ -40,6 +41,7 @@ typedef enum InboxSource {
 
 typedef enum InboxOutcome {
         INBOX_STORED, /* committed */
+        INBOX_IGNORED, /* committed as ignored (loop, bounce, list …): never answered */
         INBOX_DUPLICATE, /* a key was already there: nothing stored, acknowledge */
         INBOX_FAILED, /* not committed: the sender must try again */
         _INBOX_OUTCOME_MAX,
@@ -48,6 +50,9 @@ typedef enum InboxOutcome {
 const char *inbox_channel_to_string(InboxChannel c);
 const char *inbox_source_to_string(InboxSource s);
 const char *inbox_outcome_to_string(InboxOutcome o);
+
+/* Count an outcome in deliveryd_inbound_total. */
+void inbox_outcome_count(InboxOutcome o, Metrics *m);
 
 /* One inbound message.  Strings are owned by the struct (inbox_message_free()). */
 typedef struct InboxMessage {
@@ -95,7 +100,44 @@ unsigned inbox_n_pending(Inbox *ib);
 /* Commit what is queued now (normally done from the loop). */
 void inbox_flush(Inbox *ib);
 
-/* Rows as JSON, oldest first, at most limit: for deliveryctl.  New reference or NULL. */
+/* ---- handing messages on, per customer, in order ----------------------
+ *
+ * The consumer (the conversation) is given one message at a time per
+ * customer, the oldest first; different customers' messages are handed on
+ * side by side.  A message handed on is marked 'active' in the store; when
+ * the consumer has committed its effect it calls inbox_message_done()
+ * (normally inside its own transaction), and that customer's next message
+ * follows.  After a crash, 'active' messages are handed on again first:
+ * the consumer's effects are idempotent per message id. */
+
+typedef struct InboxDelivery {
+        int64_t id;
+        InboxChannel channel;
+        const char *customer;
+        const char *recipient;
+        const char *body;
+        const char *subject, *message_id, *in_reply_to, *references;
+        int authenticated;
+} InboxDelivery;
+
+/* Valid during the call only; copy what you keep. */
+typedef void (*InboxConsumer)(void *userdata, const InboxDelivery *d);
+
+/* Start handing messages on (also those waiting from before a restart). */
+int inbox_set_consumer(Inbox *ib, InboxConsumer consumer, void *userdata);
+
+/* Mark message id done ('done', or 'corrupt' when it could not be used)
+ * without committing: call it inside the transaction that commits the
+ * consumer's effect.  -ENOENT when id is not active. */
+int inbox_mark_done(Inbox *ib, int64_t id, bool corrupt);
+
+/* After that transaction committed: the customer's next message may go. */
+void inbox_release(Inbox *ib, int64_t id);
+
+/* Customers whose message is with the consumer now. */
+unsigned inbox_n_active(Inbox *ib);
+
+/* The newest limit rows as JSON, oldest first: for deliveryctl.  New reference or NULL. */
 json_t *inbox_list_json(Inbox *ib, unsigned limit);
 
 /* Counts by status, {"incoming": n, …}.  New reference or NULL. */

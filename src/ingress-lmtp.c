@@ -69,19 +69,13 @@ static void on_committed(void *userdata, InboxOutcome outcome, int64_t id) {
         LmtpJob *j = slot->job;
         LmtpResult *res = &j->results[slot->index];
 
-        switch (outcome) {
-        case INBOX_STORED:
-        case INBOX_DUPLICATE:
-                metrics_inc(j->ingress->ctx.metrics,
-                            outcome == INBOX_STORED ? METRIC_INBOUND_ACCEPTED : METRIC_INBOUND_DUPLICATE);
-                snprintf(j->texts[slot->index], sizeof j->texts[0], "%s as inbox message %lld",
-                         outcome == INBOX_STORED ? "delivered" : "already delivered", (long long) id);
-                *res = (LmtpResult){ 250, "2.0.0", j->texts[slot->index] };
-                break;
-        default:
-                metrics_inc(j->ingress->ctx.metrics, METRIC_INBOUND_FAILED);
+        inbox_outcome_count(outcome, j->ingress->ctx.metrics);
+        if (outcome == INBOX_FAILED)
                 *res = (LmtpResult){ 451, "4.3.0", "storage failed, try again later" };
-                break;
+        else {
+                snprintf(j->texts[slot->index], sizeof j->texts[0], "%s as inbox message %lld",
+                         outcome == INBOX_DUPLICATE ? "already delivered" : "delivered", (long long) id);
+                *res = (LmtpResult){ 250, "2.0.0", j->texts[slot->index] };
         }
         log_event("inbound id=%lld source=lmtp outcome=%s", (long long) id, inbox_outcome_to_string(outcome));
         if (--j->waiting == 0)
@@ -95,14 +89,23 @@ static void answer_all(LmtpDelivery *d, unsigned code, const char *enhanced, con
 
 static int deliver(void *userdata, LmtpDelivery *d, const LmtpEnvelope *env, const char *data, size_t size) {
         LmtpIngress *li = userdata;
+        _cleanup_free_ const char **rcpts = NULL;
         InboxMessage **msgs = NULL;
         LmtpJob *j;
         int r;
 
+        /* The LMTP envelope counts its recipients; ours is NULL-terminated. */
+        rcpts = mem_new(const char *, env->n_recipients + 1);
+        if (!rcpts) {
+                answer_all(d, 451, "4.3.0", "out of memory, try again later");
+                return 0;
+        }
+        for (size_t i = 0; i < env->n_recipients; i++)
+                rcpts[i] = env->recipients[i];
         const MailEnvelope menv = {
                 .source = INBOX_SOURCE_LMTP,
                 .sender = env->sender,
-                .recipients = (char *const *) env->recipients,
+                .recipients = (char *const *) rcpts,
         };
         r = ingress_mail_messages(config(li), data, size, &menv, &msgs);
         if (r == -EFBIG) {
@@ -158,12 +161,19 @@ static int deliver(void *userdata, LmtpDelivery *d, const LmtpEnvelope *env, con
         return 0;
 }
 
+static void refused(void *userdata, bool too_big) {
+        LmtpIngress *li = userdata;
+
+        metrics_inc(li->ctx.metrics, too_big ? METRIC_REJECTED_SIZE : METRIC_REJECTED_PARSE);
+}
+
 static const LmtpCallbacks callbacks = {
         .check_recipient = check_recipient,
         .deliver = deliver,
         /* A cancelled delivery (the MTA went away) is still committed: the
          * MTA delivers it again and the second copy is a duplicate. */
         .cancelled = NULL,
+        .refused = refused,
 };
 
 int lmtp_ingress_new(sd_event *e, int listen_fd, const LmtpIngressContext *ctx, LmtpIngress **ret) {
@@ -197,6 +207,10 @@ void lmtp_ingress_stop_accepting(LmtpIngress *li) {
                 return;
         lmtp_server_stop_accepting(li->server);
         lmtp_server_drain(li->server);
+}
+
+unsigned lmtp_ingress_n_connections(LmtpIngress *li) {
+        return li ? lmtp_server_n_connections(li->server) : 0;
 }
 
 unsigned lmtp_ingress_n_pending(LmtpIngress *li) {

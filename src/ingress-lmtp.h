@@ -31,6 +31,9 @@ int lmtp_ingress_new(sd_event *e, int listen_fd, const LmtpIngressContext *ctx, 
 /* Close the listener; sessions answer 421 to their next command. */
 void lmtp_ingress_stop_accepting(LmtpIngress *li);
 
+/* LMTP sessions open. */
+unsigned lmtp_ingress_n_connections(LmtpIngress *li);
+
 /* Sessions open plus deliveries waiting for their commit. */
 unsigned lmtp_ingress_n_pending(LmtpIngress *li);
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "alloc.h"
@@ -157,7 +158,7 @@ static void on_subscribed(int result, const CurlResponse *resp, void *userdata) 
         SnsJob *j = userdata;
         char detail[256];
 
-        j->subscribe = NULL; /* the client frees it after this handler */
+        /* j->subscribe is ours: job_free() frees it, after resp was used. */
         if (result == 200) {
                 if (record_event(j, "confirmed", NULL) < 0)
                         return job_answer(j, 503, "storage failed\n");
@@ -211,18 +212,9 @@ static void on_committed(void *userdata, InboxOutcome outcome, int64_t id) {
                         break;
                 }
         j->inbox_waiting--;
-        switch (outcome) {
-        case INBOX_STORED:
-                metrics_inc(ing->ctx.metrics, METRIC_INBOUND_ACCEPTED);
-                break;
-        case INBOX_DUPLICATE:
-                metrics_inc(ing->ctx.metrics, METRIC_INBOUND_DUPLICATE);
-                break;
-        default:
-                metrics_inc(ing->ctx.metrics, METRIC_INBOUND_FAILED);
+        inbox_outcome_count(outcome, ing->ctx.metrics);
+        if (outcome == INBOX_FAILED)
                 j->failed = true;
-                break;
-        }
         log_event("inbound id=%lld source=sns message_id=%s outcome=%s", (long long) id, field(j, SNS_FIELD_MESSAGE_ID),
                   inbox_outcome_to_string(outcome));
         if (j->inbox_waiting > 0)
@@ -285,6 +277,11 @@ static int sms_message(SnsJob *j, SnsPayload *p, InboxMessage ***ret) {
         return 0;
 }
 
+/* An absent verdict is no verdict, not one called "absent". */
+static const char *verdict_or_null(SesVerdict v) {
+        return v == SES_VERDICT_ABSENT ? NULL : ses_verdict_to_string(v);
+}
+
 static int ses_messages(SnsJob *j, SnsPayload *p, InboxMessage ***ret) {
         _cleanup_free_ char *tkey = mem_printf("ses:%s", p->ses_message_id);
         const MailEnvelope env = {
@@ -292,9 +289,9 @@ static int ses_messages(SnsJob *j, SnsPayload *p, InboxMessage ***ret) {
                 .sender = p->ses_source,
                 .recipients = p->ses_recipients,
                 .transport_key = tkey,
-                .ses_spf = ses_verdict_to_string(p->spf),
-                .ses_dkim = ses_verdict_to_string(p->dkim),
-                .ses_dmarc = p->dmarc == SES_VERDICT_ABSENT ? NULL : ses_verdict_to_string(p->dmarc),
+                .ses_spf = verdict_or_null(p->spf),
+                .ses_dkim = verdict_or_null(p->dkim),
+                .ses_dmarc = verdict_or_null(p->dmarc),
         };
 
         if (!tkey)
@@ -371,14 +368,17 @@ static void job_verified(SnsJob *j, const char *pem, size_t pem_len) {
         }
 }
 
-static CertFetch *fetch_free(CertFetch *f) {
-        SnsIngress *ing = f->ingress;
-
-        for (CertFetch **p = &ing->fetches; *p; p = &(*p)->next)
+static void fetch_unlink(CertFetch *f) {
+        for (CertFetch **p = &f->ingress->fetches; *p; p = &(*p)->next)
                 if (*p == f) {
                         *p = f->next;
                         break;
                 }
+        f->next = NULL;
+}
+
+static CertFetch *fetch_free(CertFetch *f) {
+        fetch_unlink(f);
         curl_event_transfer_free(f->transfer);
         free(f->url);
         free(f->dir);
@@ -389,9 +389,15 @@ static CertFetch *fetch_free(CertFetch *f) {
 static void on_cert_downloaded(int result, const CurlResponse *resp, void *userdata) {
         CertFetch *f = userdata;
         SnsJob *waiting = TAKE_PTR(f->waiting);
-        int r = result == 200 ? sns_cert_cache_store(f->dir, f->url, resp->body, resp->body_len) : -EIO;
+        int r = -EIO;
 
-        f->transfer = NULL; /* freed by the client after this handler */
+        if (result == 200) {
+                /* sns.certificate_cache may name a directory nobody made yet. */
+                if (mkdir(f->dir, 0750) < 0 && errno != EEXIST)
+                        log_warning_errno(errno, "Cannot create the certificate cache %s: %m", f->dir);
+                r = sns_cert_cache_store(f->dir, f->url, resp->body, resp->body_len);
+        }
+
         if (r < 0) {
                 if (result == 200)
                         log_warning("Signing certificate from %s not stored: %s", f->url, strerror(-r));
@@ -402,7 +408,10 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
         } else
                 log_info("Stored SNS signing certificate %s.", f->url);
 
-        fetch_free(f);
+        /* Out of the list first, so that a job arriving meanwhile starts a
+         * fetch of its own instead of waiting on this finished one; freed
+         * last, since resp lives in its transfer. */
+        fetch_unlink(f);
         while (waiting) {
                 SnsJob *j = waiting;
                 waiting = j->fetch_next;
@@ -417,6 +426,7 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
                 else
                         job_verified(j, resp->body, resp->body_len);
         }
+        fetch_free(f);
 }
 
 /* Wait for the certificate at the job's SigningCertURL, downloading it

@@ -579,6 +579,8 @@ static int end_data(LmtpConnection *c) {
 
         c->in_data = false;
         if (c->msg_too_big || c->msg_line_too_long) {
+                if (s->cb.refused)
+                        s->cb.refused(s->userdata, c->msg_too_big);
                 for (size_t i = 0; i < c->n_recipients; i++) {
                         r = c->msg_too_big ? reply(c, "552 5.3.4 Message size exceeds fixed maximum message size")
                                            : reply(c, "554 5.6.0 Message line too long");
@@ -722,9 +724,11 @@ static int command_line(LmtpConnection *c, const char *line, size_t n, bool over
                         r = reply(c, "503 5.5.1 Error: send LHLO first");
                 else if (c->sender)
                         r = reply(c, "503 5.5.1 Error: nested MAIL command");
-                else if (cmd.has_size && cmd.size > s->opts.max_message_size)
+                else if (cmd.has_size && cmd.size > s->opts.max_message_size) {
+                        if (s->cb.refused)
+                                s->cb.refused(s->userdata, true);
                         r = reply(c, "552 5.3.4 Message size exceeds fixed maximum message size");
-                else {
+                } else {
                         c->sender = TAKE_PTR(cmd.arg);
                         c->body_8bitmime = cmd.body_8bitmime;
                         r = reply(c, "250 2.1.0 Ok");

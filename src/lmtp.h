@@ -111,6 +111,11 @@ typedef struct LmtpCallbacks {
          * d stays valid; the caller still calls lmtp_delivery_done(d, ...)
          * (which then only frees it) and may skip the commit.  Optional. */
         void (*cancelled)(void *userdata, LmtpDelivery *d);
+
+        /* A message was refused by the protocol layer itself, before any
+         * delivery: too_big (552 at MAIL FROM SIZE= or after DATA) or else a
+         * line too long (554).  For counting.  Optional. */
+        void (*refused)(void *userdata, bool too_big);
 } LmtpCallbacks;
 
 /* Serve LMTP on listen_fd, a listening stream socket (Unix or TCP; see

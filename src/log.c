@@ -54,6 +54,19 @@ const char *log_level_to_string(int level) {
         return level_names[level];
 }
 
+const char *log_safe(const char *s, char *buf, size_t size) {
+        size_t i = 0;
+
+        if (size == 0)
+                return "";
+        for (; s && s[i] && i + 1 < size; i++) {
+                unsigned char c = (unsigned char) s[i];
+                buf[i] = c > ' ' && c < 0x7f && c != '"' && c != '=' && c != '\\' ? (char) c : '?';
+        }
+        buf[i] = '\0';
+        return buf;
+}
+
 int log_internal(int level, int error, const char *file, int line, const char *fmt, ...) {
         int saved = errno;
         char buf[4096];

@@ -49,5 +49,10 @@ int log_internal(int level, int error, const char *file, int line, const char *f
 /* A state change: "event=NAME key=value …" at info level. */
 #define log_event(...) log_info("event=" __VA_ARGS__)
 
+/* An untrusted value made safe for a key=value line: at most size-1 bytes,
+ * anything but printable ASCII other than space, '"', '=' and '\\' replaced
+ * by '?', so that it cannot fake another pair or another line.  Returns buf. */
+const char *log_safe(const char *s, char *buf, size_t size);
+
 /* "-ENOMEM" logged uniformly. */
 #define log_oom() log_error_errno(ENOMEM, "Out of memory.")

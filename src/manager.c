@@ -41,6 +41,9 @@
 #include "strutil.h"
 
 #define DRAIN_POLL_USEC (50 * USEC_PER_MSEC)
+/* After a store failure: long enough to send the 5xx/4xx answers already
+ * decided, so that SNS and the MTA retry at once instead of timing out. */
+#define FAILURE_ANSWER_USEC (2 * USEC_PER_SEC)
 
 typedef enum ManagerState {
         MANAGER_STARTING,
@@ -92,6 +95,7 @@ struct Manager {
         ManagerState state;
         sd_event_source *drain_poll;
         uint64_t drain_deadline;
+        int exit_code;
         char *failure;
 };
 
@@ -135,6 +139,8 @@ static void manager_stop_accepting(Manager *m) {
         control_server_stop_accepting(m->control);
 }
 
+static int manager_start_drain(Manager *m, uint64_t timeout_usec);
+
 /* After a failed write we cannot know what is on disk: stop everything,
  * exit non-zero, and let systemd restart us into SQLite's recovery. */
 static void on_store_failure(Store *s _unused_, int error, const char *what, void *userdata) {
@@ -150,7 +156,11 @@ static void on_store_failure(Store *s _unused_, int error, const char *what, voi
                    error < 0 ? -error : error);
         manager_set_state(m, MANAGER_FAILED);
         manager_stop_accepting(m);
-        sd_event_exit(m->event, EXIT_FAILURE);
+        m->exit_code = EXIT_FAILURE;
+        /* Everything pending now fails (the store refuses writes) and is
+         * answered "try again"; give those answers a moment to leave. */
+        if (manager_start_drain(m, FAILURE_ANSWER_USEC) < 0)
+                sd_event_exit(m->event, EXIT_FAILURE);
 }
 
 static void record_config(Manager *m, const char *result, const char *detail) {
@@ -258,25 +268,39 @@ static int on_drain_poll(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (n == 0) {
                 log_info("Drained; exiting.");
-                sd_event_exit(m->event, EXIT_SUCCESS);
+                sd_event_exit(m->event, m->exit_code);
                 return 0;
         }
         if (usec >= m->drain_deadline) {
-                log_warning("Drain timeout reached with %u connection(s) still open; exiting.", n);
-                sd_event_exit(m->event, EXIT_SUCCESS);
+                if (m->exit_code == EXIT_SUCCESS)
+                        log_warning("Drain timeout reached with %u connection(s) still open; exiting.", n);
+                sd_event_exit(m->event, m->exit_code);
                 return 0;
         }
         (void) sd_event_source_set_time(s, usec + DRAIN_POLL_USEC);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
-static int on_sigterm(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
-        Manager *m = userdata;
+/* Poll until nothing is in flight or the deadline passed, then exit with
+ * m->exit_code.  A second call only moves the deadline closer. */
+static int manager_start_drain(Manager *m, uint64_t timeout_usec) {
         uint64_t now;
 
-        if (m->state == MANAGER_DRAINING) {
-                log_notice("Signal %s again while draining; exiting now.", strsignal((int) si->ssi_signo));
-                sd_event_exit(m->event, EXIT_SUCCESS);
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (m->drain_poll) {
+                m->drain_deadline = MIN(m->drain_deadline, now + timeout_usec);
+                return 0;
+        }
+        m->drain_deadline = now + timeout_usec;
+        return sd_event_add_time(m->event, &m->drain_poll, CLOCK_MONOTONIC, now, DRAIN_POLL_USEC / 5, on_drain_poll, m);
+}
+
+static int on_sigterm(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+
+        if (m->state == MANAGER_DRAINING || m->state == MANAGER_FAILED) {
+                log_notice("Signal %s again while stopping; exiting now.", strsignal((int) si->ssi_signo));
+                sd_event_exit(m->event, m->exit_code);
                 return 0;
         }
         log_info("Received %s; no longer accepting, finishing in-flight work.", strsignal((int) si->ssi_signo));
@@ -284,9 +308,7 @@ static int on_sigterm(sd_event_source *s _unused_, const struct signalfd_siginfo
         manager_stop_accepting(m);
         manager_notify_status(m, "STOPPING=1\n");
 
-        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
-        m->drain_deadline = now + config(m)->drain_timeout_usec;
-        return sd_event_add_time(m->event, &m->drain_poll, CLOCK_MONOTONIC, now, DRAIN_POLL_USEC / 5, on_drain_poll, m);
+        return manager_start_drain(m, config(m)->drain_timeout_usec);
 }
 
 /* ---- HTTP ------------------------------------------------------------- */
@@ -403,10 +425,11 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       "started_at", started, "uptime_seconds", (json_int_t) ((now - m->started_mono) / USEC_PER_SEC),
                       "config", "path", m->config_path, "generation", (json_int_t) m->generation, "loaded_at", loaded,
                       "http", listener_json(&m->http_listener, http_server_n_connections(m->http)), "lmtp",
-                      listener_json(&m->lmtp_listener, 0), "control", "socket", config(m)->control_socket, "store",
-                      "path", store_path(m->store), "schema_version", (json_int_t) store_schema_version(m->store),
-                      "bytes", (json_int_t) bytes, "instance_id", store_instance_id(m->store), "catalog", "store_name",
-                      config(m)->store_name, "products", (json_int_t) catalog_n_items(m->snapshot->catalog), "zones",
+                      listener_json(&m->lmtp_listener, lmtp_ingress_n_connections(m->lmtp)), "control", "socket",
+                      config(m)->control_socket, "store", "path", store_path(m->store), "schema_version",
+                      (json_int_t) store_schema_version(m->store), "bytes", (json_int_t) bytes, "instance_id",
+                      store_instance_id(m->store), "catalog", "store_name", config(m)->store_name, "products",
+                      (json_int_t) catalog_n_items(m->snapshot->catalog), "zones",
                       (json_int_t) catalog_n_zones(m->snapshot->catalog), "backends", "nlu",
                       nlu_backend_to_string(config(m)->nlu_backend), "engine",
                       engine_backend_to_string(config(m)->engine_backend), "sms",
@@ -430,6 +453,11 @@ static int cmd_reload(void *userdata, json_t *args _unused_, json_t **ret, char 
                 return -EBUSY;
         }
         r = manager_reload(m, &d);
+        if (m->state == MANAGER_FAILED) {
+                diags_clear(&d);
+                *ret_error = mem_strdup("the store failed while recording the reload; deliveryd is stopping");
+                return -EIO;
+        }
         if (r < 0) {
                 diags_clear(&d);
                 return r;
@@ -441,21 +469,6 @@ static int cmd_reload(void *userdata, json_t *args _unused_, json_t **ret, char 
         *ret = json_pack("{s:s,s:i,s:o?}", "result", r > 0 ? "reloaded" : "refused", "generation",
                          (json_int_t) m->generation, "problems", problems);
         return *ret ? 0 : -ENOMEM;
-}
-
-/* Count what happened to an inbound message. */
-static void count_inbound(Manager *m, InboxOutcome outcome, bool ignored) {
-        switch (outcome) {
-        case INBOX_STORED:
-                metrics_inc(&m->metrics, ignored ? METRIC_INBOUND_IGNORED : METRIC_INBOUND_ACCEPTED);
-                break;
-        case INBOX_DUPLICATE:
-                metrics_inc(&m->metrics, METRIC_INBOUND_DUPLICATE);
-                break;
-        default:
-                metrics_inc(&m->metrics, METRIC_INBOUND_FAILED);
-                break;
-        }
 }
 
 typedef struct InjectResult {
@@ -475,14 +488,13 @@ static void on_inject_done(void *userdata, InboxOutcome outcome, int64_t id) {
 /* Commit m now (with whatever else is queued) and report the outcome. */
 static int inject_commit(Manager *m, InboxMessage *msg, json_t **ret, char **ret_error) {
         InjectResult res = {};
-        bool ignored = msg->ignore_reason != NULL;
         int r;
 
         r = inbox_submit(m->inbox, msg, on_inject_done, &res, NULL);
         if (r < 0)
                 return r;
         inbox_flush(m->inbox);
-        count_inbound(m, res.done ? res.outcome : INBOX_FAILED, ignored);
+        inbox_outcome_count(res.done ? res.outcome : INBOX_FAILED, &m->metrics);
         if (!res.done || res.outcome == INBOX_FAILED) {
                 *ret_error = mem_strdup("the message could not be stored; nothing was received");
                 return -EIO;

@@ -11,18 +11,14 @@ import shutil
 import subprocess
 import sys
 import unittest
-import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
-import sns_sign  # noqa: E402
+from harness import SMS_TOPIC, TIMEOUT, VECTORS, DaemonTestCase, SnsFixture, main  # noqa: E402
 
 FIU_RUN = shutil.which("fiu-run")
 SWAKS = shutil.which("swaks")
 CURL = shutil.which("curl")
 POINTS = os.environ.get("DELIVERYD_FAULT_POINTS") == "yes"
-VECTORS = os.path.join(TOP_SRCDIR, "..", "shared", "vectors")
-TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
 KILL = ["-c", "enable name=deliveryd/inbox/after-commit"]
 # fiu-run preloads a small library (no malloc wrapper without -x); under
 # ASan the preload order check would refuse to start.
@@ -37,18 +33,9 @@ class CrashBetweenCommitAndAck(DaemonTestCase):
 
     @unittest.skipUnless(CURL and os.path.isdir(VECTORS), "curl or the shared vectors missing")
     def test_sns_redelivery_after_crash(self):
-        key, cert = sns_sign.make_test_cert(self.tmp)
-        cache = os.path.join(self.tmp, "certs")
-        os.mkdir(cache)
-        import hashlib
-        shutil.copy(cert, os.path.join(cache, hashlib.sha256(sns_sign.DEFAULT_CERT_URL.encode()).hexdigest() + ".pem"))
-        with open(os.path.join(VECTORS, "sms", "constructed-two-way-inbound-in-sns-envelope.json")) as f:
-            m = json.load(f)
-        m.update(MessageId=str(uuid.uuid4()), TopicArn=TOPIC)
-        body = os.path.join(self.tmp, "body.json")
-        with open(body, "w") as f:
-            json.dump(sns_sign.sign(m, key), f)
-        overrides = ["sns.topics=" + TOPIC, "sns.certificate_cache=" + cache]
+        sns = SnsFixture(self.tmp)
+        body = sns.write(sns.sms(), os.path.join(self.tmp, "body.json"))
+        overrides = ["sns.topics=" + SMS_TOPIC, "sns.certificate_cache=" + sns.cache]
 
         a = self.daemon(overrides=overrides, wrapper=[FIU_RUN, "-f", ""] + KILL, env=ENV).start()
         url = "http://127.0.0.1:%d/webhooks/sns" % a.http_port()

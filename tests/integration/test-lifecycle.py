@@ -12,7 +12,7 @@ import sqlite3
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import DELIVERYCTL, TIMEOUT, DaemonTestCase, main, make_etc, read_text, write_text  # noqa: E402
+from harness import TIMEOUT, DaemonTestCase, main, make_etc, read_text, write_text  # noqa: E402
 
 
 class Lifecycle(DaemonTestCase):

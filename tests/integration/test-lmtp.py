@@ -86,6 +86,7 @@ class Lmtp(DaemonTestCase):
         p = self.swaks("--body", ("x" * 70 + "\r\n") * 60)
         self.assertTrue(any(l.startswith("552 5.3.4") for l in self.replies(p)), self.replies(p))
         self.assertEqual(self.inbox(d), [])
+        self.assertEqual(d.stats()["counters"]["inbound_rejected_total"]["size"], 1)
         self.assertEqual(d.stop(), 0)
 
     def test_dot_stuffing(self):

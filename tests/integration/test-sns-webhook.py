@@ -21,12 +21,10 @@ import unittest
 import uuid
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
+from harness import SMS_TOPIC, TIMEOUT, VECTORS, DaemonTestCase, SnsFixture, main  # noqa: E402
 import sns_sign  # noqa: E402
 
 CURL = shutil.which("curl")
-VECTORS = os.path.join(TOP_SRCDIR, "..", "shared", "vectors")
-SMS_TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
 MAIL_TOPIC = "arn:aws:sns:us-east-1:123456789012:ses-inbound"
 CERT_URL = sns_sign.DEFAULT_CERT_URL
 HOST = "sns.us-east-1.amazonaws.com"
@@ -101,9 +99,8 @@ class SnsWebhook(DaemonTestCase):
 
     def setUp(self):
         super().setUp()
-        self.key, self.cert = sns_sign.make_test_cert(self.tmp)
-        self.cache = os.path.join(self.tmp, "certs")
-        os.mkdir(self.cache)
+        self.sns = SnsFixture(self.tmp)
+        self.key, self.cert, self.cache = self.sns.key, self.sns.cert, self.sns.cache
         self.fake = FakeSns(self.tmp, self.cert)
 
     def tearDown(self):
@@ -111,8 +108,7 @@ class SnsWebhook(DaemonTestCase):
         super().tearDown()
 
     def seed_cache(self, url=CERT_URL):
-        name = hashlib.sha256(url.encode()).hexdigest() + ".pem"
-        shutil.copy(self.cert, os.path.join(self.cache, name))
+        self.sns.seed(url)
 
     def start(self, *overrides, cache=None):
         d = self.daemon(overrides=[
@@ -139,14 +135,8 @@ class SnsWebhook(DaemonTestCase):
         text, _, code = p.stdout.rpartition("\n")
         return int(code), text
 
-    def sms(self, text="quero 2 calabresa", sender="+5511987654321", inbound_id=None, message_id=None, **sign):
-        m = load_vector("sms/constructed-two-way-inbound-in-sns-envelope.json")
-        payload = json.loads(m["Message"])
-        payload.update(originationNumber=sender, messageBody=text, inboundMessageId=inbound_id or str(uuid.uuid4()))
-        m["Message"] = json.dumps(payload)
-        m["MessageId"] = message_id or str(uuid.uuid4())
-        m["TopicArn"] = SMS_TOPIC
-        return sns_sign.sign(m, self.key, **sign)
+    def sms(self, *args, **kw):
+        return self.sns.sms(*args, **kw)
 
     def inbox(self, d):
         return json.loads(d.ctl("inbox", "--json").stdout)
@@ -263,12 +253,15 @@ class SnsWebhook(DaemonTestCase):
         self.assertEqual([r["body"] for r in self.inbox(d)], ["v2"])
         self.assertEqual(d.stop(), 0)
 
-    def ses(self, mail_bytes, encoding="BASE64", message_id=None):
+    def ses(self, mail_bytes, encoding="BASE64", message_id=None, no_verdicts=False):
         import base64
         n = load_vector("ses/received-sns-action-utf8.json")
         n["receipt"]["recipients"] = ["pedidos@pizzaria.example"]
         n["receipt"]["action"]["encoding"] = encoding
         n["receipt"]["dmarcVerdict"] = {"status": "PASS"}
+        if no_verdicts:  # SES may leave verdicts out: no verdict is not a refusal
+            for k in ("spfVerdict", "dkimVerdict", "dmarcVerdict"):
+                n["receipt"].pop(k, None)
         n["mail"]["messageId"] = message_id or uuid.uuid4().hex
         n["content"] = base64.b64encode(mail_bytes).decode() if encoding == "BASE64" else mail_bytes.decode()
         m = load_vector("sms/constructed-two-way-inbound-in-sns-envelope.json")
@@ -292,6 +285,10 @@ class SnsWebhook(DaemonTestCase):
                           r["authenticated"], r["status"]),
                          ("email", "sns", "ana.souza@example.com", "pedidos@pizzaria.example", "Pedido à noite",
                           "Quero uma pizza margherita, por favor.", True, "incoming"))
+        # without verdicts: stored, its authentication unknown
+        other = mail.replace(b"abc123@example.com", b"abc124@example.com")
+        self.assertEqual(self.post(self.ses(other, no_verdicts=True)), (200, "OK\n"))
+        self.assertIsNone(self.inbox(d)[-1]["authenticated"])
         self.assertEqual(d.stop(), 0)
 
     def test_ses_bounce_stored_as_ignored(self):
@@ -302,6 +299,8 @@ class SnsWebhook(DaemonTestCase):
         self.assertEqual(self.post(self.ses(bounce)), (200, "OK\n"))
         rows = self.inbox(d)
         self.assertEqual([(r["status"], r["reason"]) for r in rows], [("ignored", "bounce")])
+        self.assertEqual(d.stats()["counters"]["inbound_total"]["ignored"], 1)
+        self.assertEqual(d.stats()["counters"]["inbound_total"]["accepted"], 0)
         self.assertEqual(d.stop(), 0)
 
     def test_other_payload_acknowledged_and_ignored(self):

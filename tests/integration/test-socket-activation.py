@@ -6,7 +6,6 @@ instead of binding its own."""
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import unittest
 import urllib.request

@@ -12,7 +12,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import DaemonTestCase, main  # noqa: E402
+from harness import VECTORS, DaemonTestCase, SnsFixture, main  # noqa: E402
 
 FIU_RUN = shutil.which("fiu-run")
 FIU_CTRL = shutil.which("fiu-ctrl")
@@ -60,6 +60,8 @@ class StoreFailure(DaemonTestCase):
         after = d.notify.messages[d.notify.messages.index(stopping):]
         self.assertFalse(any("READY=1" in m.split("\n") for m in after), d.notify.messages)
 
+        self.assertIn("the store failed while recording the reload", p.stderr)
+
         # systemd restarts it on a healthy disk: what was committed is there.
         again = self.daemon(state=d.state).start()
         self.assertEqual(again.stats()["state"], "running")
@@ -68,6 +70,43 @@ class StoreFailure(DaemonTestCase):
         results = [r[0] for r in db.execute("SELECT result FROM config_history ORDER BY id")]
         self.assertEqual(results[0], "started")
         self.assertEqual(results[-1], "started")
+
+
+@unittest.skipUnless(FIU_RUN and FIU_CTRL, "libfiu's fiu-run and fiu-ctrl are not installed (apt-get install fiu-utils)")
+@unittest.skipIf(SANITIZED, "libfiu's LD_PRELOAD cannot run under AddressSanitizer or valgrind")
+@unittest.skipUnless(shutil.which("curl") and os.path.isdir(VECTORS), "curl or the shared vectors missing")
+class WebhookStoreFailure(DaemonTestCase):
+    def test_webhook_answers_5xx_never_2xx_or_4xx(self):
+        import json
+
+        sns = SnsFixture(self.tmp)
+        m = sns.sms()
+        body = sns.write(m, os.path.join(self.tmp, "body.json"))
+        cache = sns.cache
+
+        ctrl = os.path.join(self.tmp, "fiu-ctrl")
+        d = self.daemon(wrapper=[FIU_RUN, "-x", "-f", ctrl],
+                        overrides=["sns.topics=" + m["TopicArn"], "sns.certificate_cache=" + cache])
+        d.allowed = (r"Store write failed",)
+        d.start()
+        url = "http://127.0.0.1:%d/webhooks/sns" % d.http_port()
+        subprocess.run([FIU_CTRL, "-f", ctrl] + SYNC_FAILS + [str(d.proc.pid)], check=True, timeout=30)
+        p = subprocess.run(["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--max-time", "30", "--data-binary",
+                            "@" + body, url], capture_output=True, text=True)
+        text, _, code = p.stdout.rpartition("\n")
+        # SNS retries a 5xx; a 2xx or 4xx would lose the message.
+        self.assertEqual(code, "503", p.stdout + p.stderr)
+        self.assertIn("storage failed", text)
+        self.assertEqual(d.wait(), 1)
+
+        again = self.daemon(state=d.state, overrides=["sns.topics=" + m["TopicArn"], "sns.certificate_cache=" + cache])
+        again.start()
+        url = "http://127.0.0.1:%d/webhooks/sns" % again.http_port()
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+                            "--data-binary", "@" + body, url], capture_output=True, text=True)
+        self.assertEqual(p.stdout, "200")  # SNS's retry is stored
+        self.assertEqual(len(json.loads(again.ctl("inbox", "--json").stdout)), 1)
+        self.assertEqual(again.stop(), 0)
 
 
 if __name__ == "__main__":

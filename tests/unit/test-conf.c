@@ -12,19 +12,6 @@
 #include "strutil.h"
 #include <syslog.h>
 
-static char *dir;
-
-static int setup(void **state _unused_) {
-        dir = make_tmpdir();
-        return 0;
-}
-
-static int teardown(void **state _unused_) {
-        rm_rf(dir);
-        free(dir);
-        return 0;
-}
-
 /* Load text as deliveryd.conf; return r and the diagnostics joined by '|',
  * with the directory replaced by "D". */
 static int load(const char *text, char *const *overrides, Config **ret, char **ret_diags) {
@@ -313,5 +300,5 @@ int main(void) {
                 cmocka_unit_test(test_format_roundtrip),
                 cmocka_unit_test(test_oom),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -723,7 +723,7 @@ static void test_oom(void **state _unused_) {
 /* The SNS certificate download: fetch, check, store, load. */
 static void test_cert_fetch(void **state _unused_) {
         _cleanup_(sd_event_unrefp) sd_event *e = new_loop();
-        _cleanup_free_ char *u = url("/cert.pem"), *dir = make_tmpdir(), *got = NULL;
+        _cleanup_free_ char *u = url("/cert.pem"), *cache = make_tmpdir(), *got = NULL;
         static Result res;
         size_t len;
 
@@ -737,12 +737,12 @@ static void test_cert_fetch(void **state _unused_) {
         const char *cert_url =
                 "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem";
         assert_int_equal(sns_signing_cert_url_check(cert_url, NULL), 0);
-        assert_int_equal(sns_cert_cache_load(dir, cert_url, &got, NULL), -ENOENT);
-        assert_int_equal(sns_cert_cache_store(dir, cert_url, res.body, res.body_len), 0);
-        assert_int_equal(sns_cert_cache_load(dir, cert_url, &got, &len), 0);
+        assert_int_equal(sns_cert_cache_load(cache, cert_url, &got, NULL), -ENOENT);
+        assert_int_equal(sns_cert_cache_store(cache, cert_url, res.body, res.body_len), 0);
+        assert_int_equal(sns_cert_cache_load(cache, cert_url, &got, &len), 0);
         assert_int_equal(len, res.body_len);
         assert_memory_equal(got, sns_cert_pem, len);
-        rm_rf(dir);
+        rm_rf(cache);
 }
 
 int main(void) {

@@ -8,11 +8,13 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "alloc.h"
 #include "macro.h"
 
 /* A fresh directory under $TMPDIR; removed by rm_rf(). */
@@ -36,10 +38,48 @@ static inline void write_file(const char *dir, const char *name, const char *tex
         assert_int_equal(fclose(f), 0);
 }
 
-static inline void rm_rf(const char *dir) {
+static inline void rm_rf(const char *path);
+
+/* The test group's temporary directory: cmocka_run_group_tests(tests,
+ * tmpdir_setup, tmpdir_teardown) makes it before the first test and
+ * removes it after the last. */
+static char *dir;
+
+static inline int tmpdir_setup(void **state) {
+        (void) state;
+        dir = make_tmpdir();
+        return 0;
+}
+
+static inline int tmpdir_teardown(void **state) {
+        (void) state;
+        rm_rf(dir);
+        free(dir);
+        return 0;
+}
+
+/* Fail the 1st, 2nd, 3rd … allocation of attempt() in turn (curl's
+ * "torture" runs) until it returns something other than -ENOMEM, which
+ * must be want; attempt() cleans up after itself.  Returns how many
+ * allocations were failed in turn. */
+static inline unsigned long oom_loop(int (*attempt)(void *userdata), void *userdata, int want) {
+        unsigned long n;
+
+        for (n = 1;; n++) {
+                alloc_fail_after(n);
+                int r = attempt(userdata);
+                alloc_fail_after(0);
+                if (r != -ENOMEM) {
+                        assert_int_equal(r, want);
+                        return n;
+                }
+        }
+}
+
+static inline void rm_rf(const char *path) {
         char cmd[4200];
         /* Test-only clean-up of a directory this test created. */
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
         FILE *p = popen(cmd, "r");
         if (p)
                 pclose(p);

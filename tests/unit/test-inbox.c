@@ -12,7 +12,6 @@
 #include "inbox.h"
 #include "strutil.h"
 
-static char *dir;
 static sd_event *event;
 static Store *store;
 static Inbox *inbox;
@@ -126,7 +125,7 @@ static void test_ignored_stored_as_ignored(void **state _unused_) {
         m->ignore_reason = mem_strdup("bounce");
         assert_int_equal(inbox_submit(inbox, m, on_done, &a, NULL), 0);
         run_loop();
-        assert_int_equal(a.outcome, INBOX_STORED);
+        assert_int_equal(a.outcome, INBOX_IGNORED);
         assert_int_equal(count("SELECT count(*) FROM inbox WHERE status = 'ignored' AND reason = 'bounce'"), 1);
 }
 
@@ -140,6 +139,129 @@ static void test_cancel(void **state _unused_) {
         assert_int_equal(a.calls, 0);
         assert_int_equal(count("SELECT count(*) FROM inbox_keys WHERE key = 'sns:cancel'"),
                          1); /* stored all the same */
+}
+
+/* A consumer that records what it is given and answers only when told. */
+typedef struct Consumer {
+        int64_t ids[64];
+        char customers[64][32];
+        size_t n;
+} Consumer;
+
+static void consume(void *userdata, const InboxDelivery *d) {
+        Consumer *c = userdata;
+
+        assert_true(c->n < ELEMENTSOF(c->ids));
+        c->ids[c->n] = d->id;
+        strscpy(c->customers[c->n], sizeof c->customers[0], d->customer);
+        c->n++;
+}
+
+static void finish(int64_t id) {
+        assert_int_equal(store_begin(store), 0);
+        assert_int_equal(inbox_mark_done(inbox, id, false), 0);
+        assert_int_equal(store_commit(store), 0);
+        inbox_release(inbox, id);
+}
+
+static void spin(void) {
+        for (int i = 0; i < 10; i++)
+                assert_true(sd_event_run(event, 0) >= 0);
+}
+
+static int64_t submit_sms(const char *key, const char *from, const char *text) {
+        Seen s = {};
+        assert_int_equal(inbox_submit(inbox, sms(key, NULL, from, text), on_done, &s, NULL), 0);
+        run_loop();
+        assert_int_equal(s.outcome, INBOX_STORED);
+        return s.id;
+}
+
+static void test_dispatch_in_order_per_customer(void **state _unused_) {
+        Consumer c = {};
+        int64_t a1, a2, a3, b1, b2;
+
+        /* earlier tests left messages behind: finish them first */
+        assert_int_equal(inbox_set_consumer(inbox, consume, &c), 0);
+        for (;;) {
+                spin();
+                if (c.n == 0)
+                        break;
+                for (size_t i = 0; i < c.n; i++)
+                        finish(c.ids[i]);
+                c.n = 0;
+        }
+        assert_int_equal(inbox_n_active(inbox), 0);
+
+        a1 = submit_sms("d:a1", "+5511900000011", "a1");
+        b1 = submit_sms("d:b1", "+5511900000022", "b1");
+        a2 = submit_sms("d:a2", "+5511900000011", "a2");
+        a3 = submit_sms("d:a3", "+5511900000011", "a3");
+        b2 = submit_sms("d:b2", "+5511900000022", "b2");
+        spin();
+        /* one message per customer at a time, the oldest, side by side */
+        assert_int_equal(c.n, 2);
+        assert_int_equal(c.ids[0], a1);
+        assert_int_equal(c.ids[1], b1);
+        assert_int_equal(inbox_n_active(inbox), 2);
+        assert_int_equal(count("SELECT count(*) FROM inbox WHERE status = 'active'"), 2);
+
+        /* nothing more until one is done */
+        spin();
+        assert_int_equal(c.n, 2);
+        finish(b1);
+        spin();
+        assert_int_equal(c.n, 3);
+        assert_int_equal(c.ids[2], b2);
+        finish(a1);
+        spin();
+        assert_int_equal(c.ids[3], a2);
+        finish(a2);
+        finish(b2);
+        spin();
+        assert_int_equal(c.n, 5);
+        assert_int_equal(c.ids[4], a3);
+        finish(a3);
+        spin();
+        assert_int_equal(c.n, 5);
+        assert_int_equal(inbox_n_active(inbox), 0);
+        assert_int_equal(count("SELECT count(*) FROM inbox WHERE status IN ('incoming', 'active')"), 0);
+        assert_int_equal(inbox_mark_done(inbox, a1, false), -ENOENT); /* not active any more */
+}
+
+static void test_unfinished_picked_up_after_restart(void **state _unused_) {
+        Consumer c = {}, again = {};
+        int64_t x1, x2;
+
+        assert_int_equal(inbox_set_consumer(inbox, consume, &c), 0);
+        x1 = submit_sms("r:x1", "+5511900000033", "x1");
+        x2 = submit_sms("r:x2", "+5511900000033", "x2");
+        spin();
+        assert_int_equal(c.n, 1);
+        assert_int_equal(c.ids[0], x1);
+
+        /* the daemon dies with x1 handed on but not done */
+        inbox_free(inbox);
+        assert_int_equal(inbox_new(event, store, &inbox), 0);
+        assert_int_equal(inbox_set_consumer(inbox, consume, &again), 0);
+        spin();
+        assert_int_equal(again.n, 1);
+        assert_int_equal(again.ids[0], x1); /* the unfinished one again, not the next */
+        finish(x1);
+        spin();
+        assert_int_equal(again.n, 2);
+        assert_int_equal(again.ids[1], x2);
+        finish(x2);
+        spin();
+        /* a message marked corrupt is finished too */
+        int64_t x3 = submit_sms("r:x3", "+5511900000033", "x3");
+        spin();
+        assert_int_equal(again.ids[2], x3);
+        assert_int_equal(store_begin(store), 0);
+        assert_int_equal(inbox_mark_done(inbox, x3, true), 0);
+        assert_int_equal(store_commit(store), 0);
+        inbox_release(inbox, x3);
+        assert_int_equal(count("SELECT count(*) FROM inbox WHERE status = 'corrupt'"), 1);
 }
 
 static void fail_handler(Store *s _unused_, int error _unused_, const char *what _unused_, void *userdata) {
@@ -165,8 +287,12 @@ static void test_failure_reported_to_all(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_group_commit_and_dedupe),   cmocka_unit_test(test_invalid_refused),
-                cmocka_unit_test(test_ignored_stored_as_ignored), cmocka_unit_test(test_cancel),
+                cmocka_unit_test(test_group_commit_and_dedupe),
+                cmocka_unit_test(test_invalid_refused),
+                cmocka_unit_test(test_ignored_stored_as_ignored),
+                cmocka_unit_test(test_cancel),
+                cmocka_unit_test(test_dispatch_in_order_per_customer),
+                cmocka_unit_test(test_unfinished_picked_up_after_restart),
                 cmocka_unit_test(test_failure_reported_to_all), /* last: it fails the store */
         };
         return cmocka_run_group_tests(tests, setup, teardown);

@@ -31,7 +31,6 @@
 /* 2022-07-28T23:00:00Z: the real certificate was valid then. */
 #define CHECK_TIME_2022 (UINT64_C(1659049200) * USEC_PER_SEC)
 
-static char *dir;
 static bool have_data;
 
 static int setup(void **state _unused_) {

@@ -12,19 +12,6 @@
 #include "store.h"
 #include "strutil.h"
 
-static char *dir;
-
-static int setup(void **state _unused_) {
-        dir = make_tmpdir();
-        return 0;
-}
-
-static int teardown(void **state _unused_) {
-        rm_rf(dir);
-        free(dir);
-        return 0;
-}
-
 static int count_rows(Store *s, const char *sql) {
         sqlite3_stmt *st;
         int n = -1;
@@ -217,24 +204,20 @@ static void test_io_error_fails_once(void **state _unused_) {
         store_close(s);
 }
 
+static int open_close(void *userdata) {
+        char *err = NULL;
+        Store *s = NULL;
+        int r = store_open(userdata, &s, &err);
+
+        free(err);
+        store_close(s);
+        return r;
+}
+
 static void test_oom(void **state _unused_) {
         _cleanup_free_ char *d = subdir("oom");
-        unsigned long n;
 
-        for (n = 1;; n++) {
-                char *err = NULL;
-                Store *s = NULL;
-                alloc_fail_after(n);
-                int r = store_open(d, &s, &err);
-                alloc_fail_after(0);
-                free(err);
-                store_close(s);
-                if (r != -ENOMEM) {
-                        assert_int_equal(r, 0);
-                        break;
-                }
-        }
-        assert_true(n > 2);
+        assert_true(oom_loop(open_close, d, 0) > 2);
 }
 
 int main(void) {
@@ -249,5 +232,5 @@ int main(void) {
                 cmocka_unit_test(test_io_error_fails_once),
                 cmocka_unit_test(test_oom),
         };
-        return cmocka_run_group_tests(tests, setup, teardown);
+        return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

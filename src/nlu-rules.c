@@ -659,14 +659,9 @@ int nlu_rules_load(const char *path, const Catalog *catalog, NluRules **ret, Dia
         if (k < 0)
                 goto finish;
 
-        if (local.oom)
-                k = -ENOMEM;
-        else if (local.n > 0)
-                k = -EINVAL;
-        else {
+        k = diags_to_errno(&local);
+        if (k == 0)
                 *ret = TAKE_PTR(r);
-                k = 0;
-        }
 finish:
         diags_merge(diags, &local);
         diags_clear(&local);

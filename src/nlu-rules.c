@@ -26,7 +26,7 @@
 #define NAME_WORDS_BEFORE_MAX 4 /* … before "street" */
 #define FILLER_MAX 3 /* words between a quantity and its product ("2 pizzas grandes de …") */
 #define HOUSE_NUMBER_DIGITS 6
-#define FUZZY_MIN 6 /* shortest catalog word matched with one typo */
+#define FUZZY_MIN 7 /* shortest catalog word matched with one typo ("frias" is not "fritas") */
 #define FUZZY_TWO 10 /* shortest matched with two */
 #define ORDER_ID_GAP 2 /* words between a context word and the id ("order number is 123456") */
 #define MATCH_LIMIT 200000 /* PCRE2 backtracking steps per pattern and text */
@@ -654,7 +654,7 @@ int nlu_rules_load(const char *path, const Catalog *catalog, NluRules **ret, Dia
         if (k == -ENOMEM)
                 goto finish;
         if (k < 0)
-                diags_add(&local, path, 0, "cannot read the rules: %s", strerror(-k));
+                diags_add(&local, path, 0, "cannot read rules: %s", strerror(-k));
         k = add_catalog(r, catalog);
         if (k < 0)
                 goto finish;
@@ -1095,13 +1095,51 @@ static unsigned find_qty(Parse *p, size_t s, size_t e) {
         return 1;
 }
 
+/* A name written as one word or two the other way round: "cheese burgers"
+ * for "cheeseburger", "cocacola" for "coca cola".  Returns how many tokens
+ * at i it takes (1 or 2), or 0. */
+static size_t compound_at(const Parse *p, size_t i, const Phrase *ph) {
+        const NormToken *a = tok(p, i), *b = tok(p, i + 1);
+        char joined[2 * PHRASE_WORDS_MAX * 16];
+        size_t n = 0;
+
+        if (!a || p->used[i] || a->kind != NORM_WORD || ph->n_words > 2)
+                return 0;
+        if (ph->n_words == 1) {
+                if (!b || p->used[i + 1] || b->kind != NORM_WORD || a->len + b->len >= sizeof joined)
+                        return 0;
+                memcpy(joined, a->text, a->len);
+                memcpy(joined + a->len, b->text, b->len);
+                n = a->len + b->len;
+                return word_cost(joined, n, ph->words[0], strlen(ph->words[0])) == 0 ? 2 : 0;
+        }
+        for (size_t w = 0; w < ph->n_words; w++) {
+                size_t l = strlen(ph->words[w]);
+                if (n + l >= sizeof joined)
+                        return 0;
+                memcpy(joined + n, ph->words[w], l);
+                n += l;
+        }
+        return word_cost(a->text, a->len, joined, n) == 0 ? 1 : 0;
+}
+
 static int find_items(Parse *p) {
         const PhraseList *l = &p->rules->products;
 
         for (size_t i = 0; i < p->nt->n_tokens;) {
                 const Phrase *best = NULL;
+                size_t best_len = 0;
                 int best_cost = 0;
 
+                for (size_t k = 0; k < l->n; k++) {
+                        const Phrase *ph = &l->v[k];
+                        size_t c = compound_at(p, i, ph);
+                        if (c > best_len) {
+                                best = ph;
+                                best_len = c;
+                                best_cost = 0;
+                        }
+                }
                 for (size_t k = 0; k < l->n; k++) {
                         const Phrase *ph = &l->v[k];
                         int cost = 0;
@@ -1118,9 +1156,9 @@ static int find_items(Parse *p) {
                         if (cost < 0)
                                 continue;
                         /* the longest name wins ("cheeseburger with salad"), then the closest */
-                        if (!best || ph->n_words > best->n_words ||
-                            (ph->n_words == best->n_words && cost < best_cost)) {
+                        if (!best || ph->n_words > best_len || (ph->n_words == best_len && cost < best_cost)) {
                                 best = ph;
+                                best_len = ph->n_words;
                                 best_cost = cost;
                         }
                 }
@@ -1128,13 +1166,13 @@ static int find_items(Parse *p) {
                         i++;
                         continue;
                 }
-                for (size_t w = 0; w < best->n_words; w++)
+                for (size_t w = 0; w < best_len; w++)
                         p->used[i + w] = true;
-                unsigned qty = find_qty(p, i, i + best->n_words);
+                unsigned qty = find_qty(p, i, i + best_len);
                 int k = nlu_result_add_item(p->res, p->rules->skus[best->target], qty);
                 if (k < 0)
                         return k;
-                i += best->n_words;
+                i += best_len;
         }
         return 0;
 }
@@ -1278,6 +1316,23 @@ static NluLang find_lang(const Parse *p, const bool lang_hits[static _NLU_LANG_M
 static const char *parse_expand_cb(const char *word, void *userdata) {
         const Parse *p = userdata;
         return expand_cb(word, (void *) p->rules);
+}
+
+int nlu_rules_normalize(const NluRules *r, const char *text, size_t len, char **ret) {
+        _cleanup_(normalize_text_freep) NormText *nt = NULL;
+        Parse p = { .rules = r, .text = text };
+        NormOptions o = { .expand = parse_expand_cb, .line_filter = line_filter_cb, .userdata = &p };
+        int k;
+
+        p.md = pcre2_match_data_create(r->max_groups + 1, r->gctx);
+        if (!p.md)
+                return -ENOMEM;
+        k = normalize_text(text, len, &o, &nt);
+        pcre2_match_data_free(p.md);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(nt->joined);
+        return 0;
 }
 
 int nlu_rules_parse(const NluRules *r, const char *text, size_t len, size_t max_input, NluResult **ret) {

@@ -43,6 +43,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(NluRules *, nlu_rules_free);
 /* How many [intent …] sections the rules have. */
 size_t nlu_rules_n_intents(const NluRules *r);
 
+/* The text as the intent patterns see it: normalised, abbreviations
+ * expanded, [strip] lines dropped, tokens separated by single spaces.
+ * For tests and for writing patterns.  Caller frees; -ENOMEM. */
+int nlu_rules_normalize(const NluRules *r, const char *text, size_t len, char **ret);
+
 /* Understand the first max_input bytes of text (len bytes, any content;
  * cut back to a character boundary).  Returns 0 and a new NluResult in
  * *ret (the caller frees it), -ENOMEM. */

@@ -159,6 +159,11 @@ static const ConfKey conf_keys[] = {
 
         { "nlu", "backend", CONF_ENUM, "rules", NULL, 0, 0, nlu_backend_table, OFF(nlu_backend), true,
           "How customer messages are understood: rules (offline) or bedrock (Amazon Bedrock)." },
+        { "nlu", "rules", CONF_PATH, "nlu/intents.conf", NULL, 0, 0, NULL, OFF(nlu_rules), true,
+          "File of the rules backend: intent patterns per language, abbreviations, number words, address and "
+          "order id words. Product names and aliases come from store.catalog." },
+        { "nlu", "max_input", CONF_SIZE, "4K", NULL, 256, 64 * 1024, NULL, OFF(nlu_max_input), true,
+          "Most bytes of one message that are read for its meaning; the rest is ignored." },
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,

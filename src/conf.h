@@ -111,6 +111,8 @@ typedef struct Config {
 
         /* backends */
         int nlu_backend; /* NluBackend */
+        char *nlu_rules;
+        uint64_t nlu_max_input;
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
         uint64_t sms_max_length;

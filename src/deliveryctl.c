@@ -3,6 +3,8 @@
  * deliveryctl.c — the operator's command line: talks to the running daemon
  * over the control socket (see control.h).  Each verb is one row in
  * verbs[]; the daemon's side is one row in manager.c's control_commands[].
+ * A verb with run_local instead works on the files alone, without the
+ * daemon: it loads and checks the whole snapshot itself ("parse").
  *
  * Exit status: 0 success, 1 the command failed, 2 usage error, 3 the
  * daemon is not running (as "systemctl status" does).
@@ -20,6 +22,8 @@
 #include "conf.h"
 #include "control.h"
 #include "log.h"
+#include "nlu.h"
+#include "snapshot.h"
 #include "strutil.h"
 
 #define EXIT_USAGE 2
@@ -33,6 +37,7 @@ typedef struct Verb {
         unsigned min_args, max_args; /* after the verb */
         int (*run)(const Config *c, char **args); /* returns an exit status */
         const char *usage;
+        int (*run_local)(const Snapshot *s, char **args); /* instead of run: no daemon needed */
 } Verb;
 
 /* Call the daemon; returns an exit status, printing why when it is not 0. */
@@ -291,13 +296,35 @@ static int verb_inbox(const Config *c, char **args _unused_) {
         return run_command(c, "inbox", NULL, show_inbox);
 }
 
+/* What the rules make of TEXT, as one JSON object (DESIGN.md's contract). */
+static int verb_parse(const Snapshot *s, char **args) {
+        _cleanup_(nlu_result_freep) NluResult *res = NULL;
+        _cleanup_free_ char *json = NULL;
+        int r;
+
+        r = nlu_parse(s, args[0], strlen(args[0]), &res);
+        if (r < 0) {
+                fprintf(stderr, "deliveryctl: parse: %s\n", strerror(-r));
+                return EXIT_FAILURE;
+        }
+        json = nlu_result_to_json(res);
+        if (!json) {
+                fprintf(stderr, "deliveryctl: parse: %s\n", strerror(ENOMEM));
+                return EXIT_FAILURE;
+        }
+        printf("%s\n", json);
+        return EXIT_SUCCESS;
+}
+
 static const Verb verbs[] = {
-        { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing" },
-        { "stats", 0, 0, verb_stats, "stats [--json]        counters and state" },
-        { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait" },
+        { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing", NULL },
+        { "stats", 0, 0, verb_stats, "stats [--json]        counters and state", NULL },
+        { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait", NULL },
         { "inject", 2, 3, verb_inject,
-          "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified" },
-        { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first" },
+          "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified", NULL },
+        { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first", NULL },
+        { "parse", 1, 1, NULL, "parse TEXT            what the rules understand in a customer's TEXT, as JSON",
+          verb_parse },
 };
 
 static void help(void) {
@@ -383,6 +410,21 @@ int main(int argc, char *argv[]) {
         if (nargs < verb->min_args || nargs > verb->max_args) {
                 fprintf(stderr, "deliveryctl: usage: deliveryctl %s\n", verb->usage);
                 return EXIT_USAGE;
+        }
+
+        if (verb->run_local) {
+                /* No daemon: the files are all there is, so they must be right. */
+                _cleanup_(snapshot_unrefp) Snapshot *s = NULL;
+                r = snapshot_load(config_path, overrides, &s, &diags);
+                for (size_t i = 0; i < diags.n; i++)
+                        fprintf(stderr, "%s\n", diags.lines[i]);
+                diags_clear(&diags);
+                if (r < 0) {
+                        fprintf(stderr, "deliveryctl: %s: %s\n", config_path,
+                                r == -EINVAL ? "configuration has problems; see above" : strerror(-r));
+                        return EXIT_FAILURE;
+                }
+                return verb->run_local(s, argv + optind + 1);
         }
 
         /* The daemon may be running an older, valid configuration while the

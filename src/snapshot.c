@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * snapshot.c — configuration + catalog, loaded and validated together.
+ * snapshot.c — configuration + catalog + nlu rules, loaded and validated
+ * together.
  *
  * Security: see snapshot.h.
  */
@@ -20,6 +21,7 @@ Snapshot *snapshot_unref(Snapshot *s) {
         if (!s || --s->n_ref > 0)
                 return NULL;
         conf_unref(s->config);
+        nlu_rules_free(s->nlu_rules);
         catalog_free(s->catalog);
         free(s);
         return NULL;
@@ -36,15 +38,15 @@ static const ConfSource *source_of(const Config *c, const char *section, const c
         return NULL;
 }
 
-/* A missing catalog or zones file is the config's problem: point at the
- * line that names it (or at the main file when the default applies). */
-static bool check_readable(const Config *c, const char *key, const char *path, Diags *diags) {
-        const ConfSource *src = source_of(c, "store", key);
+/* A missing catalog, zones or rules file is the config's problem: point
+ * at the line that names it (or at the main file when the default applies). */
+static bool check_readable(const Config *c, const char *section, const char *key, const char *path, Diags *diags) {
+        const ConfSource *src = source_of(c, section, key);
 
         if (access(path, R_OK) == 0)
                 return true;
-        diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0, "store.%s: cannot read '%s': %s",
-                  key, path, strerror(errno));
+        diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0, "%s.%s: cannot read '%s': %s",
+                  section, key, path, strerror(errno));
         return false;
 }
 
@@ -61,14 +63,30 @@ int snapshot_load(const char *path, char *const *overrides, Snapshot **ret, Diag
         if (r < 0)
                 return r;
 
-        bool ok = check_readable(s->config, "catalog", s->config->store_catalog, diags);
-        ok = check_readable(s->config, "zones", s->config->store_zones, diags) && ok;
+        bool ok = check_readable(s->config, "store", "catalog", s->config->store_catalog, diags);
+        ok = check_readable(s->config, "store", "zones", s->config->store_zones, diags) && ok;
+        if (ok) {
+                r = catalog_load(s->config->store_catalog, s->config->store_zones, &s->catalog, diags);
+                if (r == -ENOMEM)
+                        return r;
+                ok = r >= 0;
+        }
+
+        /* The rules are read even when the catalog is bad, so that one
+         * --check-config reports the problems of both; without a catalog
+         * they are only checked. */
+        if (check_readable(s->config, "nlu", "rules", s->config->nlu_rules, diags)) {
+                _cleanup_(nlu_rules_freep) NluRules *rules = NULL;
+                r = nlu_rules_load(s->config->nlu_rules, s->catalog, &rules, diags);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0 && ok)
+                        s->nlu_rules = TAKE_PTR(rules);
+                ok = ok && r >= 0;
+        } else
+                ok = false;
         if (!ok)
                 return -EINVAL;
-
-        r = catalog_load(s->config->store_catalog, s->config->store_zones, &s->catalog, diags);
-        if (r < 0)
-                return r;
 
         *ret = TAKE_PTR(s);
         return 0;

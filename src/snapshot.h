@@ -12,14 +12,17 @@
 
 #include "catalog.h"
 #include "conf.h"
+#include "nlu-rules.h"
 
 typedef struct Snapshot {
         unsigned n_ref;
         Config *config;
         Catalog *catalog;
+        NluRules *nlu_rules; /* always loaded: the fallback of every nlu backend */
 } Snapshot;
 
-/* Load everything; on any problem returns -EINVAL with every problem in
+/* Load everything (config, catalog and zones, nlu rules compiled with
+ * the catalog's names); on any problem returns -EINVAL with every problem in
  * diags (file:line: message), -ENOMEM. */
 int snapshot_load(const char *path, char *const *overrides, Snapshot **ret, Diags *diags);
 

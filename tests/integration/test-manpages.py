@@ -281,6 +281,7 @@ def check_conf_page(keys_from_example):
         open(conf, "w").close()
         for f in ("catalog.conf", "zones.conf"):
             shutil.copy(os.path.join(TOP_SRCDIR, "etc", f), tmp)
+        shutil.copytree(os.path.join(TOP_SRCDIR, "etc", "nlu"), os.path.join(tmp, "nlu"))
         r = run([DELIVERYD, "-c", conf, "--dump-config"])
         if r.returncode != 0:
             problem(f"deliveryd --dump-config of an empty file failed ({r.returncode}): {r.stderr.strip()}")

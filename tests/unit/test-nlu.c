@@ -455,14 +455,14 @@ static int load_rules(const char *text, char **ret_diags) {
         Diags d = {};
         int k;
 
-        write_file(dir, "r.conf", text);
-        snprintf(path, sizeof path, "%s/r.conf", dir);
+        write_file(test_dir, "r.conf", text);
+        snprintf(path, sizeof path, "%s/r.conf", test_dir);
         k = nlu_rules_load(path, NULL, &r, &d);
         for (size_t i = 0; i < d.n; i++) {
                 const char *l = d.lines[i];
-                if (strncmp(l, dir, strlen(dir)) == 0) {
+                if (strncmp(l, test_dir, strlen(test_dir)) == 0) {
                         strncat(buf, "D", sizeof buf - strlen(buf) - 1);
-                        l += strlen(dir);
+                        l += strlen(test_dir);
                 }
                 strncat(buf, l, sizeof buf - strlen(buf) - 1);
                 if (i + 1 < d.n)
@@ -543,11 +543,11 @@ static void test_custom_rules(void **state _unused_) {
         NluResult *res = NULL;
         Diags d = {};
 
-        write_file(dir, "c.conf",
+        write_file(test_dir, "c.conf",
                    "[language en]\nwords = the\n[language pt]\nwords = o\n"
                    "[intent deny]\nunless = ^no pix\npt = ^no\\b\n[intent confirm]\nany = ^(sim|yes)\n"
                    "[payment pix]\npattern = \\bpix\\b\n");
-        snprintf(path, sizeof path, "%s/c.conf", dir);
+        snprintf(path, sizeof path, "%s/c.conf", test_dir);
         assert_int_equal(nlu_rules_load(path, catalog, &r, &d), 0);
         assert_int_equal(nlu_rules_n_intents(r), 2);
 
@@ -617,8 +617,8 @@ static void test_oom(void **state _unused_) {
         char path[4096];
 
         assert_true(oom_loop(load_demo, NULL, 0) > 1000);
-        write_file(dir, "broken.conf", "[abbreviations]\nvc = voce\n[intent help]\nen = (\n[bogus]\n");
-        snprintf(path, sizeof path, "%s/broken.conf", dir);
+        write_file(test_dir, "broken.conf", "[abbreviations]\nvc = voce\n[intent help]\nen = (\n[bogus]\n");
+        snprintf(path, sizeof path, "%s/broken.conf", test_dir);
         assert_true(oom_loop(load_broken, path, -EINVAL) > 10);
         assert_true(oom_loop(parse_some, NULL, 0) > 50);
 }

@@ -232,7 +232,6 @@ typedef struct Loader {
         Diags *diags;
         SectionKind kind;
         int arg; /* language, intent index or payment of the section */
-        const char *section;
         char **seen; /* section names, for duplicates */
         bool have_language;
 } Loader;
@@ -264,7 +263,6 @@ static int section_start(Loader *ld, const char *file, unsigned line, const char
         char choices[256];
 
         ld->kind = SECTION_NONE;
-        ld->section = section;
         for (size_t i = 0; i < ELEMENTSOF(sections); i++) {
                 if (strlen(sections[i].name) != n || strncmp(section, sections[i].name, n) != 0)
                         continue;

@@ -797,7 +797,8 @@ static bool word_is_stop(const Parse *p, size_t i) {
         for (size_t l = 0; l < _NLU_LANG_MAX; l++)
                 if (tok_in(p, i, r->lang_words[l]))
                         return true;
-        return tok_in(p, i, r->name_stop) || tok_in(p, i, r->street_before) || tok_in(p, i, r->street_after);
+        return tok_in(p, i, r->name_stop) || tok_in(p, i, r->street_before) || tok_in(p, i, r->street_after) ||
+                tok_in(p, i, r->complements) || tok_in(p, i, r->number_words);
 }
 
 /* A word that may be part of a street's name. */
@@ -900,9 +901,9 @@ static bool address_type_before(const Parse *p, size_t i, Span *ret) {
         if (number_after(p, &k))
                 *ret = (Span){ i, address_tail(p, k + 1), true };
         else if (i > 0 && tok_house_number(p, i - 1))
-                *ret = (Span){ i - 1, j, true };
+                *ret = (Span){ i - 1, address_tail(p, j), true };
         else
-                *ret = (Span){ i, j, false };
+                *ret = (Span){ i, address_tail(p, j), false };
         return true;
 }
 

@@ -232,7 +232,6 @@ typedef struct Loader {
         Diags *diags;
         SectionKind kind;
         int arg; /* language, intent index or payment of the section */
-        const char *section;
         char **seen; /* section names, for duplicates */
         bool have_language;
 } Loader;
@@ -264,7 +263,6 @@ static int section_start(Loader *ld, const char *file, unsigned line, const char
         char choices[256];
 
         ld->kind = SECTION_NONE;
-        ld->section = section;
         for (size_t i = 0; i < ELEMENTSOF(sections); i++) {
                 if (strlen(sections[i].name) != n || strncmp(section, sections[i].name, n) != 0)
                         continue;
@@ -799,7 +797,8 @@ static bool word_is_stop(const Parse *p, size_t i) {
         for (size_t l = 0; l < _NLU_LANG_MAX; l++)
                 if (tok_in(p, i, r->lang_words[l]))
                         return true;
-        return tok_in(p, i, r->name_stop) || tok_in(p, i, r->street_before) || tok_in(p, i, r->street_after);
+        return tok_in(p, i, r->name_stop) || tok_in(p, i, r->street_before) || tok_in(p, i, r->street_after) ||
+                tok_in(p, i, r->complements) || tok_in(p, i, r->number_words);
 }
 
 /* A word that may be part of a street's name. */
@@ -902,9 +901,9 @@ static bool address_type_before(const Parse *p, size_t i, Span *ret) {
         if (number_after(p, &k))
                 *ret = (Span){ i, address_tail(p, k + 1), true };
         else if (i > 0 && tok_house_number(p, i - 1))
-                *ret = (Span){ i - 1, j, true };
+                *ret = (Span){ i - 1, address_tail(p, j), true };
         else
-                *ret = (Span){ i, j, false };
+                *ret = (Span){ i, address_tail(p, j), false };
         return true;
 }
 

@@ -37,6 +37,7 @@ typedef struct NluRules NluRules;
  * the interpreter runs the same patterns. */
 int nlu_rules_load(const char *path, const Catalog *catalog, NluRules **ret, Diags *diags);
 
+/* Frees r (NULL is fine); returns NULL. */
 NluRules *nlu_rules_free(NluRules *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NluRules *, nlu_rules_free);
 

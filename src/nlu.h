@@ -84,6 +84,7 @@ typedef struct NluResult {
 
 /* An empty result: intent other, the given language, nothing else.  NULL on OOM. */
 NluResult *nlu_result_new(NluLang lang);
+/* Frees r with its items and address (NULL is fine); returns NULL. */
 NluResult *nlu_result_free(NluResult *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NluResult *, nlu_result_free);
 

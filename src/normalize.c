@@ -227,12 +227,11 @@ char *normalize_fold_pattern(const char *re) {
                 char out[4];
                 uint32_t cp;
                 size_t n = utf8_decode(p + i, len - i, &cp);
-                /* Only letters change: punctuation look-alikes (’ “ –) keep
-                 * what the admin wrote, and ASCII is left alone. */
-                int k = cp == CP_INVALID || cp < 0x80 || (cp > 0x17F && cp < 0x300) || cp > 0x36F ||
-                                (cp < 0xC0 && cp >= 0x80)
-                        ? -1
-                        : fold_cp(cp, false, out);
+                /* Only accented letters and combining accents change:
+                 * ASCII (escapes, metacharacters), punctuation look-alikes
+                 * (’ “ –) and × ÷ keep what the admin wrote. */
+                bool letter = (cp >= 0xC0 && cp <= 0x17F && cp != 0xD7 && cp != 0xF7) || (cp >= 0x300 && cp <= 0x36F);
+                int k = cp != CP_INVALID && letter ? fold_cp(cp, false, out) : -1;
 
                 if (buf_put(&b, k >= 0 ? out : re + i, k >= 0 ? (size_t) k : n) < 0) {
                         free(b.p);
@@ -639,14 +638,14 @@ int normalize_text(const char *s, size_t len, const NormOptions *o, NormText **r
         nt->n_tokens = t.n;
         nt->joined = TAKE_PTR(t.joined.p);
         nt->joined_len = t.joined.len;
-        nt->words_ = mem_malloc(nt->joined_len + 1);
-        if (!nt->words_)
+        nt->storage = mem_malloc(nt->joined_len + 1);
+        if (!nt->storage)
                 return -ENOMEM;
-        memcpy(nt->words_, nt->joined, nt->joined_len + 1);
+        memcpy(nt->storage, nt->joined, nt->joined_len + 1);
         for (size_t i = 0; i < nt->n_tokens; i++) {
                 NormToken *tk = &nt->tokens[i];
-                nt->words_[tk->offset + tk->len] = '\0';
-                tk->text = nt->words_ + tk->offset;
+                nt->storage[tk->offset + tk->len] = '\0';
+                tk->text = nt->storage + tk->offset;
         }
         *ret = TAKE_PTR(nt);
         return 0;
@@ -661,7 +660,7 @@ NormText *normalize_text_free(NormText *t) {
                 return NULL;
         free(t->tokens);
         free(t->joined);
-        free(t->words_);
+        free(t->storage);
         free(t);
         return NULL;
 }

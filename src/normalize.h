@@ -40,7 +40,7 @@ typedef struct NormText {
         size_t n_tokens;
         char *joined; /* the tokens separated by single spaces */
         size_t joined_len;
-        char *words_; /* storage behind NormToken.text */
+        char *storage; /* behind NormToken.text */
 } NormText;
 
 typedef enum NormLine {
@@ -67,6 +67,7 @@ typedef struct NormOptions {
  * normalize_text_free()), -ENOMEM, or a callback's error. */
 int normalize_text(const char *s, size_t len, const NormOptions *o, NormText **ret);
 
+/* Frees t (NULL is fine); returns NULL. */
 NormText *normalize_text_free(NormText *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NormText *, normalize_text_free);
 

@@ -4,10 +4,12 @@ message as one line of JSON, with the example configuration and no daemon;
 a broken rules file is reported as file:line and exits 1, by deliveryctl
 parse and by deliveryd --check-config alike."""
 
+import ctypes
 import json
 import os
 import subprocess
 import sys
+import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import DELIVERYCTL, DELIVERYD, TOP_SRCDIR, DaemonTestCase, main, make_etc, read_text, write_text  # noqa: E402
@@ -40,9 +42,17 @@ CASES = [
 ]
 
 
-def parse(text, config=None, *extra, cwd=None):
+PR_SET_MDWE = 65  # what MemoryDenyWriteExecute= sets up (Linux 6.3)
+
+
+def deny_write_execute():
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_MDWE, 1, 0, 0, 0) != 0:
+        os._exit(77)
+
+
+def parse(text, config=None, *extra, cwd=None, preexec_fn=None):
     argv = [DELIVERYCTL, "-c", config or os.path.join("etc", "deliveryd.conf")] + list(extra) + ["parse", text]
-    return subprocess.run(argv, capture_output=True, cwd=cwd or TOP_SRCDIR, timeout=60)
+    return subprocess.run(argv, capture_output=True, cwd=cwd or TOP_SRCDIR, timeout=60, preexec_fn=preexec_fn)
 
 
 class Parse(DaemonTestCase):
@@ -52,6 +62,17 @@ class Parse(DaemonTestCase):
                 p = parse(text)
                 self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertEqual(p.stderr, b"")
+                self.assertEqual(p.stdout.decode("utf-8"), want + "\n")
+
+    def test_without_jit(self):
+        # The unit's MemoryDenyWriteExecute=yes refuses PCRE2 JIT: the
+        # interpreter must give the same answers.
+        for text, want in CASES:
+            with self.subTest(text=text):
+                p = parse(text, preexec_fn=deny_write_execute)
+                if p.returncode == 77:
+                    raise unittest.SkipTest("this kernel has no PR_SET_MDWE")
+                self.assertEqual(p.returncode, 0, p.stderr)
                 self.assertEqual(p.stdout.decode("utf-8"), want + "\n")
 
     def test_any_bytes_give_utf8_json(self):

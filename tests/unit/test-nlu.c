@@ -225,6 +225,8 @@ static void test_fields(void **state _unused_) {
                 { "Av. Paulista nº 1000 bloco B, CEP 01310-100 ok", "Av. Paulista nº 1000 bloco B, CEP 01310-100",
                   _NLU_PAYMENT_INVALID, 0, "" },
                 { "to 12 Rua Harmonia?", "12 Rua Harmonia", _NLU_PAYMENT_INVALID, 0, "" },
+                { "I'm at 200 Rua Augusta apt 5", "200 Rua Augusta apt 5", _NLU_PAYMENT_INVALID, 0, "" },
+                { "Rua Augusta, apto 12, Consolação", "Rua Augusta, apto 12, Consolação", _NLU_PAYMENT_INVALID, 0, "" },
                 { "1500 Augusta Street, card", "1500 Augusta Street", NLU_PAYMENT_CARD, 0, "" },
                 { "na augusta 1500 por favor", "augusta 1500", _NLU_PAYMENT_INVALID, 0, "" },
                 { "Rua Treze de Maio 80", "Rua Treze de Maio 80", _NLU_PAYMENT_INVALID, 0, "" },

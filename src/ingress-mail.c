@@ -42,7 +42,9 @@ int ingress_mail_messages(const Config *c, const void *raw, size_t len, const Ma
         _cleanup_free_ char *trusted_copy = NULL;
         char *trusted[2] = { NULL, NULL };
         InboxMessage **out = NULL;
-        size_t n = strv_length(env->recipients), k = 0;
+        char *chosen[2] = { NULL, NULL };
+        char *const *recipients = env->recipients;
+        size_t n, k = 0;
         char hash[65] = "";
         int r;
 
@@ -67,6 +69,17 @@ int ingress_mail_messages(const Config *c, const void *raw, size_t len, const Ma
         r = mail_parse(raw, len, &o, &mc);
         if (r < 0)
                 return r;
+        if (!recipients) {
+                for (size_t i = 0; mc->to[i] && !chosen[0]; i++)
+                        if (strv_contains(c->mail_addresses, mc->to[i]))
+                                chosen[0] = mc->to[i];
+                if (!chosen[0] && strv_length(c->mail_addresses) == 0)
+                        return -EDESTADDRREQ;
+                if (!chosen[0])
+                        chosen[0] = c->mail_addresses[0];
+                recipients = chosen;
+        }
+        n = strv_length(recipients);
         if (env->ses_spf || env->ses_dkim || env->ses_dmarc) {
                 r = mail_content_set_ses_verdicts(mc, env->ses_spf, env->ses_dkim, env->ses_dmarc);
                 if (r < 0)
@@ -89,11 +102,11 @@ int ingress_mail_messages(const Config *c, const void *raw, size_t len, const Ma
                 if (!m)
                         goto oom;
                 out[k] = m;
-                r = customer_email_normalize(env->recipients[k], &rcpt);
+                r = customer_email_normalize(recipients[k], &rcpt);
                 if (r == -ENOMEM)
                         goto oom;
                 if (r < 0)
-                        rcpt = mem_strdup(env->recipients[k]);
+                        rcpt = mem_strdup(recipients[k]);
                 if (!rcpt)
                         goto oom;
                 /* The same mail to two of our addresses is two messages; the

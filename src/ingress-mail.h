@@ -16,7 +16,10 @@
 typedef struct MailEnvelope {
         InboxSource source;
         const char *sender; /* MAIL FROM / SES source; "" for the null sender; NULL unknown */
-        char *const *recipients; /* ours, as the MTA or SES gave them */
+        /* ours, as the MTA or SES gave them; NULL: the first To address that
+         * is one of mail.addresses, else the first of mail.addresses (an
+         * injected mail) */
+        char *const *recipients;
         const char *transport_key; /* a dedupe key of the delivery itself (SES messageId), or NULL */
         /* SES verdicts (PASS, FAIL, GRAY, PROCESSING_FAILED) or NULL when the
          * mail came over LMTP and the Authentication-Results header decides. */
@@ -26,7 +29,8 @@ typedef struct MailEnvelope {
 /* Build one InboxMessage per recipient into *ret (a NULL-terminated array
  * the caller frees with inbox_messages_free()).  A message without a
  * usable From gets customer "<>" and is stored as ignored.  Returns 0,
- * -EFBIG (over mail.max_size), -EBADMSG (not a mail at all), -ENOMEM. */
+ * -EFBIG (over mail.max_size), -EBADMSG (not a mail at all),
+ * -EDESTADDRREQ (no recipients given and mail.addresses is empty), -ENOMEM. */
 int ingress_mail_messages(const Config *c, const void *raw, size_t len, const MailEnvelope *env, InboxMessage ***ret);
 
 void inbox_messages_free(InboxMessage **l);

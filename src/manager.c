@@ -32,7 +32,6 @@
 #include "base64.h"
 #include "ingress-lmtp.h"
 #include "ingress-mail.h"
-#include "mail.h"
 #include "ingress-sns.h"
 #include "listen.h"
 #include "log.h"
@@ -504,43 +503,8 @@ static int inject_commit(Manager *m, InboxMessage *msg, json_t **ret, char **ret
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Which of our addresses an injected mail is for: the first of its To
- * addresses that is ours, else the first of mail.addresses. */
-static int inject_mail_recipient(Manager *m, const uint8_t *raw, size_t len, char **ret, char **ret_error) {
-        _cleanup_(mail_content_freep) MailContent *mc = NULL;
-        char *const *ours = config(m)->mail_addresses;
-        const MailParseOptions o = {
-                .max_size = config(m)->mail_max_size,
-                .max_text = MAIL_MAX_TEXT_DEFAULT,
-                .max_depth = MAIL_MAX_DEPTH_DEFAULT,
-                .max_parts = MAIL_MAX_PARTS_DEFAULT,
-                .max_headers = MAIL_MAX_HEADERS_DEFAULT,
-        };
-        int r;
-
-        r = mail_parse(raw, len, &o, &mc);
-        if (r == -EFBIG) {
-                *ret_error = mem_printf("the mail is larger than mail.max_size (%llu bytes)",
-                                        (unsigned long long) config(m)->mail_max_size);
-                return r;
-        }
-        if (r < 0) {
-                *ret_error = mem_printf("the mail cannot be parsed: %s", strerror(-r));
-                return r;
-        }
-        for (size_t i = 0; mc->to[i]; i++)
-                if (strv_contains(ours, mc->to[i]))
-                        return (*ret = mem_strdup(mc->to[i])) ? 0 : -ENOMEM;
-        if (strv_length(ours) == 0) {
-                *ret_error = mem_strdup("mail.addresses is empty: no address of ours to deliver to");
-                return -EINVAL;
-        }
-        return (*ret = mem_strdup(ours[0])) ? 0 : -ENOMEM;
-}
-
 static int inject_mail(Manager *m, json_t *args, json_t **ret, char **ret_error) {
         _cleanup_free_ uint8_t *raw = NULL;
-        _cleanup_free_ char *rcpt = NULL;
         InboxMessage **msgs = NULL;
         const char *b64 = NULL;
         size_t len = 0;
@@ -555,16 +519,18 @@ static int inject_mail(Manager *m, json_t *args, json_t **ret, char **ret_error)
                 *ret_error = mem_strdup("raw_base64 is not valid base64");
                 return r;
         }
-        r = inject_mail_recipient(m, raw, len, &rcpt, ret_error);
+        /* No envelope: the mail is for the first of its To addresses that is ours. */
+        const MailEnvelope env = { .source = INBOX_SOURCE_INJECT };
+        r = ingress_mail_messages(config(m), raw, len, &env, &msgs);
+        if (r == -EFBIG)
+                *ret_error = mem_printf("the mail is larger than mail.max_size (%llu bytes)",
+                                        (unsigned long long) config(m)->mail_max_size);
+        else if (r == -EDESTADDRREQ)
+                *ret_error = mem_strdup("mail.addresses is empty: no address of ours to deliver to");
+        else if (r < 0)
+                *ret_error = mem_printf("the mail cannot be stored: %s", strerror(-r));
         if (r < 0)
                 return r;
-        char *const rcpts[] = { rcpt, NULL };
-        const MailEnvelope env = { .source = INBOX_SOURCE_INJECT, .recipients = rcpts };
-        r = ingress_mail_messages(config(m), raw, len, &env, &msgs);
-        if (r < 0) {
-                *ret_error = mem_printf("the mail cannot be stored: %s", strerror(-r));
-                return r;
-        }
         InboxMessage *msg = TAKE_PTR(msgs[0]);
         inbox_messages_free(msgs);
         if (!msg->ignore_reason)

@@ -45,7 +45,7 @@ struct Outbox {
 
 static const char *const channel_table[_OUTBOX_CHANNEL_MAX] = { [OUTBOX_SMS] = "sms", [OUTBOX_EMAIL] = "email" };
 static const char *const status_table[_OUTBOX_STATUS_MAX] = {
-        [OUTBOX_QUEUED] = "queued", [OUTBOX_SENDING] = "sending", [OUTBOX_SENT] = "sent",
+        [OUTBOX_QUEUED] = "queued",     [OUTBOX_SENDING] = "sending", [OUTBOX_SENT] = "sent",
         [OUTBOX_DEFERRED] = "deferred", [OUTBOX_FAILED] = "failed",
 };
 
@@ -774,8 +774,8 @@ json_t *outbox_list_json(Outbox *ob, unsigned limit) {
         sqlite3_bind_int64(st, 1, limit);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
                 json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:s?,s:o,s:s?,s:s?,s:b,s:o,s:o,s:s?}", "id",
-                                      (json_int_t) sqlite3_column_int64(st, 0), "channel", col(st, 1), "to",
-                                      col(st, 2), "body", col(st, 3), "status", col(st, 4), "attempts",
+                                      (json_int_t) sqlite3_column_int64(st, 0), "channel", col(st, 1), "to", col(st, 2),
+                                      "body", col(st, 3), "status", col(st, 4), "attempts",
                                       (json_int_t) sqlite3_column_int64(st, 5), "order_id", col(st, 6), "created_at",
                                       time_json(st, 7), "subject", col(st, 8), "last_error", col(st, 9),
                                       "possible_duplicate", sqlite3_column_int(st, 10), "next_attempt_at",

@@ -55,23 +55,25 @@ static int fake_send(void *userdata _unused_, const OutboxDelivery *d, OutboxSen
         char tid[32];
 
         assert_true(n < ELEMENTSOF(fake.calls));
-        fake.calls[n] = (Call) { d->id, d->channel, fake_now, d->attempt, d->possible_duplicate };
+        fake.calls[n] = (Call){ d->id, d->channel, fake_now, d->attempt, d->possible_duplicate };
         assert_non_null(d->to);
         assert_non_null(d->body);
         if (fake.hold) {
-                fake.held[fake.n_held++] = (Held) { done, done_data };
+                fake.held[fake.n_held++] = (Held){ done, done_data };
                 return 0;
         }
         snprintf(tid, sizeof tid, "fake-%zu", n);
         done(done_data, r, r == OUTBOX_RESULT_OK ? tid : NULL,
-             r == OUTBOX_RESULT_TEMPFAIL ? "throttled" : r == OUTBOX_RESULT_PERMFAIL ? "invalid number" : NULL);
+             r == OUTBOX_RESULT_TEMPFAIL           ? "throttled"
+                     : r == OUTBOX_RESULT_PERMFAIL ? "invalid number"
+                                                   : NULL);
         return 0;
 }
 
 static const OutboxTransport fake_transport = { "fake", fake_send };
 
 static OutboxOptions options(uint64_t sms_per_second) {
-        return (OutboxOptions) {
+        return (OutboxOptions){
                 .transport = { &fake_transport, &fake_transport },
                 .lifetime_usec = { 3600 * SEC, 5 * 86400 * SEC },
                 .sms_max_per_second = sms_per_second,
@@ -321,9 +323,9 @@ static void test_sending_at_start_requeued_as_possible_duplicate(void **state _u
         outbox_stop(outbox);
         id = enqueue(OUTBOX_SMS, "+5511987654321", false);
         /* as a crash mid-send leaves it */
-        assert_int_equal(sqlite3_exec(store_db(store), "UPDATE outbox SET status = 'sending', attempts = 1", NULL,
-                                      NULL, NULL),
-                         SQLITE_OK);
+        assert_int_equal(
+                sqlite3_exec(store_db(store), "UPDATE outbox SET status = 'sending', attempts = 1", NULL, NULL, NULL),
+                SQLITE_OK);
         outbox = outbox_free(outbox);
 
         OutboxOptions o = options(0);

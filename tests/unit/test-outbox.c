@@ -33,6 +33,7 @@ static struct {
         size_t n_script;
         OutboxResult otherwise; /* … and past the end (OK unless set) */
         bool hold; /* keep the answers for later */
+        int fail_send; /* send() returns this (-errno) instead of starting */
         Held held[64];
         size_t n_held;
         Call calls[256];
@@ -58,6 +59,8 @@ static int fake_send(void *userdata _unused_, const OutboxDelivery *d, OutboxSen
         fake.calls[n] = (Call){ d->id, d->channel, fake_now, d->attempt, d->possible_duplicate };
         assert_non_null(d->to);
         assert_non_null(d->body);
+        if (fake.fail_send < 0)
+                return fake.fail_send;
         if (fake.hold) {
                 fake.held[fake.n_held++] = (Held){ done, done_data };
                 return 0;
@@ -284,6 +287,24 @@ static void test_permfail_failed_not_retried(void **state _unused_) {
         outbox_kick(outbox);
         run();
         assert_int_equal(fake.n_calls, 1);
+}
+
+static void test_send_error_is_tempfail(void **state _unused_) {
+        _cleanup_free_ char *err = NULL;
+        int64_t id;
+
+        fake.fail_send = -EIO;
+        id = enqueue(OUTBOX_SMS, "+5511987654321", false);
+        run();
+        assert_status(id, "deferred");
+        err = qtext("SELECT last_error FROM outbox WHERE id = ?", id);
+        assert_string_equal(err, "transport fake: Input/output error");
+        assert_int_equal(outbox_n_in_flight(outbox), 0);
+        assert_int_equal(metrics.value[METRIC_OUTBOUND_DEFERRED_SMS], 1);
+        fake.fail_send = 0;
+        assert_true(advance());
+        assert_status(id, "sent");
+        assert_int_equal(qint("SELECT attempts FROM outbox WHERE id = ?", id), 2);
 }
 
 static void test_lifetime_expiry(void **state _unused_) {
@@ -546,8 +567,23 @@ static int enqueue_and_send(void *userdata _unused_) {
         return r;
 }
 
+static int list(void *userdata _unused_) {
+        json_t *l = outbox_list_json(outbox, 100), *c = outbox_counts_json(outbox);
+        int r = l && c ? 0 : -ENOMEM;
+
+        if (l)
+                assert_int_equal(json_array_size(l), qint("SELECT count(*) FROM outbox WHERE ? > 0", 1));
+        json_decref(l);
+        json_decref(c);
+        return r;
+}
+
 static void test_oom_enqueue(void **state _unused_) {
         assert_true(oom_loop(enqueue_and_send, NULL, 0) >= 1);
+        enqueue(OUTBOX_SMS, "+5511987654321", false);
+        enqueue(OUTBOX_EMAIL, "ana@example.com", false);
+        run();
+        assert_true(oom_loop(list, NULL, 0) > 3);
         assert_int_equal(qint("SELECT count(*) FROM outbox WHERE status <> 'sent' AND ? > 0", 1), 0);
 }
 
@@ -557,6 +593,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_invalid_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_tempfail_deferred_with_backoff_and_jitter, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_permfail_failed_not_retried, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_send_error_is_tempfail, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lifetime_expiry, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sending_at_start_requeued_as_possible_duplicate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_bucket_two_per_second, setup, teardown),
@@ -566,5 +603,6 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_list_and_counts, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_oom_enqueue, setup, teardown),
         };
+        alloc_init();
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

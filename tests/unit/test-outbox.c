@@ -218,6 +218,17 @@ static void test_invalid_refused(void **state _unused_) {
         m.channel = _OUTBOX_CHANNEL_MAX;
         assert_int_equal(outbox_enqueue_in_txn(outbox, &m, NULL), -EINVAL);
         assert_int_equal(qint("SELECT count(*) FROM outbox WHERE ? > 0", 1), 0);
+
+        /* the transports by name: log now, sns and smtp later */
+        assert_non_null(outbox_transport_find("log"));
+        assert_string_equal(outbox_transport_find("log")->name, "log");
+        assert_null(outbox_transport_find("sns"));
+        assert_null(outbox_transport_find("smtp"));
+        assert_null(outbox_transport_find(NULL));
+        assert_int_equal(outbox_channel_from_string("email"), OUTBOX_EMAIL);
+        assert_int_equal(outbox_channel_from_string("fax"), _OUTBOX_CHANNEL_INVALID);
+        assert_string_equal(outbox_status_to_string(OUTBOX_DEFERRED), "deferred");
+        assert_int_equal(outbox_status_from_string("sending"), OUTBOX_SENDING);
 }
 
 static void test_tempfail_deferred_with_backoff_and_jitter(void **state _unused_) {

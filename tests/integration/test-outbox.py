@@ -138,6 +138,26 @@ class Outbox(DaemonTestCase):
         self.assertEqual(d.stats()["outbox"]["failed"], 1)
         self.assertEqual(d.stop(), 0)
 
+    def test_sigterm_stops_sending_and_unsent_messages_wait_for_the_next_start(self):
+        first, db = self.stopped_daemon_db()
+        with db:
+            ids = [insert(db, "sms", "+551198765432%d" % i, "m%d" % i) for i in range(5)]
+        db.close()
+        # one SMS a second: the first goes at once, the others wait for tokens
+        d = self.daemon(state=first.state, overrides=["sms.max_per_second=1"]).start()
+        d.wait_log(r"event=outbox_sent id=%d " % ids[0])
+        self.assertEqual(d.stop(), 0)
+        sent = [i for i in ids if any(re.search(r"event=outbox_sent id=%d " % i, l) for l in d.log)]
+        self.assertLess(len(sent), len(ids))
+
+        again = self.daemon(state=first.state, overrides=["sms.max_per_second=1000"]).start()
+        for i in ids:
+            if i not in sent:
+                again.wait_log(r"event=outbox_sent id=%d " % i)
+        rows = json.loads(again.ctl("outbox", "--json").stdout)
+        self.assertEqual([(r["id"], r["status"], r["attempts"]) for r in rows], [(i, "sent", 1) for i in ids])
+        self.assertEqual(again.stop(), 0)
+
 
 if __name__ == "__main__":
     main()

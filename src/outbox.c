@@ -189,14 +189,22 @@ static int bind_opt(sqlite3_stmt *st, int i, const char *s) {
 }
 
 int outbox_enqueue_in_txn(Outbox *ob, const OutboxMessage *m, int64_t *ret_id) {
+        _cleanup_free_ char *address = NULL;
         sqlite3_stmt *st = NULL;
         uint64_t t = now(ob);
         int rc, r;
 
         if (!m || (unsigned) m->channel >= _OUTBOX_CHANNEL_MAX || isempty(m->to) || !m->body)
                 return -EINVAL;
-        if (m->channel == OUTBOX_SMS ? !customer_phone_valid(m->to) : !strchr(m->to, '@'))
+        if (m->channel == OUTBOX_SMS && !customer_phone_valid(m->to))
                 return -EINVAL;
+        if (m->channel == OUTBOX_EMAIL) {
+                /* Lower-cased, as the inbox stores customers: the opt-out
+                 * gate compares the strings. */
+                r = customer_email_normalize(m->to, &address);
+                if (r < 0)
+                        return r;
+        }
         rc = sqlite3_prepare_v2(store_db(ob->store),
                                 "INSERT INTO outbox (channel, recipient, body, subject, in_reply_to, refs, message_id, "
                                 "order_id, opt_out_confirmation, status, next_attempt_at, expires_at, created_at) "
@@ -204,7 +212,7 @@ int outbox_enqueue_in_txn(Outbox *ob, const OutboxMessage *m, int64_t *ret_id) {
                                 -1, &st, NULL);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, channel_table[m->channel], -1, SQLITE_STATIC);
-                sqlite3_bind_text(st, 2, m->to, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, address ?: m->to, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 3, m->body, -1, SQLITE_STATIC);
                 bind_opt(st, 4, m->subject);
                 bind_opt(st, 5, m->in_reply_to);

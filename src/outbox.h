@@ -138,7 +138,8 @@ void outbox_stop(Outbox *ob);
 /* Insert m as 'queued', due now, WITHOUT beginning or committing: call it
  * inside the caller's transaction (store_begin() … store_commit()), then
  * outbox_kick() after the commit.  *ret_id (may be NULL): the row id.
- * -EINVAL for a bad channel, recipient or body; -errno from the store. */
+ * An e-mail address is stored lower-cased.  -EINVAL for a bad channel,
+ * recipient or body; -ENOMEM; -errno from the store. */
 int outbox_enqueue_in_txn(Outbox *ob, const OutboxMessage *m, int64_t *ret_id);
 
 /* Something was committed: look for due messages from the loop. */

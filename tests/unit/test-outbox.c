@@ -413,6 +413,20 @@ static void test_token_bucket_two_per_second(void **state _unused_) {
         assert_int_equal(outbox_next_wakeup(outbox), 0);
 }
 
+static void test_email_lower_cased_for_the_opt_out_gate(void **state _unused_) {
+        int64_t id;
+
+        assert_int_equal(store_begin(store), 0);
+        assert_int_equal(outbox_set_opt_out_in_txn(outbox, "ana@example.com", true), 0);
+        assert_int_equal(store_commit(store), 0);
+        id = enqueue(OUTBOX_EMAIL, "Ana@Example.COM", false);
+        run();
+        assert_int_equal(fake.n_calls, 0);
+        assert_status(id, "failed");
+        _cleanup_free_ char *to = qtext("SELECT recipient FROM outbox WHERE id = ?", id);
+        assert_string_equal(to, "ana@example.com");
+}
+
 static void test_opted_out_gets_only_the_confirmation(void **state _unused_) {
         _cleanup_free_ char *err = NULL;
         int64_t normal, confirmation, other;
@@ -609,6 +623,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_sending_at_start_requeued_as_possible_duplicate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_bucket_two_per_second, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_opted_out_gets_only_the_confirmation, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_email_lower_cased_for_the_opt_out_gate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retry_and_drop, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_lets_in_flight_finish, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_list_and_counts, setup, teardown),

@@ -138,6 +138,9 @@ static void show_status(json_t *s) {
                num(s, "catalog", "products"), num(s, "catalog", "zones"));
         printf("%-9s nlu %s, engine %s, sms %s, mail %s\n", "backends:", str(s, "backends.nlu"),
                str(s, "backends.engine"), str(s, "backends.sms"), str(s, "backends.mail"));
+        printf("%-9s %lld queued, %lld sending, %lld deferred, %lld failed, %lld sent\n",
+               "outbox:", num(s, "outbox", "queued"), num(s, "outbox", "sending"), num(s, "outbox", "deferred"),
+               num(s, "outbox", "failed"), num(s, "outbox", "sent"));
 }
 
 static int verb_status(const Config *c, char **args _unused_) {

@@ -87,6 +87,7 @@ class Outbox(DaemonTestCase):
         self.assertEqual(c["outbound_sent_total"], {"sms": 3, "email": 1})
         self.assertEqual(c["outbound_failed_total"], {"sms": 1, "email": 0})
         self.assertEqual(c["outbound_possible_duplicates_total"], {"sms": 1, "email": 0})
+        self.assertIn("outbox:   0 queued, 0 sending, 0 deferred, 1 failed, 4 sent\n", d.ctl("status").stdout)
         # plain output: one line per message
         self.assertEqual(len(d.ctl("outbox").stdout.splitlines()), 5)
         self.assertEqual(d.stop(), 0)

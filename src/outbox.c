@@ -27,7 +27,6 @@ typedef struct SendRequest {
         Outbox *outbox;
         int64_t id;
         OutboxChannel channel;
-        bool answered;
 } SendRequest;
 
 struct Outbox {
@@ -416,9 +415,6 @@ static void on_send_done(void *done_data, OutboxResult result, const char *trans
         SendRequest *q = done_data;
         Outbox *ob = q->outbox;
 
-        if (q->answered)
-                return; /* a transport that answers twice: the first answer stands */
-        q->answered = true;
         if (ob) {
                 record_outcome(ob, q, result, transport_id, error);
                 *q->prev_next = q->next;

@@ -171,8 +171,15 @@ static const ConfKey conf_keys[] = {
         { "sms", "max_length", CONF_SIZE, "1600", NULL, 1, 65536, NULL, OFF(sms_max_length), true,
           "Longest inbound SMS text accepted, in bytes of UTF-8 (1600 is ten concatenated segments); longer ones "
           "are refused." },
+        { "sms", "lifetime", CONF_DURATION, "1d", NULL, USEC(60), USEC(30 * 86400), NULL, OFF(sms_lifetime_usec), false,
+          "An SMS not sent this long after it was queued fails as expired (a late status message misleads more "
+          "than a missing one)." },
+        { "sms", "max_per_second", CONF_UINT, "1", NULL, 1, 1000, NULL, OFF(sms_max_per_second), false,
+          "Most SMS sends started per second (the provider's throughput for the origination number)." },
         { "mail", "transport", CONF_ENUM, "log", NULL, 0, 0, mail_transport_table, OFF(mail_transport), false,
           "How e-mail replies leave: log (journal only) or smtp (a relay)." },
+        { "mail", "lifetime", CONF_DURATION, "5d", NULL, USEC(60), USEC(30 * 86400), NULL, OFF(mail_lifetime_usec),
+          false, "An e-mail not sent this long after it was queued fails as expired." },
         { "mail", "addresses", CONF_LIST, "", NULL, 0, 0, NULL, OFF(mail_addresses), true,
           "The store's own e-mail addresses, space-separated: LMTP accepts mail for these only, and mail from them "
           "is never answered (loop protection)." },

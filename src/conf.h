@@ -116,7 +116,10 @@ typedef struct Config {
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
         uint64_t sms_max_length;
+        uint64_t sms_lifetime_usec;
+        uint64_t sms_max_per_second;
         int mail_transport; /* MailTransport */
+        uint64_t mail_lifetime_usec;
 
         ConfSource *sources; /* one per table row, where each value came from */
 } Config;

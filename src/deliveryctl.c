@@ -138,6 +138,9 @@ static void show_status(json_t *s) {
                num(s, "catalog", "products"), num(s, "catalog", "zones"));
         printf("%-9s nlu %s, engine %s, sms %s, mail %s\n", "backends:", str(s, "backends.nlu"),
                str(s, "backends.engine"), str(s, "backends.sms"), str(s, "backends.mail"));
+        printf("%-9s %lld queued, %lld sending, %lld deferred, %lld failed, %lld sent\n",
+               "outbox:", num(s, "outbox", "queued"), num(s, "outbox", "sending"), num(s, "outbox", "deferred"),
+               num(s, "outbox", "failed"), num(s, "outbox", "sent"));
 }
 
 static int verb_status(const Config *c, char **args _unused_) {
@@ -296,6 +299,43 @@ static int verb_inbox(const Config *c, char **args _unused_) {
         return run_command(c, "inbox", NULL, show_inbox);
 }
 
+static void show_outbox(json_t *s) {
+        json_t *row;
+        size_t i;
+
+        json_array_foreach (s, i, row)
+                printf("%6lld %-8s %-5s %2lld %-24s %s\n", num(row, "id", NULL), str(row, "status"),
+                       str(row, "channel"), num(row, "attempts", NULL), str(row, "to"), str(row, "body"));
+}
+
+static void show_outbox_changed(json_t *s) {
+        printf("outbound message %lld: %s\n", num(s, "id", NULL), str(s, "status"));
+}
+
+/* outbox | outbox retry ID | outbox drop ID */
+static int verb_outbox(const Config *c, char **args) {
+        uint64_t id;
+        json_t *req;
+        int r;
+
+        if (!args[0])
+                return run_command(c, "outbox", NULL, show_outbox);
+        if ((!streq(args[0], "retry") && !streq(args[0], "drop")) || !args[1]) {
+                fprintf(stderr, "deliveryctl: usage: deliveryctl outbox [retry ID | drop ID]\n");
+                return EXIT_USAGE;
+        }
+        if (parse_uint64(args[1], &id) < 0 || id == 0 || id > INT64_MAX) {
+                fprintf(stderr, "deliveryctl: outbox %s: '%s' is not a message id\n", args[0], args[1]);
+                return EXIT_USAGE;
+        }
+        req = json_pack("{s:I}", "id", (json_int_t) id);
+        if (!req)
+                return EXIT_FAILURE;
+        r = run_command(c, streq(args[0], "retry") ? "outbox-retry" : "outbox-drop", req, show_outbox_changed);
+        json_decref(req);
+        return r;
+}
+
 /* What the rules make of TEXT, as one JSON object (DESIGN.md's contract). */
 static int verb_parse(const Snapshot *s, char **args) {
         _cleanup_(nlu_result_freep) NluResult *res = NULL;
@@ -323,6 +363,10 @@ static const Verb verbs[] = {
         { "inject", 2, 3, verb_inject,
           "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified", NULL },
         { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first", NULL },
+        { "outbox", 0, 2, verb_outbox,
+          "outbox [--json] | outbox retry ID | outbox drop ID   outbound messages, oldest first; send one "
+          "again or give it up",
+          NULL },
         { "parse", 1, 1, NULL, "parse TEXT            what the rules understand in a customer's TEXT, as JSON",
           verb_parse },
 };

@@ -36,6 +36,7 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "outbox.h"
 #include "store.h"
 #include "strutil.h"
 
@@ -79,6 +80,7 @@ struct Manager {
 
         Store *store;
         Inbox *inbox;
+        Outbox *outbox;
         CurlEvent *curl;
         SnsIngress *sns;
 
@@ -155,6 +157,7 @@ static void on_store_failure(Store *s _unused_, int error, const char *what, voi
                    error < 0 ? -error : error);
         manager_set_state(m, MANAGER_FAILED);
         manager_stop_accepting(m);
+        outbox_stop(m->outbox);
         m->exit_code = EXIT_FAILURE;
         /* Everything pending now fails (the store refuses writes) and is
          * answered "try again"; give those answers a moment to leave. */
@@ -258,7 +261,8 @@ static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo 
 
 static unsigned manager_in_flight(Manager *m) {
         return http_server_n_connections(m->http) + control_server_n_connections(m->control) +
-                inbox_n_pending(m->inbox) + sns_ingress_n_pending(m->sns) + lmtp_ingress_n_pending(m->lmtp);
+                inbox_n_pending(m->inbox) + sns_ingress_n_pending(m->sns) + lmtp_ingress_n_pending(m->lmtp) +
+                outbox_n_in_flight(m->outbox);
 }
 
 static int on_drain_poll(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -305,6 +309,7 @@ static int on_sigterm(sd_event_source *s _unused_, const struct signalfd_siginfo
         log_info("Received %s; no longer accepting, finishing in-flight work.", strsignal((int) si->ssi_signo));
         manager_set_state(m, MANAGER_DRAINING);
         manager_stop_accepting(m);
+        outbox_stop(m->outbox); /* unsent messages stay queued in the store */
         manager_notify_status(m, "STOPPING=1\n");
 
         return manager_start_drain(m, config(m)->drain_timeout_usec);
@@ -419,7 +424,7 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       "s:{s:s,s:i,s:I,s:s?},"
                       "s:{s:s,s:i,s:i},"
                       "s:{s:s,s:s,s:s,s:s},"
-                      "s:o,s:o}",
+                      "s:o,s:o,s:o}",
                       "version", PACKAGE_VERSION, "state", manager_state_table[m->state], "pid", (json_int_t) getpid(),
                       "started_at", started, "uptime_seconds", (json_int_t) ((now - m->started_mono) / USEC_PER_SEC),
                       "config", "path", m->config_path, "generation", (json_int_t) m->generation, "loaded_at", loaded,
@@ -434,7 +439,7 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       engine_backend_to_string(config(m)->engine_backend), "sms",
                       sms_transport_to_string(config(m)->sms_transport), "mail",
                       mail_transport_to_string(config(m)->mail_transport), "counters", metrics_to_json(&m->metrics),
-                      "inbox", inbox_counts_json(m->inbox));
+                      "inbox", inbox_counts_json(m->inbox), "outbox", outbox_counts_json(m->outbox));
         if (!o)
                 return -ENOMEM;
         *ret = o;
@@ -602,11 +607,60 @@ static int cmd_inbox(void *userdata, json_t *args, json_t **ret, char **ret_erro
         return *ret ? 0 : -ENOMEM;
 }
 
+static int cmd_outbox(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {
+        Manager *m = userdata;
+        json_int_t limit = 1000;
+
+        if (args)
+                (void) json_unpack(args, "{s?I}", "limit", &limit);
+        *ret = outbox_list_json(m->outbox, (unsigned) MAX(0, MIN(limit, 100000)));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* outbox-retry and outbox-drop: {"id": N} → {"id": N, "status": S}. */
+static int outbox_operator(Manager *m, json_t *args, bool drop, json_t **ret, char **ret_error) {
+        const char *status = NULL;
+        json_int_t id = 0;
+        int r;
+
+        if (!args || json_unpack(args, "{s:I}", "id", &id) < 0 || id <= 0) {
+                *ret_error = mem_printf("outbox-%s needs an id", drop ? "drop" : "retry");
+                return -EINVAL;
+        }
+        r = drop ? outbox_drop(m->outbox, id, &status) : outbox_retry(m->outbox, id, &status);
+        if (r == -ENOENT) {
+                *ret_error = mem_printf("no outbound message %lld", (long long) id);
+                return r;
+        }
+        if (r == -EBUSY) {
+                *ret_error = mem_printf(drop ? "message %lld is %s and cannot be dropped"
+                                             : "message %lld is %s; only failed or deferred messages can be retried",
+                                        (long long) id, strempty(status));
+                return r;
+        }
+        if (r < 0)
+                return r;
+        log_event("outbox_%s id=%lld by=operator", drop ? "dropped" : "retried", (long long) id);
+        *ret = json_pack("{s:I,s:s}", "id", id, "status", drop ? "failed" : "queued");
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int cmd_outbox_retry(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        return outbox_operator(userdata, args, false, ret, ret_error);
+}
+
+static int cmd_outbox_drop(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        return outbox_operator(userdata, args, true, ret, ret_error);
+}
+
 static const ControlCommand control_commands[] = {
         { "stats", cmd_stats },
         { "reload", cmd_reload },
         { "inject", cmd_inject },
         { "inbox", cmd_inbox },
+        { "outbox", cmd_outbox },
+        { "outbox-retry", cmd_outbox_retry },
+        { "outbox-drop", cmd_outbox_drop },
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -662,6 +716,31 @@ static int manager_start_sns(Manager *m) {
         return 0;
 }
 
+static int manager_new_outbox(Manager *m) {
+        const char *sms = sms_transport_to_string(config(m)->sms_transport);
+        const char *mail = mail_transport_to_string(config(m)->mail_transport);
+        OutboxOptions o = {
+                .transport = { [OUTBOX_SMS] = outbox_transport_find(sms),
+                               [OUTBOX_EMAIL] = outbox_transport_find(mail) },
+                .lifetime_usec = { [OUTBOX_SMS] = config(m)->sms_lifetime_usec,
+                                   [OUTBOX_EMAIL] = config(m)->mail_lifetime_usec },
+                .sms_max_per_second = config(m)->sms_max_per_second,
+                .metrics = &m->metrics,
+        };
+        int r;
+
+        /* Not built yet (sns, smtp): that channel's messages wait in the
+         * store until a version that has the transport starts. */
+        if (!o.transport[OUTBOX_SMS])
+                log_warning("sms.transport=%s is not available in this version; outbound SMS stay queued.", sms);
+        if (!o.transport[OUTBOX_EMAIL])
+                log_warning("mail.transport=%s is not available in this version; outbound e-mail stays queued.", mail);
+        r = outbox_new(m->event, m->store, &o, &m->outbox);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the outbox: %m");
+        return 0;
+}
+
 int manager_start(Manager *m) {
         _cleanup_free_ char *error = NULL;
         sigset_t mask;
@@ -679,6 +758,9 @@ int manager_start(Manager *m) {
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");
+        r = manager_new_outbox(m);
+        if (r < 0)
+                return r;
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
@@ -745,6 +827,11 @@ int manager_start(Manager *m) {
                   *m->http_listener.address ? m->http_listener.address : "off",
                   *m->lmtp_listener.address ? m->lmtp_listener.address : "off", config(m)->control_socket);
         manager_notify_status(m, "READY=1\n");
+        /* Sending starts once we are up: a message sent before READY could
+         * not be listed or retried by the operator yet. */
+        r = outbox_start(m->outbox);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the outbox sender: %m");
         return 0;
 }
 
@@ -768,6 +855,7 @@ Manager *manager_free(Manager *m) {
         /* Freed before the LMTP server: deliveries still waiting for a commit
          * are answered 451 while the server can take the answers. */
         inbox_free(m->inbox);
+        outbox_free(m->outbox);
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

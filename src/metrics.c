@@ -41,6 +41,23 @@ static const struct {
         [METRIC_REJECTED_TIMESTAMP] = { "deliveryd_inbound_rejected_total", "reason", "timestamp", NULL },
         [METRIC_REJECTED_SIZE] = { "deliveryd_inbound_rejected_total", "reason", "size", NULL },
         [METRIC_REJECTED_PARSE] = { "deliveryd_inbound_rejected_total", "reason", "parse", NULL },
+        [METRIC_OUTBOUND_SENT_SMS] = { "deliveryd_outbound_sent_total", "channel", "sms",
+                                       "Outbound messages accepted by their transport, by channel." },
+        [METRIC_OUTBOUND_SENT_EMAIL] = { "deliveryd_outbound_sent_total", "channel", "email", NULL },
+        [METRIC_OUTBOUND_DEFERRED_SMS] = { "deliveryd_outbound_deferred_total", "channel", "sms",
+                                           "Outbound send attempts that failed temporarily and will be retried." },
+        [METRIC_OUTBOUND_DEFERRED_EMAIL] = { "deliveryd_outbound_deferred_total", "channel", "email", NULL },
+        [METRIC_OUTBOUND_FAILED_SMS] = { "deliveryd_outbound_failed_total", "channel", "sms",
+                                         "Outbound messages that failed for good (refused, opted out, dropped)." },
+        [METRIC_OUTBOUND_FAILED_EMAIL] = { "deliveryd_outbound_failed_total", "channel", "email", NULL },
+        [METRIC_OUTBOUND_EXPIRED_SMS] = { "deliveryd_outbound_expired_total", "channel", "sms",
+                                          "Outbound messages that failed because their lifetime ran out." },
+        [METRIC_OUTBOUND_EXPIRED_EMAIL] = { "deliveryd_outbound_expired_total", "channel", "email", NULL },
+        [METRIC_OUTBOUND_POSSIBLE_DUPLICATES_SMS] = { "deliveryd_outbound_possible_duplicates_total", "channel", "sms",
+                                                      "Outbound messages found mid-send at start and sent again: the "
+                                                      "customer may get them twice." },
+        [METRIC_OUTBOUND_POSSIBLE_DUPLICATES_EMAIL] = { "deliveryd_outbound_possible_duplicates_total", "channel",
+                                                        "email", NULL },
 };
 
 /* Append formatted text to a growing buffer; false on OOM. */

@@ -73,6 +73,38 @@ static const StoreMigration migrations[] = {
           "        detail      TEXT,\n"
           "        received_at TEXT NOT NULL\n"
           ") STRICT;\n" },
+        { 5, "outbox",
+          /* Every message to a customer, committed with the state change
+           * that produced it, and the customers who said STOP.  Times are
+           * microseconds since the epoch (UTC). */
+          "CREATE TABLE outbox (\n"
+          "        id                   INTEGER PRIMARY KEY,\n"
+          "        channel              TEXT NOT NULL CHECK (channel IN ('sms', 'email')),\n"
+          "        recipient            TEXT NOT NULL,\n"
+          "        body                 TEXT NOT NULL,\n"
+          "        subject              TEXT,\n"
+          "        in_reply_to          TEXT,\n"
+          "        refs                 TEXT,\n"
+          "        message_id           TEXT,\n"
+          "        order_id             TEXT,\n"
+          "        opt_out_confirmation INTEGER NOT NULL DEFAULT 0 CHECK (opt_out_confirmation IN (0, 1)),\n"
+          "        status               TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'deferred', "
+          "'failed')),\n"
+          "        attempts             INTEGER NOT NULL DEFAULT 0,\n"
+          "        next_attempt_at      INTEGER NOT NULL,\n"
+          "        expires_at           INTEGER NOT NULL,\n"
+          "        last_error           TEXT,\n"
+          "        possible_duplicate   INTEGER NOT NULL DEFAULT 0 CHECK (possible_duplicate IN (0, 1)),\n"
+          "        transport_id         TEXT,\n"
+          "        created_at           INTEGER NOT NULL,\n"
+          "        sent_at              INTEGER\n"
+          ") STRICT;\n"
+          "CREATE INDEX outbox_due ON outbox (channel, next_attempt_at, id) WHERE status IN ('queued', "
+          "'deferred');\n"
+          "CREATE TABLE opt_outs (\n"
+          "        customer TEXT PRIMARY KEY,\n"
+          "        since    INTEGER NOT NULL\n"
+          ") STRICT, WITHOUT ROWID;\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

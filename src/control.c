@@ -273,6 +273,13 @@ int control_server_new(sd_event *e, const char *path, const ControlCommand *tabl
         if (!s->path)
                 return -ENOMEM;
 
+        /* Under systemd RuntimeDirectory= made it; run by hand, we do. */
+        _cleanup_free_ char *parent = path_dirname(path);
+        if (!parent)
+                return -ENOMEM;
+        r = mkdir_p(parent, 0755);
+        if (r < 0)
+                return r;
         s->fd = listen_bind(&a, 16, 0660);
         if (s->fd < 0)
                 return s->fd;

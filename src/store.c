@@ -299,9 +299,9 @@ int store_open_with(const char *state_directory, const StoreMigration *m, size_t
         if (!s->directory || !s->path)
                 return -ENOMEM;
 
-        if (mkdir(state_directory, 0750) < 0 && errno != EEXIST) {
-                r = -errno;
-                *ret_error = mem_printf("cannot create state directory %s: %s", state_directory, strerror(errno));
+        r = mkdir_p(state_directory, 0750);
+        if (r < 0) {
+                *ret_error = mem_printf("cannot create state directory %s: %s", state_directory, strerror(-r));
                 return r;
         }
         if (stat(state_directory, &st) < 0 || !S_ISDIR(st.st_mode)) {

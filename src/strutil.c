@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "macro.h"
@@ -350,6 +351,24 @@ char *path_dirname(const char *path) {
         if (slash == path)
                 return mem_strdup("/");
         return mem_strndup(path, (size_t) (slash - path));
+}
+
+int mkdir_p(const char *path, unsigned mode) {
+        _cleanup_free_ char *p = mem_strdup(path);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
 }
 
 size_t strscpy(char *dst, size_t size, const char *src) {

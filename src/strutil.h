@@ -56,5 +56,9 @@ char *path_join_relative(const char *dir, const char *name);
 /* Directory part of path ("." when none).  NULL on OOM. */
 char *path_dirname(const char *path);
 
+/* Create directory path and any missing parents (parents with 0755, path
+ * itself with mode); an existing directory is fine.  Returns 0 or -errno. */
+int mkdir_p(const char *path, unsigned mode);
+
 /* Bounded, always terminated copy; returns the length that would have been copied. */
 size_t strscpy(char *dst, size_t size, const char *src);

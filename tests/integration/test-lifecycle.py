@@ -195,6 +195,18 @@ class Lifecycle(DaemonTestCase):
         self.assertEqual(a.stats()["state"], "running")
         self.assertEqual(a.stop(), 0)
 
+    def test_missing_directories_are_created(self):
+        # As on a fresh machine: neither the state directory's parents nor
+        # the control socket's directory exist yet.
+        state = os.path.join(self.tmp, "var", "lib", "deliveryd")
+        d = self.daemon(state=state)
+        d.control = os.path.join(self.tmp, "run", "deliveryd", "control.sock")
+        d.overrides = [o for o in d.overrides if not o.startswith("control.socket=")] + ["control.socket=" + d.control]
+        d.start()
+        self.assertEqual(os.stat(state).st_mode & 0o777, 0o750)
+        self.assertEqual(d.stats()["state"], "running")
+        self.assertEqual(d.stop(), 0)
+
     def test_restart_after_kill(self):
         a = self.daemon().start()
         instance = a.stats()["store"]["instance_id"]

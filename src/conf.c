@@ -192,6 +192,8 @@ static const ConfKey conf_keys[] = {
           "STARTTLS with the relay: required (no TLS, no send), optional (when offered) or off." },
         { "smtp", "timeout", CONF_DURATION, "30s", NULL, USEC(1), USEC(3600), NULL, OFF(smtp_timeout_usec), false,
           "Time allowed for each step of an SMTP session (greeting, each command, the data)." },
+        { "smtp", "credentials_file", CONF_PATH, "", NULL, 0, 0, NULL, OFF(smtp_credentials_file), false,
+          "File with \"username = ...\" and \"password = ...\" lines for SMTP AUTH with the relay. Empty: no AUTH." },
         { "mail", "lifetime", CONF_DURATION, "5d", NULL, USEC(60), USEC(30 * 86400), NULL, OFF(mail_lifetime_usec),
           false, "An e-mail not sent this long after it was queued fails as expired." },
         { "mail", "addresses", CONF_LIST, "", NULL, 0, 0, NULL, OFF(mail_addresses), true,

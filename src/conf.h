@@ -125,6 +125,7 @@ typedef struct Config {
         uint64_t smtp_port;
         int smtp_starttls; /* SmtpStarttls */
         uint64_t smtp_timeout_usec;
+        char *smtp_credentials_file;
 
         ConfSource *sources; /* one per table row, where each value came from */
 } Config;

@@ -733,7 +733,9 @@ static int manager_new_outbox(Manager *m) {
 
         if (config(m)->mail_transport == MAIL_TRANSPORT_SMTP) {
                 const Config *c = config(m);
-                const SmtpOptions so = {
+                _cleanup_free_ char *username = NULL;
+                char *password = NULL;
+                SmtpOptions so = {
                         .host = c->smtp_host,
                         .port = (unsigned) c->smtp_port,
                         .starttls = (SmtpStarttls) c->smtp_starttls,
@@ -746,7 +748,25 @@ static int manager_new_outbox(Manager *m) {
                                   strempty(c->mail_from));
                         return -EINVAL;
                 }
+                if (!isempty(c->smtp_credentials_file)) {
+                        r = smtp_credentials_read(c->smtp_credentials_file, &username, &password);
+                        if (r == -ENOKEY || r == -EINVAL) {
+                                log_error("smtp.credentials_file %s needs non-empty 'username = ' and 'password = ' "
+                                          "lines.",
+                                          c->smtp_credentials_file);
+                                return r;
+                        }
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to read smtp.credentials_file %s: %m",
+                                                       c->smtp_credentials_file);
+                        so.username = username;
+                        so.password = password;
+                }
                 r = smtp_sender_new(m->event, &so, &m->smtp);
+                if (password) {
+                        explicit_bzero(password, strlen(password));
+                        free(password);
+                }
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the SMTP transport (mail.from=%s): %m",
                                                c->mail_from);

@@ -9,6 +9,7 @@
 #include "outbox-smtp.h"
 
 #include <errno.h>
+#include <auth-client.h>
 #include <libesmtp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 
 #include "alloc.h"
 #include "base64.h"
+#include "ini.h"
 #include "strutil.h"
 
 /* ---- a growing string ---------------------------------------------------- */
@@ -225,6 +227,66 @@ char *smtp_new_message_id(const char *from) {
         return mem_printf("<%s@%s>", hex, at + 1);
 }
 
+/* ---- credentials ---------------------------------------------------------- */
+
+static void wipe_free(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
+}
+
+typedef struct CredState {
+        char *username, *password;
+} CredState;
+
+static int on_credentials(const char *file _unused_, unsigned line _unused_, const char *section _unused_,
+                          const char *key, const char *value, void *userdata) {
+        CredState *st = userdata;
+        char **p;
+
+        if (!key)
+                return 0;
+        if (streq(key, "username"))
+                p = &st->username;
+        else if (streq(key, "password"))
+                p = &st->password;
+        else
+                return 0;
+        wipe_free(*p);
+        *p = mem_strdup(value);
+        return *p ? 0 : -ENOMEM;
+}
+
+static bool no_controls(const char *s) {
+        for (; *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+int smtp_credentials_read(const char *path, char **ret_username, char **ret_password) {
+        CredState st = {};
+        Diags diags = {};
+        int r;
+
+        r = ini_parse_file_full(path, INI_TOP_LEVEL, on_credentials, &st, &diags);
+        /* Dropped unread: a message may quote the password's line. */
+        diags_clear(&diags);
+        if (r >= 0 && (isempty(st.username) || isempty(st.password)))
+                r = -ENOKEY;
+        if (r >= 0 && (!no_controls(st.username) || !no_controls(st.password)))
+                r = -EINVAL;
+        if (r < 0) {
+                wipe_free(st.username);
+                wipe_free(st.password);
+                return r;
+        }
+        *ret_username = st.username;
+        *ret_password = st.password;
+        return 0;
+}
+
 /* ---- the worker ----------------------------------------------------------- */
 
 /* One send: built on the loop, the session run by the worker, answered
@@ -242,6 +304,7 @@ struct SmtpSender {
         sd_event_source *source;
         int efd;
         char *host, *from;
+        char *username, *password; /* NULL: no AUTH */
         unsigned port;
         SmtpStarttls starttls;
         uint64_t timeout_usec;
@@ -280,10 +343,26 @@ static int classify(const smtp_status_t *st) {
         return st->code >= 500 ? OUTBOX_RESULT_PERMFAIL : OUTBOX_RESULT_TEMPFAIL;
 }
 
+/* libESMTP asks for the user name and the password of PLAIN or LOGIN. */
+static int on_auth_interact(auth_client_request_t request, char **result, int fields, void *arg) {
+        const SmtpSender *s = arg;
+
+        for (int i = 0; i < fields; i++) {
+                if (request[i].flags & AUTH_USER)
+                        result[i] = s->username;
+                else if (request[i].flags & AUTH_PASS)
+                        result[i] = s->password;
+                else
+                        return 0;
+        }
+        return 1;
+}
+
 static void run_session(const SmtpSender *s, SmtpJob *j) {
         smtp_session_t session = smtp_create_session();
         smtp_message_t msg;
         smtp_recipient_t rcpt;
+        auth_context_t auth = NULL;
         char server[512], err[256];
         long ms = (long) MIN(s->timeout_usec / 1000, (uint64_t) 3600 * 1000);
         const smtp_status_t *st;
@@ -308,6 +387,17 @@ static void run_session(const SmtpSender *s, SmtpJob *j) {
                                     s->starttls == SMTP_STARTTLS_REQUIRED           ? Starttls_REQUIRED
                                             : s->starttls == SMTP_STARTTLS_OPTIONAL ? Starttls_ENABLED
                                                                                     : Starttls_DISABLED);
+        if (s->username) {
+                auth = auth_create_context();
+                if (!auth) {
+                        j->error = mem_strdup("cannot set up SMTP authentication");
+                        goto finish;
+                }
+                /* PLAIN and LOGIN are allowed; smtp.starttls says whether the session is encrypted. */
+                (void) auth_set_mechanism_flags(auth, AUTH_PLUGIN_PLAIN, 0);
+                (void) auth_set_interact_cb(auth, on_auth_interact, (void *) s);
+                (void) smtp_auth_set_context(session, auth);
+        }
         if (!smtp_start_session(session)) {
                 smtp_strerror(smtp_errno(), err, sizeof err);
                 j->error = mem_printf("%s: %s", server, err);
@@ -333,6 +423,8 @@ static void run_session(const SmtpSender *s, SmtpJob *j) {
                 j->error = status_text(st);
 finish:
         smtp_destroy_session(session);
+        if (auth)
+                auth_destroy_context(auth);
 }
 
 static void *worker(void *userdata) {
@@ -422,6 +514,13 @@ int smtp_sender_new(sd_event *e, const SmtpOptions *o, SmtpSender **ret) {
         s->from = mem_strdup(o->from);
         if (!s->host || !s->from)
                 return -ENOMEM;
+        if (!isempty(o->username) && !isempty(o->password)) {
+                s->username = mem_strdup(o->username);
+                s->password = mem_strdup(o->password);
+                if (!s->username || !s->password)
+                        return -ENOMEM;
+                auth_client_init();
+        }
         s->port = o->port;
         s->starttls = o->starttls;
         s->timeout_usec = o->timeout_usec;
@@ -458,6 +557,8 @@ SmtpSender *smtp_sender_free(SmtpSender *s) {
         pthread_cond_destroy(&s->cond);
         free(s->host);
         free(s->from);
+        free(s->username);
+        wipe_free(s->password);
         free(s);
         return NULL;
 }

@@ -35,7 +35,14 @@ typedef struct SmtpOptions {
         SmtpStarttls starttls;
         uint64_t timeout_usec;
         const char *from; /* envelope sender and From:, copied; must have a domain */
+        const char *username, *password; /* AUTH (PLAIN or LOGIN) when both are set; copied */
 } SmtpOptions;
+
+/* Read "username = …" and "password = …" from path (smtp.credentials_file).
+ * 0 with new strings in *ret_username and *ret_password (caller frees,
+ * wiping the password); -ENOKEY when either is missing or empty, -EINVAL
+ * for control characters, -errno when the file cannot be read. */
+int smtp_credentials_read(const char *path, char **ret_username, char **ret_password);
 
 typedef struct SmtpSender SmtpSender;
 

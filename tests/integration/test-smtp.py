@@ -12,7 +12,9 @@ import json
 import os
 import quopri
 import shutil
+import base64
 import socket
+import threading
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +43,56 @@ def insert(db, to, body, subject=None, in_reply_to=None, refs=None):
         "next_attempt_at, expires_at, created_at) VALUES ('email', ?, ?, ?, ?, ?, 'queued', 0, 0, ?, ?)",
         (to, body, subject, in_reply_to, refs, NOW + DAY, NOW))
     return cur.lastrowid
+
+
+class AuthRelay:
+    """A minimal SMTP server that offers AUTH PLAIN and records the commands
+    (smtp-sink accepts AUTH without showing what it got)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.commands = []
+        self.done = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        conn, _ = self.sock.accept()
+        f = conn.makefile("rwb")
+
+        def say(line):
+            f.write(line.encode() + b"\r\n")
+            f.flush()
+
+        say("220 relay ESMTP")
+        data = False
+        for raw in f:
+            line = raw.decode().rstrip("\r\n")
+            if data:
+                if line == ".":
+                    data = False
+                    say("250 2.0.0 queued")
+                continue
+            self.commands.append(line)
+            verb = line.split(" ")[0].upper()
+            if verb == "EHLO":
+                say("250-relay")
+                say("250 AUTH PLAIN")
+            elif verb == "AUTH":
+                say("235 2.7.0 Authentication successful")
+            elif verb == "DATA":
+                data = True
+                say("354 go ahead")
+            elif verb == "QUIT":
+                say("221 bye")
+                break
+            else:
+                say("250 ok")
+        conn.close()
+        self.sock.close()
+        self.done.set()
 
 
 @unittest.skipUnless(os.access(SMTP_SINK, os.X_OK), "smtp-sink (postfix) is not installed")
@@ -84,7 +136,7 @@ class Smtp(DaemonTestCase):
         p.wait()
         p.stderr.close()
 
-    def daemon_with_rows(self, port, rows):
+    def daemon_with_rows(self, port, rows, extra=()):
         first = self.daemon().start()
         self.assertEqual(first.stop(), 0)
         db = sqlite3.connect(os.path.join(first.state, "deliveryd.sqlite"))
@@ -93,7 +145,7 @@ class Smtp(DaemonTestCase):
         db.close()
         d = self.daemon(state=first.state, overrides=[
             "mail.transport=smtp", "smtp.host=127.0.0.1", "smtp.port=%d" % port, "smtp.starttls=off",
-            "smtp.timeout=10s", "mail.from=pedidos@pizzaria.example"]).start()
+            "smtp.timeout=10s", "mail.from=pedidos@pizzaria.example"] + list(extra)).start()
         return d, ids
 
     def wait_row(self, d, id, statuses):
@@ -188,6 +240,37 @@ class Smtp(DaemonTestCase):
         self.assertRegex(row["last_error"], r"^127\.0\.0\.1:\d+: ")
         self.assertNotIn("without an answer", row["last_error"])
         self.assertEqual(d.stop(), 0)
+
+    def test_auth_with_the_credentials_file(self):
+        relay = AuthRelay()
+        creds = os.path.join(self.tmp, "smtp-credentials")
+        with open(creds, "w") as f:
+            f.write("# the relay's account\nusername = pedidos\npassword = s3cr3t pass\n")
+        d, (mid,) = self.daemon_with_rows(relay.port, [("ana@example.com", "x", "s", None, None)],
+                                          extra=["smtp.credentials_file=" + creds])
+        row = self.wait_row(d, mid, ("deferred", "failed", "sent"))
+        self.assertEqual(row["status"], "sent", row)
+        self.assertTrue(relay.done.wait(TIMEOUT))
+        auth = [c for c in relay.commands if c.upper().startswith("AUTH ")]
+        self.assertEqual(len(auth), 1, relay.commands)
+        self.assertEqual(auth[0].split(" ")[1].upper(), "PLAIN")
+        self.assertEqual(base64.b64decode(auth[0].split(" ")[2]), b"\0pedidos\0s3cr3t pass")
+        # AUTH comes before the envelope
+        self.assertLess(relay.commands.index(auth[0]),
+                        [i for i, c in enumerate(relay.commands) if c.upper().startswith("MAIL FROM")][0])
+        self.assertFalse([l for l in d.log if "s3cr3t" in l])
+        self.assertEqual(d.stop(), 0)
+
+    def test_credentials_file_without_password_refuses_to_start(self):
+        creds = os.path.join(self.tmp, "smtp-credentials")
+        with open(creds, "w") as f:
+            f.write("username = pedidos\n")
+        d = self.daemon(overrides=["mail.transport=smtp", "mail.from=pedidos@pizzaria.example",
+                                   "smtp.credentials_file=" + creds])
+        d.allowed = (r"smtp\.credentials_file .* needs non-empty",)
+        d.start(wait_ready=False)
+        self.assertNotEqual(d.wait(), 0)
+        self.assertTrue([l for l in d.log if "needs non-empty 'username = ' and 'password = '" in l], d.log)
 
     def test_no_mail_from_refuses_to_start(self):
         d = self.daemon(overrides=["mail.transport=smtp"])

@@ -169,6 +169,40 @@ static void test_message_id(void **state _unused_) {
         assert_null(smtp_new_message_id(NULL));
 }
 
+static void test_credentials(void **state _unused_) {
+        static const struct {
+                const char *text;
+                int r;
+                const char *username, *password;
+        } cases[] = {
+                { "username = pedidos\npassword = s3cr3t pass\n", 0, "pedidos", "s3cr3t pass" },
+                { "# the relay\n\nusername=a@b.example\npassword = p=w\nother = x\n", 0, "a@b.example", "p=w" },
+                { "[smtp]\nusername = u\npassword = p\n", 0, "u", "p" },
+                { "username = pedidos\n", -ENOKEY, NULL, NULL },
+                { "username = pedidos\npassword =\n", -ENOKEY, NULL, NULL },
+                { "", -ENOKEY, NULL, NULL },
+                { "username = a\x01b\npassword = p\n", -EINVAL, NULL, NULL },
+        };
+        _cleanup_free_ char *dir = make_tmpdir();
+        _cleanup_free_ char *path = mem_printf("%s/credentials", dir);
+        _cleanup_free_ char *missing = mem_printf("%s/none", dir);
+        char *u = NULL, *p = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                write_file(dir, "credentials", cases[i].text);
+                assert_int_equal(smtp_credentials_read(path, &u, &p), cases[i].r);
+                if (cases[i].r == 0) {
+                        assert_string_equal(u, cases[i].username);
+                        assert_string_equal(p, cases[i].password);
+                        free(u);
+                        free(p);
+                        u = p = NULL;
+                }
+        }
+        assert_int_equal(smtp_credentials_read(missing, &u, &p), -ENOENT);
+        rm_rf(dir);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_qp),
@@ -177,6 +211,7 @@ int main(void) {
                 cmocka_unit_test(test_header_text),
                 cmocka_unit_test(test_message),
                 cmocka_unit_test(test_message_id),
+                cmocka_unit_test(test_credentials),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

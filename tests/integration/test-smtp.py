@@ -233,6 +233,19 @@ class Smtp(DaemonTestCase):
         self.assertEqual(d.stats()["counters"]["outbound_failed_total"]["email"], 1)
         self.assertEqual(d.stop(), 0)
 
+    def test_sigterm_waits_for_the_session_in_progress(self):
+        port, dump = self.sink("-w", "2")  # two seconds before answering DATA
+        d, (mid,) = self.daemon_with_rows(port, [("ana@example.com", "x", "s", None, None)])
+        self.wait_row(d, mid, ("sending",))
+        self.assertEqual(d.stop(), 0)
+        # the drain let the session finish and recorded it
+        db = sqlite3.connect(os.path.join(d.state, "deliveryd.sqlite"))
+        status, transport_id = db.execute("SELECT status, transport_id FROM outbox WHERE id = ?", (mid,)).fetchone()
+        db.close()
+        self.assertEqual(status, "sent")
+        self.assertRegex(transport_id, r"@pizzaria\.example>$")
+        self.assertEqual(len(os.listdir(dump)), 1)
+
     def test_connection_refused_defers(self):
         d, (mid,) = self.daemon_with_rows(free_port(), [("ana@example.com", "x", "s", None, None)])
         row = self.wait_row(d, mid, ("deferred", "failed", "sent"))

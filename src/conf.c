@@ -19,6 +19,7 @@
 #include "alloc.h"
 #include "ini.h"
 #include "listen.h"
+#include "outbox-smtp.h"
 #include "strutil.h"
 
 #ifndef SYSCONFDIR
@@ -32,6 +33,9 @@ static const char *const engine_backend_table[] = {
 static const char *const sms_transport_table[] = { [SMS_TRANSPORT_LOG] = "log", [SMS_TRANSPORT_SNS] = "sns", NULL };
 static const char *const mail_transport_table[] = {
         [MAIL_TRANSPORT_LOG] = "log", [MAIL_TRANSPORT_SMTP] = "smtp", NULL
+};
+static const char *const smtp_starttls_table[] = {
+        [SMTP_STARTTLS_REQUIRED] = "required", [SMTP_STARTTLS_OPTIONAL] = "optional", [SMTP_STARTTLS_OFF] = "off", NULL
 };
 static const char *const log_level_table[] = { "emerg",  "alert", "crit",  "err", "warning",
                                                "notice", "info",  "debug", NULL };
@@ -178,6 +182,18 @@ static const ConfKey conf_keys[] = {
           "Most SMS sends started per second (the provider's throughput for the origination number)." },
         { "mail", "transport", CONF_ENUM, "log", NULL, 0, 0, mail_transport_table, OFF(mail_transport), false,
           "How e-mail replies leave: log (journal only) or smtp (a relay)." },
+        { "mail", "from", CONF_STRING, "", NULL, 0, 0, NULL, OFF(mail_from), false,
+          "Envelope sender and From: address of outbound e-mail (mail.transport = smtp, which refuses to start "
+          "without it); its domain ends our Message-IDs." },
+        { "smtp", "host", CONF_STRING, "localhost", NULL, 0, 0, NULL, OFF(smtp_host), false,
+          "The SMTP relay that outbound e-mail goes to (mail.transport = smtp)." },
+        { "smtp", "port", CONF_UINT, "25", NULL, 1, 65535, NULL, OFF(smtp_port), false, "Port of smtp.host." },
+        { "smtp", "starttls", CONF_ENUM, "optional", NULL, 0, 0, smtp_starttls_table, OFF(smtp_starttls), false,
+          "STARTTLS with the relay: required (no TLS, no send), optional (when offered) or off." },
+        { "smtp", "timeout", CONF_DURATION, "30s", NULL, USEC(1), USEC(3600), NULL, OFF(smtp_timeout_usec), false,
+          "Time allowed for each step of an SMTP session (greeting, each command, the data)." },
+        { "smtp", "credentials_file", CONF_PATH, "", NULL, 0, 0, NULL, OFF(smtp_credentials_file), false,
+          "File with \"username = ...\" and \"password = ...\" lines for SMTP AUTH with the relay. Empty: no AUTH." },
         { "mail", "lifetime", CONF_DURATION, "5d", NULL, USEC(60), USEC(30 * 86400), NULL, OFF(mail_lifetime_usec),
           false, "An e-mail not sent this long after it was queued fails as expired." },
         { "mail", "addresses", CONF_LIST, "", NULL, 0, 0, NULL, OFF(mail_addresses), true,

@@ -120,6 +120,12 @@ typedef struct Config {
         uint64_t sms_max_per_second;
         int mail_transport; /* MailTransport */
         uint64_t mail_lifetime_usec;
+        char *mail_from;
+        char *smtp_host;
+        uint64_t smtp_port;
+        int smtp_starttls; /* SmtpStarttls */
+        uint64_t smtp_timeout_usec;
+        char *smtp_credentials_file;
 
         ConfSource *sources; /* one per table row, where each value came from */
 } Config;

@@ -25,6 +25,10 @@ static bool section_name_valid(const char *s) {
 }
 
 int ini_parse_file(const char *path, IniCallback cb, void *userdata, Diags *diags) {
+        return ini_parse_file_full(path, 0, cb, userdata, diags);
+}
+
+int ini_parse_file_full(const char *path, IniFlags flags, IniCallback cb, void *userdata, Diags *diags) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *buf = NULL, *section = NULL;
         size_t bufsize = 0;
@@ -94,11 +98,11 @@ int ini_parse_file(const char *path, IniCallback cb, void *userdata, Diags *diag
                 }
                 if (section_bad)
                         continue; /* already reported at the header */
-                if (!section) {
+                if (!section && !(flags & INI_TOP_LEVEL)) {
                         diags_add(diags, path, lineno, "assignment '%s' outside of any [section]", key);
                         continue;
                 }
-                r = cb(path, lineno, section, key, value, userdata);
+                r = cb(path, lineno, section ? section : "", key, value, userdata);
                 if (r < 0)
                         return r;
         }

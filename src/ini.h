@@ -25,3 +25,11 @@ typedef int (*IniCallback)(const char *file, unsigned line, const char *section,
  * the file cannot be opened (not recorded in diags: the caller words it),
  * the callback's negative return, or 0. */
 int ini_parse_file(const char *path, IniCallback cb, void *userdata, Diags *diags);
+
+typedef enum IniFlags {
+        /* Assignments before any "[section]" are allowed, with section "". */
+        INI_TOP_LEVEL = 1 << 0,
+} IniFlags;
+
+/* ini_parse_file() with flags. */
+int ini_parse_file_full(const char *path, IniFlags flags, IniCallback cb, void *userdata, Diags *diags);

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "outbox-smtp.h"
 #include "store.h"
 #include "strutil.h"
 
@@ -81,6 +82,7 @@ struct Manager {
         Store *store;
         Inbox *inbox;
         Outbox *outbox;
+        SmtpSender *smtp; /* mail.transport = smtp */
         CurlEvent *curl;
         SnsIngress *sns;
 
@@ -729,7 +731,49 @@ static int manager_new_outbox(Manager *m) {
         };
         int r;
 
-        /* Not built yet (sns, smtp): that channel's messages wait in the
+        if (config(m)->mail_transport == MAIL_TRANSPORT_SMTP) {
+                const Config *c = config(m);
+                _cleanup_free_ char *username = NULL;
+                char *password = NULL;
+                SmtpOptions so = {
+                        .host = c->smtp_host,
+                        .port = (unsigned) c->smtp_port,
+                        .starttls = (SmtpStarttls) c->smtp_starttls,
+                        .timeout_usec = c->smtp_timeout_usec,
+                        .from = c->mail_from,
+                };
+                if (isempty(c->mail_from) || !strchr(c->mail_from, '@')) {
+                        log_error("mail.transport=smtp needs mail.from, the address e-mail is sent from "
+                                  "(local@domain); it is '%s'.",
+                                  strempty(c->mail_from));
+                        return -EINVAL;
+                }
+                if (!isempty(c->smtp_credentials_file)) {
+                        r = smtp_credentials_read(c->smtp_credentials_file, &username, &password);
+                        if (r == -ENOKEY || r == -EINVAL) {
+                                log_error("smtp.credentials_file %s needs non-empty 'username = ' and 'password = ' "
+                                          "lines.",
+                                          c->smtp_credentials_file);
+                                return r;
+                        }
+                        if (r < 0)
+                                return log_error_errno(r, "Failed to read smtp.credentials_file %s: %m",
+                                                       c->smtp_credentials_file);
+                        so.username = username;
+                        so.password = password;
+                }
+                r = smtp_sender_new(m->event, &so, &m->smtp);
+                if (password) {
+                        explicit_bzero(password, strlen(password));
+                        free(password);
+                }
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the SMTP transport (mail.from=%s): %m",
+                                               c->mail_from);
+                o.transport_data = m->smtp;
+        }
+
+        /* Not built yet (sns): that channel's messages wait in the
          * store until a version that has the transport starts. */
         if (!o.transport[OUTBOX_SMS])
                 log_warning("sms.transport=%s is not available in this version; outbound SMS stay queued.", sms);
@@ -856,6 +900,7 @@ Manager *manager_free(Manager *m) {
          * are answered 451 while the server can take the answers. */
         inbox_free(m->inbox);
         outbox_free(m->outbox);
+        smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

@@ -33,7 +33,7 @@ class CheckConfig(DaemonTestCase):
                     "listen = localhost\n"       # 6
                     "max_body = 1\n"             # 7
                     "colour = blue\n"            # 8
-                    "[smtp]\n"                   # 9
+                    "[fax]\n"                    # 9
                     "host = x\n"                 # 10
                     "[nlu]\n"                    # 11
                     "backend = gpt\n")           # 12
@@ -48,7 +48,7 @@ class CheckConfig(DaemonTestCase):
             conf + ":6: http.listen: invalid address 'localhost': expected host:port",
             conf + ":7: http.max_body: value '1' out of range (1024 to 67108864)",
             conf + ":8: unknown key 'colour' in section [http]",
-            conf + ":9: unknown section [smtp]",
+            conf + ":9: unknown section [fax]",
             conf + ":12: nlu.backend: invalid value 'gpt' (one of: rules, bedrock)",
             conf + ": configuration has problems; see above",
         ])

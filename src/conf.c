@@ -152,6 +152,12 @@ static const ConfKey conf_keys[] = {
         { "http_client", "ca_file", CONF_PATH, "", NULL, 0, 0, NULL, OFF(http_client_ca_file), true,
           "CA bundle that outgoing HTTPS connections trust; empty: the system's (/etc/ssl/certs)." },
 
+        { "aws", "region", CONF_STRING, "us-east-1", NULL, 0, 0, NULL, OFF(aws_region), false,
+          "The AWS region of the services the daemon calls (SNS Publish for sms.transport=sns)." },
+        { "aws", "endpoint_sns", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_sns), false,
+          "URL of the SNS API, http:// or https://; empty: https://sns.REGION.amazonaws.com/. For VPC endpoints "
+          "and tests." },
+
         { "control", "socket", CONF_PATH, "/run/deliveryd/control.sock", default_control_socket, 0, 0, NULL,
           OFF(control_socket), false,
           "Unix socket of the control protocol used by deliveryctl (mode 0660). Defaults to "
@@ -168,6 +174,12 @@ static const ConfKey conf_keys[] = {
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
           "How SMS replies leave: log (journal only) or sns (Amazon SNS Publish)." },
+        { "sms", "sender_id", CONF_STRING, "", NULL, 0, 0, NULL, OFF(sms_sender_id), false,
+          "With sms.transport=sns: the AWS.SNS.SMS.SenderID of outbound SMS (an alphanumeric sender, where the "
+          "destination country allows one). Empty: none." },
+        { "sms", "origination_number", CONF_STRING, "", NULL, 0, 0, NULL, OFF(sms_origination_number), false,
+          "With sms.transport=sns: the AWS.MM.SMS.OriginationNumber of outbound SMS (an E.164 number of the "
+          "account). Empty: SNS chooses." },
         { "sms", "max_length", CONF_SIZE, "1600", NULL, 1, 65536, NULL, OFF(sms_max_length), true,
           "Longest inbound SMS text accepted, in bytes of UTF-8 (1600 is ten concatenated segments); longer ones "
           "are refused." },

@@ -106,6 +106,10 @@ typedef struct Config {
         uint64_t mail_max_size;
         char *mail_trust_local_mta;
 
+        /* [aws] */
+        char *aws_region;
+        char *aws_endpoint_sns;
+
         /* [control] */
         char *control_socket;
 
@@ -115,6 +119,8 @@ typedef struct Config {
         uint64_t nlu_max_input;
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
+        char *sms_sender_id;
+        char *sms_origination_number;
         uint64_t sms_max_length;
         uint64_t sms_lifetime_usec;
         uint64_t sms_max_per_second;

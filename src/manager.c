@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "outbox-sns.h"
 #include "store.h"
 #include "strutil.h"
 
@@ -81,6 +83,7 @@ struct Manager {
         Store *store;
         Inbox *inbox;
         Outbox *outbox;
+        OutboxSns *outbox_sns;
         CurlEvent *curl;
         SnsIngress *sns;
 
@@ -729,7 +732,34 @@ static int manager_new_outbox(Manager *m) {
         };
         int r;
 
-        /* Not built yet (sns, smtp): that channel's messages wait in the
+        if (config(m)->sms_transport == SMS_TRANSPORT_SNS) {
+                _cleanup_(aws_credentials_freep) AwsCredentials *creds = NULL;
+
+                /* The environment's keys (systemd credentials or the unit's
+                 * Environment=); without them every send is deferred. */
+                r = aws_credentials_from_env(environ, &creds);
+                if (r < 0)
+                        log_warning_errno(r,
+                                          "No AWS credentials in the environment (AWS_ACCESS_KEY_ID, "
+                                          "AWS_SECRET_ACCESS_KEY): outbound SMS are deferred: %m");
+                const OutboxSnsOptions so = {
+                        .curl = m->curl,
+                        .region = config(m)->aws_region,
+                        .endpoint = config(m)->aws_endpoint_sns,
+                        .sender_id = config(m)->sms_sender_id,
+                        .origination_number = config(m)->sms_origination_number,
+                        .credentials = creds,
+                        .connect_to = config(m)->http_client_connect_to,
+                        .ca_file = config(m)->http_client_ca_file,
+                };
+                r = outbox_sns_new(&so, &m->outbox_sns);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the SNS transport (aws.endpoint_sns=%s): %m",
+                                               config(m)->aws_endpoint_sns);
+                o.transport_data = m->outbox_sns;
+        }
+
+        /* Not built yet (smtp): that channel's messages wait in the
          * store until a version that has the transport starts. */
         if (!o.transport[OUTBOX_SMS])
                 log_warning("sms.transport=%s is not available in this version; outbound SMS stay queued.", sms);
@@ -758,12 +788,12 @@ int manager_start(Manager *m) {
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");
-        r = manager_new_outbox(m);
-        if (r < 0)
-                return r;
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        r = manager_new_outbox(m);
+        if (r < 0)
+                return r;
         r = manager_start_sns(m);
         if (r < 0)
                 return r;
@@ -856,6 +886,7 @@ Manager *manager_free(Manager *m) {
          * are answered 451 while the server can take the answers. */
         inbox_free(m->inbox);
         outbox_free(m->outbox);
+        outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "customer.h"
 #include "outbox-log.h"
+#include "outbox-sns.h"
 #include "strutil.h"
 
 /* A send handed to a transport.  When the outbox goes away first, outbox
@@ -72,6 +73,7 @@ OutboxStatus outbox_status_from_string(const char *s) {
 
 static const OutboxTransport *const transports[] = {
         &outbox_transport_log,
+        &outbox_transport_sns,
 };
 
 const OutboxTransport *outbox_transport_find(const char *name) {

@@ -34,6 +34,7 @@ typedef enum EngineBackend {
 typedef enum SmsTransport {
         SMS_TRANSPORT_LOG,
         SMS_TRANSPORT_SNS,
+        SMS_TRANSPORT_EUM,
         _SMS_TRANSPORT_MAX,
         _SMS_TRANSPORT_INVALID = -EINVAL,
 } SmsTransport;
@@ -109,6 +110,7 @@ typedef struct Config {
         /* [aws] */
         char *aws_region;
         char *aws_endpoint_sns;
+        char *aws_endpoint_eum;
 
         /* [control] */
         char *control_socket;

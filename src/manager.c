@@ -38,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "outbox.h"
+#include "outbox-eum.h"
 #include "outbox-sns.h"
 #include "store.h"
 #include "strutil.h"
@@ -84,6 +85,7 @@ struct Manager {
         Inbox *inbox;
         Outbox *outbox;
         OutboxSns *outbox_sns;
+        OutboxEum *outbox_eum;
         CurlEvent *curl;
         SnsIngress *sns;
 
@@ -732,8 +734,9 @@ static int manager_new_outbox(Manager *m) {
         };
         int r;
 
-        if (config(m)->sms_transport == SMS_TRANSPORT_SNS) {
+        if (config(m)->sms_transport == SMS_TRANSPORT_SNS || config(m)->sms_transport == SMS_TRANSPORT_EUM) {
                 _cleanup_(aws_credentials_freep) AwsCredentials *creds = NULL;
+                bool sns = config(m)->sms_transport == SMS_TRANSPORT_SNS;
 
                 /* The environment's keys (systemd credentials or the unit's
                  * Environment=); without them every send is deferred. */
@@ -742,21 +745,36 @@ static int manager_new_outbox(Manager *m) {
                         log_warning_errno(r,
                                           "No AWS credentials in the environment (AWS_ACCESS_KEY_ID, "
                                           "AWS_SECRET_ACCESS_KEY): outbound SMS are deferred: %m");
-                const OutboxSnsOptions so = {
-                        .curl = m->curl,
-                        .region = config(m)->aws_region,
-                        .endpoint = config(m)->aws_endpoint_sns,
-                        .sender_id = config(m)->sms_sender_id,
-                        .origination_number = config(m)->sms_origination_number,
-                        .credentials = creds,
-                        .connect_to = config(m)->http_client_connect_to,
-                        .ca_file = config(m)->http_client_ca_file,
-                };
-                r = outbox_sns_new(&so, &m->outbox_sns);
+                if (sns) {
+                        const OutboxSnsOptions so = {
+                                .curl = m->curl,
+                                .region = config(m)->aws_region,
+                                .endpoint = config(m)->aws_endpoint_sns,
+                                .sender_id = config(m)->sms_sender_id,
+                                .origination_number = config(m)->sms_origination_number,
+                                .credentials = creds,
+                                .connect_to = config(m)->http_client_connect_to,
+                                .ca_file = config(m)->http_client_ca_file,
+                        };
+                        r = outbox_sns_new(&so, &m->outbox_sns);
+                        o.transport_data = m->outbox_sns;
+                } else {
+                        const OutboxEumOptions eo = {
+                                .curl = m->curl,
+                                .region = config(m)->aws_region,
+                                .endpoint = config(m)->aws_endpoint_eum,
+                                .origination_identity = config(m)->sms_origination_number,
+                                .credentials = creds,
+                                .connect_to = config(m)->http_client_connect_to,
+                                .ca_file = config(m)->http_client_ca_file,
+                        };
+                        r = outbox_eum_new(&eo, &m->outbox_eum);
+                        o.transport_data = m->outbox_eum;
+                }
                 if (r < 0)
-                        return log_error_errno(r, "Failed to set up the SNS transport (aws.endpoint_sns=%s): %m",
-                                               config(m)->aws_endpoint_sns);
-                o.transport_data = m->outbox_sns;
+                        return log_error_errno(r, "Failed to set up the %s transport (aws.endpoint_%s=%s): %m",
+                                               sns ? "SNS" : "End User Messaging SMS", sns ? "sns" : "eum",
+                                               sns ? config(m)->aws_endpoint_sns : config(m)->aws_endpoint_eum);
         }
 
         /* Not built yet (smtp): that channel's messages wait in the
@@ -887,6 +905,7 @@ Manager *manager_free(Manager *m) {
         inbox_free(m->inbox);
         outbox_free(m->outbox);
         outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
+        outbox_eum_free(m->outbox_eum);
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

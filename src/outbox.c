@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "customer.h"
 #include "outbox-log.h"
+#include "outbox-eum.h"
 #include "outbox-sns.h"
 #include "strutil.h"
 
@@ -74,6 +75,7 @@ OutboxStatus outbox_status_from_string(const char *s) {
 static const OutboxTransport *const transports[] = {
         &outbox_transport_log,
         &outbox_transport_sns,
+        &outbox_transport_eum,
 };
 
 const OutboxTransport *outbox_transport_find(const char *name) {

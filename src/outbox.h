@@ -5,7 +5,7 @@
  * committed in the same transaction as the state change that produced it.
  * A sender on the loop picks the rows that are due, marks them 'sending'
  * in a transaction, hands each to its channel's transport (chosen by name:
- * "log" now, "sns" / "smtp" later) and records the outcome in another:
+ * "log", "sns", "eum"; "smtp" later) and records the outcome in another:
  *
  *   queued ──> sending ──> sent
  *     ^           │  └───> deferred (TEMPFAIL: backoff with jitter) ──> sending …
@@ -86,7 +86,7 @@ typedef struct OutboxDelivery {
  * did not work, may be NULL) are copied. */
 typedef void (*OutboxSendDone)(void *done_data, OutboxResult result, const char *transport_id, const char *error);
 
-/* A transport: one table row per backend (outbox-log.c; sns, smtp later). */
+/* A transport: one table row per backend (outbox-log.c, outbox-sns.c, outbox-eum.c; smtp later). */
 typedef struct OutboxTransport {
         const char *name;
         /* Start sending d.  0: done will be called; -errno: it will not

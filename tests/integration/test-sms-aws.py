@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""sms.transport=sns against a fake SNS endpoint on loopback.
+"""sms.transport=sns (and eum) against fake AWS endpoints on loopback.
 
 The fake (FakeSns) is a plain-http server on 127.0.0.1 that the daemon
 reaches through aws.endpoint_sns.  It checks every request as SNS would:
@@ -8,8 +8,10 @@ the SigV4 Authorization header, recomputed here with hmac/hashlib from the
 fake credentials the daemon has in its environment; a wrong signature gets
 403 SignatureDoesNotMatch.  It answers by phone number: the SNS sample
 PublishResponse, a Throttling error, the InvalidParameter error of the
-vectors.  Rows are put into the outbox with sqlite3 while the daemon is
-stopped, as in test-outbox.py."""
+vectors.  FakeEum does the same for End User Messaging SMS
+SendTextMessage (JSON, X-Amz-Target, signing name sms-voice).  Rows are
+put into the outbox with sqlite3 while the daemon is stopped, as in
+test-outbox.py."""
 
 import datetime
 import hashlib
@@ -72,6 +74,7 @@ class FakeSns:
 
     def __init__(self, answers):
         self.answers = {k: list(v) for k, v in answers.items()}
+        self.reply_type = "text/xml"
         self.problems = []
         self.requests = []
         self.lock = threading.Lock()
@@ -89,7 +92,7 @@ class FakeSns:
                 status, reply = fake.handle(self, body)
                 data = reply.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "text/xml")
+                self.send_header("Content-Type", fake.reply_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -108,6 +111,9 @@ class FakeSns:
             self.problems.append(msg)
         return 400, INVALID_PARAMETER.replace("<Code>InvalidParameter</Code>", "<Code>FakeRefused</Code>")
 
+    service = "sns"
+    signed_headers = "content-type;host;x-amz-date;x-amz-security-token"
+
     def check_signature(self, req, body):
         auth = req.headers.get("Authorization", "")
         amz_date = req.headers.get("X-Amz-Date", "")
@@ -121,18 +127,18 @@ class FakeSns:
         if not m:
             return "malformed Authorization %r" % auth
         akid, date, region, service, signed, signature = m.groups()
-        if (akid, date, region, service) != (AKID, amz_date[:8], REGION, "sns"):
+        if (akid, date, region, service) != (AKID, amz_date[:8], REGION, self.service):
             return "wrong credential scope %r" % (m.groups()[:4],)
-        if signed != "content-type;host;x-amz-date;x-amz-security-token":
+        if signed != self.signed_headers:
             return "unexpected SignedHeaders %r" % signed
         if req.headers.get("X-Amz-Security-Token") != TOKEN:
             return "wrong X-Amz-Security-Token"
         canonical_headers = "".join("%s:%s\n" % (name, " ".join(req.headers.get(name, "").split()))
                                     for name in signed.split(";"))
         canonical = "\n".join(["POST", "/", "", canonical_headers, signed, hashlib.sha256(body).hexdigest()])
-        scope = "%s/%s/sns/aws4_request" % (date, REGION)
+        scope = "%s/%s/%s/aws4_request" % (date, REGION, self.service)
         to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        if not hmac.compare_digest(sigv4_signature(SECRET, date, REGION, "sns", to_sign), signature):
+        if not hmac.compare_digest(sigv4_signature(SECRET, date, REGION, self.service, to_sign), signature):
             return "signature mismatch"
         return None
 
@@ -164,6 +170,51 @@ class FakeSns:
             answers = self.answers.get(phone)
             if not answers:
                 return self.problem("unexpected PhoneNumber %r" % phone)
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+
+EUM_OK = read_text(os.path.join(VECTORS, "sms", "constructed-sendtextmessage-response.json"))
+EUM_MESSAGE_ID = "00000000-0000-0000-0000-000000000000"
+EUM_VALIDATION = read_text(os.path.join(VECTORS, "sms", "constructed-sendtextmessage-validation-error.http")).split(
+    "\n\n", 1)[1]
+EUM_THROTTLING = json.dumps({"__type": "ThrottlingException", "Message": "Rate exceeded"})
+
+
+class FakeEum(FakeSns):
+    """A fake End User Messaging SMS endpoint: SendTextMessage in AWS JSON 1.0."""
+    service = "sms-voice"
+    signed_headers = "content-type;host;x-amz-date;x-amz-security-token;x-amz-target"
+
+    def __init__(self, answers):
+        super().__init__(answers)
+        self.reply_type = "application/x-amz-json-1.0"
+
+    def problem(self, msg):
+        with self.lock:
+            self.problems.append(msg)
+        return 400, json.dumps({"__type": "FakeRefused"})
+
+    def handle(self, req, body):
+        if req.path != "/":
+            return self.problem("path %r" % req.path)
+        if req.headers.get("Content-Type") != "application/x-amz-json-1.0":
+            return self.problem("Content-Type %r" % req.headers.get("Content-Type"))
+        if req.headers.get("X-Amz-Target") != "PinpointSMSVoiceV2.SendTextMessage":
+            return self.problem("X-Amz-Target %r" % req.headers.get("X-Amz-Target"))
+        why = self.check_signature(req, body)
+        if why:
+            with self.lock:
+                self.problems.append("refused: " + why)
+            return 403, json.dumps({"__type": "InvalidSignatureException"})
+        try:
+            o = json.loads(body)
+        except ValueError:
+            return self.problem("not JSON: %r" % body)
+        with self.lock:
+            self.requests.append(o)
+            answers = self.answers.get(o.get("DestinationPhoneNumber"))
+            if not answers:
+                return self.problem("unexpected DestinationPhoneNumber %r" % o.get("DestinationPhoneNumber"))
             return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
@@ -285,6 +336,34 @@ class SmsAwsFakeSns(DaemonTestCase):
         self.assertEqual(fake.problems, ["refused: signature mismatch"])
         self.assertEqual(fake.requests, [])
         self.assertIn("SignatureDoesNotMatch", rows[ok]["last_error"])
+        self.assertEqual(d.stop(), 0)
+
+    def test_eum_send_text_message_success_throttling_and_validation_error(self):
+        fake = FakeEum({
+            OK_PHONE: [(200, EUM_OK)],
+            THROTTLED_PHONE: [(400, EUM_THROTTLING), (200, EUM_OK)],
+            INVALID_PHONE: [(400, EUM_VALIDATION)],
+        })
+        self.fakes.append(fake)
+        state, (ok, throttled, invalid) = self.prepared_state(
+            [(OK_PHONE, BODY), (THROTTLED_PHONE, "b"), (INVALID_PHONE, "c")])
+        d = self.daemon(state=state, env=ENV, overrides=[
+            "sms.transport=eum", "aws.region=" + REGION, "aws.endpoint_eum=http://127.0.0.1:%d/" % fake.port,
+            "sms.max_per_second=1000", "sms.origination_number=+18005550199"]).start()
+        rows = self.wait_rows(d, {ok: "sent", throttled: "deferred", invalid: "failed"})
+        self.assertEqual(fake.problems, [])
+        self.assertEqual((rows[ok]["attempts"], rows[ok]["transport_id"]), (1, EUM_MESSAGE_ID))
+        self.assertEqual(rows[throttled]["attempts"], 1)
+        self.assertIn("ThrottlingException", rows[throttled]["last_error"])
+        self.assertIn("ValidationException", rows[invalid]["last_error"])
+        first = [o for o in fake.requests if o["DestinationPhoneNumber"] == OK_PHONE]
+        self.assertEqual(first, [{"DestinationPhoneNumber": OK_PHONE, "MessageBody": BODY,
+                                  "MessageType": "TRANSACTIONAL", "OriginationIdentity": "+18005550199"}])
+        d.ctl("outbox", "retry", str(throttled))
+        rows = self.wait_rows(d, {throttled: "sent"})
+        self.assertEqual(rows[throttled]["attempts"], 2)
+        self.assertEqual(len(fake.requests), 4)
+        self.assertEqual(fake.problems, [])
         self.assertEqual(d.stop(), 0)
 
     def test_an_unreachable_endpoint_defers(self):

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test-outbox-sns.c — the pure parts of the SNS SMS transport: the Publish
- * form body against the shared vector byte for byte, the reading of SNS's
- * answers one row per case, and every allocation failure of the body.
+ * test-outbox-sns.c — the pure parts of the SNS and End User Messaging SMS
+ * transports: the Publish form body against the shared vector byte for
+ * byte, the SendTextMessage body, the reading of both services' answers one
+ * row per case, endpoints, and every allocation failure of the bodies.
  */
 #include "test-helpers.h"
 
+#include "outbox-eum.h"
 #include "outbox-sns.h"
 
 /* The body of a vector: after the blank line of an .http file, the whole
@@ -153,12 +155,76 @@ static void test_new_endpoints(void **state _unused_) {
         }
 }
 
+static void test_eum_body(void **state _unused_) {
+        _cleanup_free_ char *a = NULL, *b = NULL;
+        char *c = NULL;
+
+        assert_int_equal(outbox_eum_request_body("+12065550100", "Your order \"1234\"\n", "+18005550199", &a), 0);
+        assert_string_equal(a,
+                            "{\"DestinationPhoneNumber\":\"+12065550100\",\"MessageBody\":\"Your order "
+                            "\\\"1234\\\"\\n\",\"MessageType\":\"TRANSACTIONAL\","
+                            "\"OriginationIdentity\":\"+18005550199\"}");
+        assert_int_equal(outbox_eum_request_body("+1", "x", "", &b), 0);
+        assert_string_equal(b,
+                            "{\"DestinationPhoneNumber\":\"+1\",\"MessageBody\":\"x\",\"MessageType\":"
+                            "\"TRANSACTIONAL\"}");
+        assert_int_equal(outbox_eum_request_body("+1", "\xff", NULL, &c), -EINVAL);
+        assert_null(c);
+}
+
+static void test_eum_parse_response(void **state _unused_) {
+        _cleanup_free_ char *ok = vector_body("constructed-sendtextmessage-response.json");
+        _cleanup_free_ char *invalid = vector_body("constructed-sendtextmessage-validation-error.http");
+        struct {
+                int status;
+                const char *body;
+                OutboxResult result;
+                const char *id, *error;
+        } rows[] = {
+                { 200, NULL, OUTBOX_RESULT_OK, "00000000-0000-0000-0000-000000000000", NULL },
+                { 200, "{\"MessageId\":\"a b\"}", OUTBOX_RESULT_OK, NULL, NULL },
+                { 200, "not json", OUTBOX_RESULT_OK, NULL, NULL },
+                { 400, NULL, OUTBOX_RESULT_PERMFAIL, NULL, "eum: HTTP 400 ValidationException" },
+                { 400, "{\"__type\":\"ThrottlingException\"}", OUTBOX_RESULT_TEMPFAIL, NULL,
+                  "eum: HTTP 400 ThrottlingException" },
+                { 400, "{\"__type\":\"com.amazonaws.x#ThrottlingException\"}", OUTBOX_RESULT_TEMPFAIL, NULL,
+                  "eum: HTTP 400 ThrottlingException" },
+                { 403, "{\"__type\":\"AccessDeniedException\"}", OUTBOX_RESULT_PERMFAIL, NULL,
+                  "eum: HTTP 403 AccessDeniedException" },
+                { 400, "{\"__type\":\"bad\\nvalue\"}", OUTBOX_RESULT_PERMFAIL, NULL, "eum: HTTP 400" },
+                { 400, "{\"__type\":\"x#\"}", OUTBOX_RESULT_PERMFAIL, NULL, "eum: HTTP 400" },
+                { 500, "", OUTBOX_RESULT_TEMPFAIL, NULL, "eum: HTTP 500" },
+                { -ECONNRESET, "", OUTBOX_RESULT_TEMPFAIL, NULL, "eum: Connection reset by peer" },
+        };
+
+        rows[0].body = ok;
+        rows[3].body = invalid;
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+                _cleanup_free_ char *id = NULL, *error = NULL;
+                OutboxResult r;
+
+                print_message("row %zu\n", i);
+                r = outbox_eum_parse_response(rows[i].status, rows[i].body, strlen(rows[i].body), &id, &error);
+                assert_int_equal(r, rows[i].result);
+                if (rows[i].id)
+                        assert_string_equal(id, rows[i].id);
+                else
+                        assert_null(id);
+                if (rows[i].error)
+                        assert_string_equal(error, rows[i].error);
+                else
+                        assert_null(error);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_publish_body_matches_vector),
                 cmocka_unit_test(test_publish_body_oom),
                 cmocka_unit_test(test_parse_response),
                 cmocka_unit_test(test_new_endpoints),
+                cmocka_unit_test(test_eum_body),
+                cmocka_unit_test(test_eum_parse_response),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

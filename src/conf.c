@@ -30,7 +30,9 @@ static const char *const nlu_backend_table[] = { [NLU_RULES] = "rules", [NLU_BED
 static const char *const engine_backend_table[] = {
         [ENGINE_LOCAL] = "local", [ENGINE_STEPFUNCTIONS] = "stepfunctions", NULL
 };
-static const char *const sms_transport_table[] = { [SMS_TRANSPORT_LOG] = "log", [SMS_TRANSPORT_SNS] = "sns", NULL };
+static const char *const sms_transport_table[] = {
+        [SMS_TRANSPORT_LOG] = "log", [SMS_TRANSPORT_SNS] = "sns", [SMS_TRANSPORT_EUM] = "eum", NULL
+};
 static const char *const mail_transport_table[] = {
         [MAIL_TRANSPORT_LOG] = "log", [MAIL_TRANSPORT_SMTP] = "smtp", NULL
 };
@@ -156,6 +158,15 @@ static const ConfKey conf_keys[] = {
         { "http_client", "ca_file", CONF_PATH, "", NULL, 0, 0, NULL, OFF(http_client_ca_file), true,
           "CA bundle that outgoing HTTPS connections trust; empty: the system's (/etc/ssl/certs)." },
 
+        { "aws", "region", CONF_STRING, "us-east-1", NULL, 0, 0, NULL, OFF(aws_region), false,
+          "The AWS region of the services the daemon calls (SNS Publish for sms.transport=sns)." },
+        { "aws", "endpoint_sns", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_sns), false,
+          "URL of the SNS API, http:// or https://; empty: https://sns.REGION.amazonaws.com/. For VPC endpoints "
+          "and tests." },
+        { "aws", "endpoint_eum", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_eum), false,
+          "URL of the End User Messaging SMS API (sms.transport=eum); empty: "
+          "https://sms-voice.REGION.amazonaws.com/. For VPC endpoints and tests." },
+
         { "control", "socket", CONF_PATH, "/run/deliveryd/control.sock", default_control_socket, 0, 0, NULL,
           OFF(control_socket), false,
           "Unix socket of the control protocol used by deliveryctl (mode 0660). Defaults to "
@@ -171,7 +182,15 @@ static const ConfKey conf_keys[] = {
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
-          "How SMS replies leave: log (journal only) or sns (Amazon SNS Publish)." },
+          "How SMS replies leave: log (journal only), sns (Amazon SNS Publish) or eum (AWS End User Messaging SMS "
+          "SendTextMessage)." },
+        { "sms", "sender_id", CONF_STRING, "", NULL, 0, 0, NULL, OFF(sms_sender_id), false,
+          "With sms.transport=sns: the AWS.SNS.SMS.SenderID of outbound SMS (an alphanumeric sender, where the "
+          "destination country allows one). Empty: none." },
+        { "sms", "origination_number", CONF_STRING, "", NULL, 0, 0, NULL, OFF(sms_origination_number), false,
+          "With sms.transport=sns: the AWS.MM.SMS.OriginationNumber of outbound SMS (an E.164 number of the "
+          "account); with sms.transport=eum: the OriginationIdentity (a phone number, its ARN or ID, a pool, a "
+          "sender ID). Empty: the service chooses." },
         { "sms", "max_length", CONF_SIZE, "1600", NULL, 1, 65536, NULL, OFF(sms_max_length), true,
           "Longest inbound SMS text accepted, in bytes of UTF-8 (1600 is ten concatenated segments); longer ones "
           "are refused." },

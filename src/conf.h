@@ -34,6 +34,7 @@ typedef enum EngineBackend {
 typedef enum SmsTransport {
         SMS_TRANSPORT_LOG,
         SMS_TRANSPORT_SNS,
+        SMS_TRANSPORT_EUM,
         _SMS_TRANSPORT_MAX,
         _SMS_TRANSPORT_INVALID = -EINVAL,
 } SmsTransport;
@@ -106,6 +107,11 @@ typedef struct Config {
         uint64_t mail_max_size;
         char *mail_trust_local_mta;
 
+        /* [aws] */
+        char *aws_region;
+        char *aws_endpoint_sns;
+        char *aws_endpoint_eum;
+
         /* [control] */
         char *control_socket;
 
@@ -115,6 +121,8 @@ typedef struct Config {
         uint64_t nlu_max_input;
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
+        char *sms_sender_id;
+        char *sms_origination_number;
         uint64_t sms_max_length;
         uint64_t sms_lifetime_usec;
         uint64_t sms_max_per_second;

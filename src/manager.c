@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -38,6 +39,8 @@
 #include "metrics.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
+#include "outbox-eum.h"
+#include "outbox-sns.h"
 #include "store.h"
 #include "strutil.h"
 
@@ -83,6 +86,8 @@ struct Manager {
         Inbox *inbox;
         Outbox *outbox;
         SmtpSender *smtp; /* mail.transport = smtp */
+        OutboxSns *outbox_sns;
+        OutboxEum *outbox_eum;
         CurlEvent *curl;
         SnsIngress *sns;
 
@@ -770,11 +775,54 @@ static int manager_new_outbox(Manager *m) {
                 if (r < 0)
                         return log_error_errno(r, "Failed to set up the SMTP transport (mail.from=%s): %m",
                                                c->mail_from);
-                o.transport_data = m->smtp;
+                o.transport_data[OUTBOX_EMAIL] = m->smtp;
         }
 
-        /* Not built yet (sns): that channel's messages wait in the
-         * store until a version that has the transport starts. */
+        if (config(m)->sms_transport == SMS_TRANSPORT_SNS || config(m)->sms_transport == SMS_TRANSPORT_EUM) {
+                _cleanup_(aws_credentials_freep) AwsCredentials *creds = NULL;
+                bool sns = config(m)->sms_transport == SMS_TRANSPORT_SNS;
+
+                /* The environment's keys (systemd credentials or the unit's
+                 * Environment=); without them every send is deferred. */
+                r = aws_credentials_from_env(environ, &creds);
+                if (r < 0)
+                        log_warning_errno(r,
+                                          "No AWS credentials in the environment (AWS_ACCESS_KEY_ID, "
+                                          "AWS_SECRET_ACCESS_KEY): outbound SMS are deferred: %m");
+                if (sns) {
+                        const OutboxSnsOptions so = {
+                                .curl = m->curl,
+                                .region = config(m)->aws_region,
+                                .endpoint = config(m)->aws_endpoint_sns,
+                                .sender_id = config(m)->sms_sender_id,
+                                .origination_number = config(m)->sms_origination_number,
+                                .credentials = creds,
+                                .connect_to = config(m)->http_client_connect_to,
+                                .ca_file = config(m)->http_client_ca_file,
+                        };
+                        r = outbox_sns_new(&so, &m->outbox_sns);
+                        o.transport_data[OUTBOX_SMS] = m->outbox_sns;
+                } else {
+                        const OutboxEumOptions eo = {
+                                .curl = m->curl,
+                                .region = config(m)->aws_region,
+                                .endpoint = config(m)->aws_endpoint_eum,
+                                .origination_identity = config(m)->sms_origination_number,
+                                .credentials = creds,
+                                .connect_to = config(m)->http_client_connect_to,
+                                .ca_file = config(m)->http_client_ca_file,
+                        };
+                        r = outbox_eum_new(&eo, &m->outbox_eum);
+                        o.transport_data[OUTBOX_SMS] = m->outbox_eum;
+                }
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the %s transport (aws.endpoint_%s=%s): %m",
+                                               sns ? "SNS" : "End User Messaging SMS", sns ? "sns" : "eum",
+                                               sns ? config(m)->aws_endpoint_sns : config(m)->aws_endpoint_eum);
+        }
+
+        /* A transport this version does not have: that channel's messages wait in
+         * the store until a version that has it starts. */
         if (!o.transport[OUTBOX_SMS])
                 log_warning("sms.transport=%s is not available in this version; outbound SMS stay queued.", sms);
         if (!o.transport[OUTBOX_EMAIL])
@@ -802,12 +850,12 @@ int manager_start(Manager *m) {
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");
-        r = manager_new_outbox(m);
-        if (r < 0)
-                return r;
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        r = manager_new_outbox(m);
+        if (r < 0)
+                return r;
         r = manager_start_sns(m);
         if (r < 0)
                 return r;
@@ -901,6 +949,8 @@ Manager *manager_free(Manager *m) {
         inbox_free(m->inbox);
         outbox_free(m->outbox);
         smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
+        outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
+        outbox_eum_free(m->outbox_eum);
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

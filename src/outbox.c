@@ -19,6 +19,8 @@
 #include "customer.h"
 #include "outbox-log.h"
 #include "outbox-smtp.h"
+#include "outbox-eum.h"
+#include "outbox-sns.h"
 #include "strutil.h"
 
 /* A send handed to a transport.  When the outbox goes away first, outbox
@@ -74,6 +76,8 @@ OutboxStatus outbox_status_from_string(const char *s) {
 static const OutboxTransport *const transports[] = {
         &outbox_transport_log,
         &outbox_transport_smtp,
+        &outbox_transport_sns,
+        &outbox_transport_eum,
 };
 
 const OutboxTransport *outbox_transport_find(const char *name) {
@@ -549,7 +553,7 @@ static int start_one(Outbox *ob, OutboxChannel c, uint64_t t) {
                 .attempt = (unsigned) sqlite3_column_int64(row, 7) + 1,
                 .possible_duplicate = sqlite3_column_int(row, 8),
         };
-        r = tr->send(ob->options.transport_data, &d, on_send_done, q);
+        r = tr->send(ob->options.transport_data[c], &d, on_send_done, q);
         sqlite3_finalize(row);
         if (r < 0) {
                 _cleanup_free_ char *why = mem_printf("transport %s: %s", tr->name, strerror(-r));

@@ -5,7 +5,7 @@
  * committed in the same transaction as the state change that produced it.
  * A sender on the loop picks the rows that are due, marks them 'sending'
  * in a transaction, hands each to its channel's transport (chosen by name:
- * "log" now, "sns" / "smtp" later) and records the outcome in another:
+ * "log", "sns", "eum"; "smtp" later) and records the outcome in another:
  *
  *   queued ──> sending ──> sent
  *     ^           │  └───> deferred (TEMPFAIL: backoff with jitter) ──> sending …
@@ -86,11 +86,11 @@ typedef struct OutboxDelivery {
  * did not work, may be NULL) are copied. */
 typedef void (*OutboxSendDone)(void *done_data, OutboxResult result, const char *transport_id, const char *error);
 
-/* A transport: one table row per backend (outbox-log.c; sns, smtp later). */
+/* A transport: one table row per backend (outbox-log.c, outbox-sns.c, outbox-eum.c; smtp later). */
 typedef struct OutboxTransport {
         const char *name;
         /* Start sending d.  0: done will be called; -errno: it will not
-         * (counted as TEMPFAIL).  userdata is OutboxOptions.transport_data. */
+         * (counted as TEMPFAIL).  userdata is OutboxOptions.transport_data[channel]. */
         int (*send)(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data);
 } OutboxTransport;
 
@@ -107,7 +107,7 @@ typedef uint64_t (*OutboxClock)(void *userdata);
 
 typedef struct OutboxOptions {
         const OutboxTransport *transport[_OUTBOX_CHANNEL_MAX]; /* NULL: that channel is not sent */
-        void *transport_data;
+        void *transport_data[_OUTBOX_CHANNEL_MAX]; /* each channel's transport's own state */
         uint64_t lifetime_usec[_OUTBOX_CHANNEL_MAX]; /* a message older than this fails as expired */
         uint64_t sms_max_per_second; /* SMS sends started per second; 0: unlimited */
         uint64_t backoff_base_usec, backoff_min_usec, backoff_max_usec; /* 0: the OUTBOX_BACKOFF_* */

@@ -111,7 +111,8 @@ class CheckConfig(DaemonTestCase):
     def test_override_problem(self):
         p = check(os.path.join(ETC, "deliveryd.conf"), "-o", "sms.transport=pigeon", "-o", "nosuch.key=1")
         self.assertEqual(p.returncode, 1)
-        self.assertIn("-o sms.transport=pigeon: sms.transport: invalid value 'pigeon' (one of: log, sns)", p.stderr)
+        self.assertIn("-o sms.transport=pigeon: sms.transport: invalid value 'pigeon' (one of: log, sns, eum)",
+                      p.stderr)
         self.assertIn("-o nosuch.key=1: unknown key 'nosuch.key'", p.stderr)
 
     def test_dump_config_shows_effective_values_and_sources(self):

@@ -219,11 +219,13 @@ static void test_invalid_refused(void **state _unused_) {
         assert_int_equal(outbox_enqueue_in_txn(outbox, &m, NULL), -EINVAL);
         assert_int_equal(qint("SELECT count(*) FROM outbox WHERE ? > 0", 1), 0);
 
-        /* the transports by name: log and smtp now, sns later */
+        /* the transports by name */
         assert_non_null(outbox_transport_find("log"));
         assert_string_equal(outbox_transport_find("log")->name, "log");
-        assert_null(outbox_transport_find("sns"));
+        assert_string_equal(outbox_transport_find("sns")->name, "sns");
+        assert_string_equal(outbox_transport_find("eum")->name, "eum");
         assert_string_equal(outbox_transport_find("smtp")->name, "smtp");
+        assert_null(outbox_transport_find("pigeon"));
         assert_null(outbox_transport_find(NULL));
         assert_int_equal(outbox_channel_from_string("email"), OUTBOX_EMAIL);
         assert_int_equal(outbox_channel_from_string("fax"), _OUTBOX_CHANNEL_INVALID);

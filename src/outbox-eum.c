@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * outbox-eum.c — SMS through AWS End User Messaging SMS SendTextMessage.
+ * Built like outbox-sns.c; request and answer are JSON, through jansson.
+ *
+ * Security: see outbox-eum.h.
+ */
+#include "outbox-eum.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "normalize.h"
+#include "sigv4.h"
+#include "strutil.h"
+
+#define EUM_TARGET "PinpointSMSVoiceV2.SendTextMessage"
+#define EUM_CONTENT_TYPE "application/x-amz-json-1.0"
+#define EUM_TOKEN_MAX 128
+
+typedef struct EumSend {
+        struct EumSend *next, **prev_next;
+        CurlTransfer *transfer;
+        OutboxSendDone done;
+        void *done_data;
+} EumSend;
+
+struct OutboxEum {
+        CurlEvent *curl;
+        char *region, *url, *host, *path;
+        char *origination_identity;
+        char *ca_file;
+        char **connect_to;
+        AwsCredentials *credentials;
+        EumSend *in_flight;
+};
+
+/* Error types that mean "later": the service is busy or our credentials
+ * are wrong or stale.  Every other type is PERMFAIL. */
+static const char *const tempfail_types[] = {
+        "ThrottlingException",          "InternalServerException",   "ServiceUnavailableException",
+        "ExpiredTokenException",        "InvalidSignatureException", "UnrecognizedClientException",
+        "IncompleteSignatureException",
+};
+
+static bool token_ok(const char *s) {
+        size_t n = strlen(s);
+
+        if (n == 0 || n > EUM_TOKEN_MAX)
+                return false;
+        for (const char *c = s; *c; c++)
+                if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+                      strchr("._:#-", *c)))
+                        return false;
+        return true;
+}
+
+OutboxResult outbox_eum_parse_response(int status, const char *body, size_t len, char **ret_transport_id,
+                                       char **ret_error) {
+        json_t *o = NULL;
+        const char *type = NULL, *hash;
+        OutboxResult res;
+
+        *ret_transport_id = NULL;
+        *ret_error = NULL;
+        if (status < 0) {
+                *ret_error = mem_printf("eum: %s", strerror(-status));
+                return OUTBOX_RESULT_TEMPFAIL;
+        }
+        if (body && len > 0)
+                o = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+        if (status >= 200 && status < 300) {
+                const char *id = json_string_value(json_object_get(o, "MessageId"));
+
+                /* Accepted even without a readable id: sending again could
+                 * duplicate. */
+                if (id && token_ok(id))
+                        *ret_transport_id = mem_strdup(id);
+                json_decref(o);
+                return OUTBOX_RESULT_OK;
+        }
+        type = json_string_value(json_object_get(o, "__type"));
+        if (type && !token_ok(type))
+                type = NULL;
+        /* "com.amazonaws…#ThrottlingException": the name after the '#'. */
+        if (type && (hash = strrchr(type, '#')))
+                type = hash + 1;
+        if (type && !*type)
+                type = NULL;
+        *ret_error = mem_printf("eum: HTTP %d%s%s", status, type ? " " : "", type ? type : "");
+        res = OUTBOX_RESULT_PERMFAIL;
+        if (status >= 500 || status == 429 || status == 408)
+                res = OUTBOX_RESULT_TEMPFAIL;
+        for (size_t i = 0; type && i < ELEMENTSOF(tempfail_types); i++)
+                if (streq(tempfail_types[i], type))
+                        res = OUTBOX_RESULT_TEMPFAIL;
+        json_decref(o);
+        return res;
+}
+
+int outbox_eum_request_body(const char *phone, const char *message, const char *origination_identity, char **ret) {
+        json_t *o;
+        char *s;
+
+        o = json_object();
+        if (!o)
+                return -ENOMEM;
+        if (json_object_set_new(o, "DestinationPhoneNumber", json_string(phone)) < 0 ||
+            json_object_set_new(o, "MessageBody", json_string(message)) < 0 ||
+            json_object_set_new(o, "MessageType", json_string("TRANSACTIONAL")) < 0 ||
+            (origination_identity && *origination_identity &&
+             json_object_set_new(o, "OriginationIdentity", json_string(origination_identity)) < 0)) {
+                json_decref(o);
+                /* json_string() refuses invalid UTF-8 and fails on OOM alike. */
+                return normalize_utf8_valid(phone, strlen(phone)) && normalize_utf8_valid(message, strlen(message))
+                        ? -ENOMEM
+                        : -EINVAL;
+        }
+        s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        json_decref(o);
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static void unlink_send(EumSend *q) {
+        *q->prev_next = q->next;
+        if (q->next)
+                q->next->prev_next = q->prev_next;
+}
+
+static void on_response(int result, const CurlResponse *resp, void *userdata) {
+        EumSend *q = userdata;
+        _cleanup_free_ char *id = NULL, *error = NULL;
+        OutboxResult res;
+
+        res = outbox_eum_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
+        unlink_send(q);
+        curl_event_transfer_free(q->transfer);
+        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "eum: out of memory"));
+        free(q);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
+        OutboxEum *s = userdata;
+        _cleanup_(sigv4_signature_freep) SigV4Signature *sig = NULL;
+        _cleanup_free_ char *body = NULL;
+        _cleanup_free_ EumSend *q = NULL;
+        SigV4Credentials creds;
+        int r;
+
+        if (!s || d->channel != OUTBOX_SMS)
+                return -EINVAL;
+        if (!s->credentials) {
+                done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: no AWS credentials");
+                return 0;
+        }
+        r = outbox_eum_request_body(d->to, d->body, s->origination_identity, &body);
+        if (r == -EINVAL) {
+                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: recipient or body is not UTF-8");
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        const SigV4Header headers[] = {
+                { "Content-Type", EUM_CONTENT_TYPE },
+                { "Host", s->host },
+                { "X-Amz-Target", EUM_TARGET },
+        };
+        const SigV4Request req = {
+                .method = "POST",
+                .path = s->path,
+                .headers = headers,
+                .n_headers = ELEMENTSOF(headers),
+                .body = body,
+                .body_len = strlen(body),
+                .region = s->region,
+                .service = "sms-voice",
+        };
+        creds = aws_credentials_sigv4(s->credentials);
+        r = sigv4_sign(&req, &creds, now_usec(), &sig);
+        if (r == -EINVAL) {
+                /* A recipient or body the signer refuses will never sign. */
+                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
+                return 0;
+        }
+        if (r < 0)
+                return r;
+
+        q = mem_new(EumSend, 1);
+        if (!q)
+                return -ENOMEM;
+        const CurlRequest creq = {
+                .method = "POST",
+                .url = s->url,
+                .headers = sigv4_signature_all_headers(sig),
+                .body = body,
+                .body_len = strlen(body),
+                .max_response_body = OUTBOX_EUM_MAX_RESPONSE,
+                .ca_file = s->ca_file,
+                .connect_to = s->connect_to,
+        };
+        r = curl_event_request(s->curl, &creq, on_response, q, &q->transfer);
+        if (r < 0)
+                return r;
+        q->done = done;
+        q->done_data = done_data;
+        q->next = s->in_flight;
+        if (q->next)
+                q->next->prev_next = &q->next;
+        q->prev_next = &s->in_flight;
+        s->in_flight = TAKE_PTR(q);
+        return 0;
+}
+
+const OutboxTransport outbox_transport_eum = {
+        .name = "eum",
+        .send = eum_send,
+};
+
+/* Split "http(s)://HOST[:PORT]/PATH" into the Host header and the path. */
+static int split_url(const char *url, char **ret_host, char **ret_path) {
+        const char *p, *slash;
+
+        if (strncmp(url, "https://", 8) == 0)
+                p = url + 8;
+        else if (strncmp(url, "http://", 7) == 0)
+                p = url + 7;
+        else
+                return -EINVAL;
+        slash = strchr(p, '/');
+        if (slash == p || strpbrk(p, "?#@ \t\r\n"))
+                return -EINVAL;
+        *ret_host = slash ? mem_strndup(p, (size_t) (slash - p)) : mem_strdup(p);
+        *ret_path = mem_strdup(slash ? slash : "/");
+        if (!*ret_host || !*ret_path) {
+                free(*ret_host);
+                free(*ret_path);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static char *dup_or_null(const char *s) {
+        return s && *s ? mem_strdup(s) : NULL;
+}
+
+int outbox_eum_new(const OutboxEumOptions *o, OutboxEum **ret) {
+        _cleanup_(outbox_eum_freep) OutboxEum *s = NULL;
+        int r;
+
+        s = mem_new(OutboxEum, 1);
+        if (!s)
+                return -ENOMEM;
+        s->curl = o->curl;
+        s->region = mem_strdup(o->region && *o->region ? o->region : "us-east-1");
+        if (!s->region)
+                return -ENOMEM;
+        s->url = o->endpoint && *o->endpoint ? mem_strdup(o->endpoint)
+                                             : mem_printf("https://sms-voice.%s.amazonaws.com/", s->region);
+        if (!s->url)
+                return -ENOMEM;
+        r = split_url(s->url, &s->host, &s->path);
+        if (r < 0)
+                return r;
+        s->origination_identity = dup_or_null(o->origination_identity);
+        s->ca_file = dup_or_null(o->ca_file);
+        if ((o->origination_identity && *o->origination_identity && !s->origination_identity) ||
+            (o->ca_file && *o->ca_file && !s->ca_file))
+                return -ENOMEM;
+        if (o->connect_to && !(s->connect_to = strv_copy(o->connect_to)))
+                return -ENOMEM;
+        if (o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+OutboxEum *outbox_eum_free(OutboxEum *s) {
+        if (!s)
+                return NULL;
+        while (s->in_flight) {
+                EumSend *q = s->in_flight;
+
+                unlink_send(q);
+                curl_event_transfer_free(q->transfer);
+                q->done(q->done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: shutting down");
+                free(q);
+        }
+        free(s->region);
+        free(s->url);
+        free(s->host);
+        free(s->path);
+        free(s->origination_identity);
+        free(s->ca_file);
+        strv_free(s->connect_to);
+        aws_credentials_free(s->credentials);
+        free(s);
+        return NULL;
+}

@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "aws-request.h"
 #include "normalize.h"
 #include "sigv4.h"
 #include "strutil.h"
@@ -154,10 +155,8 @@ static uint64_t now_usec(void) {
 
 static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
         OutboxEum *s = userdata;
-        _cleanup_(sigv4_signature_freep) SigV4Signature *sig = NULL;
         _cleanup_free_ char *body = NULL;
         _cleanup_free_ EumSend *q = NULL;
-        SigV4Credentials creds;
         int r;
 
         if (!s || d->channel != OUTBOX_SMS)
@@ -176,43 +175,31 @@ static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
 
         const SigV4Header headers[] = {
                 { "Content-Type", EUM_CONTENT_TYPE },
-                { "Host", s->host },
                 { "X-Amz-Target", EUM_TARGET },
         };
-        const SigV4Request req = {
-                .method = "POST",
+        const AwsPost post = {
+                .url = s->url,
+                .host = s->host,
                 .path = s->path,
                 .headers = headers,
                 .n_headers = ELEMENTSOF(headers),
                 .body = body,
-                .body_len = strlen(body),
                 .region = s->region,
                 .service = "sms-voice",
+                .credentials = s->credentials,
+                .max_response_body = OUTBOX_EUM_MAX_RESPONSE,
+                .ca_file = s->ca_file,
+                .connect_to = s->connect_to,
         };
-        creds = aws_credentials_sigv4(s->credentials);
-        r = sigv4_sign(&req, &creds, now_usec(), &sig);
+        q = mem_new(EumSend, 1);
+        if (!q)
+                return -ENOMEM;
+        r = aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
         if (r == -EINVAL) {
                 /* A recipient or body the signer refuses will never sign. */
                 done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
                 return 0;
         }
-        if (r < 0)
-                return r;
-
-        q = mem_new(EumSend, 1);
-        if (!q)
-                return -ENOMEM;
-        const CurlRequest creq = {
-                .method = "POST",
-                .url = s->url,
-                .headers = sigv4_signature_all_headers(sig),
-                .body = body,
-                .body_len = strlen(body),
-                .max_response_body = OUTBOX_EUM_MAX_RESPONSE,
-                .ca_file = s->ca_file,
-                .connect_to = s->connect_to,
-        };
-        r = curl_event_request(s->curl, &creq, on_response, q, &q->transfer);
         if (r < 0)
                 return r;
         q->done = done;
@@ -229,29 +216,6 @@ const OutboxTransport outbox_transport_eum = {
         .name = "eum",
         .send = eum_send,
 };
-
-/* Split "http(s)://HOST[:PORT]/PATH" into the Host header and the path. */
-static int split_url(const char *url, char **ret_host, char **ret_path) {
-        const char *p, *slash;
-
-        if (strncmp(url, "https://", 8) == 0)
-                p = url + 8;
-        else if (strncmp(url, "http://", 7) == 0)
-                p = url + 7;
-        else
-                return -EINVAL;
-        slash = strchr(p, '/');
-        if (slash == p || strpbrk(p, "?#@ \t\r\n"))
-                return -EINVAL;
-        *ret_host = slash ? mem_strndup(p, (size_t) (slash - p)) : mem_strdup(p);
-        *ret_path = mem_strdup(slash ? slash : "/");
-        if (!*ret_host || !*ret_path) {
-                free(*ret_host);
-                free(*ret_path);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 static char *dup_or_null(const char *s) {
         return s && *s ? mem_strdup(s) : NULL;
@@ -272,7 +236,7 @@ int outbox_eum_new(const OutboxEumOptions *o, OutboxEum **ret) {
                                              : mem_printf("https://sms-voice.%s.amazonaws.com/", s->region);
         if (!s->url)
                 return -ENOMEM;
-        r = split_url(s->url, &s->host, &s->path);
+        r = aws_url_split(s->url, &s->host, &s->path);
         if (r < 0)
                 return r;
         s->origination_identity = dup_or_null(o->origination_identity);

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "aws-request.h"
 #include "sigv4.h"
 #include "strutil.h"
 
@@ -207,10 +208,8 @@ static uint64_t now_usec(void) {
 
 static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
         OutboxSns *s = userdata;
-        _cleanup_(sigv4_signature_freep) SigV4Signature *sig = NULL;
         _cleanup_free_ char *body = NULL;
         _cleanup_free_ SnsSend *q = NULL;
-        SigV4Credentials creds;
         int r;
 
         if (!s || d->channel != OUTBOX_SMS)
@@ -225,42 +224,30 @@ static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
 
         const SigV4Header headers[] = {
                 { "Content-Type", SNS_CONTENT_TYPE },
-                { "Host", s->host },
         };
-        const SigV4Request req = {
-                .method = "POST",
+        const AwsPost post = {
+                .url = s->url,
+                .host = s->host,
                 .path = s->path,
                 .headers = headers,
                 .n_headers = ELEMENTSOF(headers),
                 .body = body,
-                .body_len = strlen(body),
                 .region = s->region,
                 .service = "sns",
+                .credentials = s->credentials,
+                .max_response_body = OUTBOX_SNS_MAX_RESPONSE,
+                .ca_file = s->ca_file,
+                .connect_to = s->connect_to,
         };
-        creds = aws_credentials_sigv4(s->credentials);
-        r = sigv4_sign(&req, &creds, now_usec(), &sig);
+        q = mem_new(SnsSend, 1);
+        if (!q)
+                return -ENOMEM;
+        r = aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
         if (r == -EINVAL) {
                 /* A recipient or body the signer refuses will never sign. */
                 done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "sns: request cannot be signed");
                 return 0;
         }
-        if (r < 0)
-                return r;
-
-        q = mem_new(SnsSend, 1);
-        if (!q)
-                return -ENOMEM;
-        const CurlRequest creq = {
-                .method = "POST",
-                .url = s->url,
-                .headers = sigv4_signature_all_headers(sig),
-                .body = body,
-                .body_len = strlen(body),
-                .max_response_body = OUTBOX_SNS_MAX_RESPONSE,
-                .ca_file = s->ca_file,
-                .connect_to = s->connect_to,
-        };
-        r = curl_event_request(s->curl, &creq, on_response, q, &q->transfer);
         if (r < 0)
                 return r;
         q->sns = s;
@@ -278,29 +265,6 @@ const OutboxTransport outbox_transport_sns = {
         .name = "sns",
         .send = sns_send,
 };
-
-/* Split "http(s)://HOST[:PORT]/PATH" into the Host header and the path. */
-static int split_url(const char *url, char **ret_host, char **ret_path) {
-        const char *p, *slash;
-
-        if (strncmp(url, "https://", 8) == 0)
-                p = url + 8;
-        else if (strncmp(url, "http://", 7) == 0)
-                p = url + 7;
-        else
-                return -EINVAL;
-        slash = strchr(p, '/');
-        if (slash == p || strpbrk(p, "?#@ \t\r\n"))
-                return -EINVAL;
-        *ret_host = slash ? mem_strndup(p, (size_t) (slash - p)) : mem_strdup(p);
-        *ret_path = mem_strdup(slash ? slash : "/");
-        if (!*ret_host || !*ret_path) {
-                free(*ret_host);
-                free(*ret_path);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 static char *dup_or_null(const char *s) {
         return s && *s ? mem_strdup(s) : NULL;
@@ -321,7 +285,7 @@ int outbox_sns_new(const OutboxSnsOptions *o, OutboxSns **ret) {
                                              : mem_printf("https://sns.%s.amazonaws.com/", s->region);
         if (!s->url)
                 return -ENOMEM;
-        r = split_url(s->url, &s->host, &s->path);
+        r = aws_url_split(s->url, &s->host, &s->path);
         if (r < 0)
                 return r;
         s->sender_id = dup_or_null(o->sender_id);

@@ -45,27 +45,6 @@ extern char **environ;
 
 /* ---- secrets ------------------------------------------------------------ */
 
-static void wipe_free(char *s) {
-        if (!s)
-                return;
-        explicit_bzero(s, strlen(s));
-        free(s);
-}
-
-static void wipe_freep(char **s) {
-        wipe_free(*s);
-}
-#define _cleanup_wipe_ _cleanup_(wipe_freep)
-
-static char **wipe_strv_free(char **l) {
-        if (!l)
-                return NULL;
-        for (char **i = l; *i; i++)
-                wipe_free(*i);
-        free(l);
-        return NULL;
-}
-
 /* Replace *dst with a copy of src (NULL: none), wiping the old one. */
 static int wipe_replace(char **dst, const char *src) {
         char *c = NULL;

@@ -229,13 +229,6 @@ char *smtp_new_message_id(const char *from) {
 
 /* ---- credentials ---------------------------------------------------------- */
 
-static void wipe_free(char *s) {
-        if (s) {
-                explicit_bzero(s, strlen(s));
-                free(s);
-        }
-}
-
 typedef struct CredState {
         char *username, *password;
 } CredState;

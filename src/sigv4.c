@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "strutil.h"
 
 #define SHA256_LEN 32
 #define SHA256_HEX_LEN 64
@@ -36,27 +37,6 @@ struct SigV4Signature {
 };
 
 /* ---- strings ------------------------------------------------------------ */
-
-static void wipe_free(char *s) {
-        if (!s)
-                return;
-        explicit_bzero(s, strlen(s));
-        free(s);
-}
-
-static void wipe_freep(char **s) {
-        wipe_free(*s);
-}
-#define _cleanup_wipe_ _cleanup_(wipe_freep)
-
-static char **wipe_strv_free(char **l) {
-        if (!l)
-                return NULL;
-        for (char **i = l; *i; i++)
-                wipe_free(*i);
-        free(l);
-        return NULL;
-}
 
 /* A growing string.  Errors are sticky: after an allocation failure every
  * put is a no-op and buf_steal() returns NULL. */

@@ -353,6 +353,22 @@ char *path_dirname(const char *path) {
         return mem_strndup(path, (size_t) (slash - path));
 }
 
+void wipe_free(char *s) {
+        if (!s)
+                return;
+        explicit_bzero(s, strlen(s));
+        free(s);
+}
+
+char **wipe_strv_free(char **l) {
+        if (!l)
+                return NULL;
+        for (char **i = l; *i; i++)
+                wipe_free(*i);
+        free(l);
+        return NULL;
+}
+
 int mkdir_p(const char *path, unsigned mode) {
         _cleanup_free_ char *p = mem_strdup(path);
 

@@ -56,6 +56,15 @@ char *path_join_relative(const char *dir, const char *name);
 /* Directory part of path ("." when none).  NULL on OOM. */
 char *path_dirname(const char *path);
 
+/* Secrets: overwrite before freeing, so that a key or password does not
+ * linger in freed heap memory.  Accept NULL. */
+void wipe_free(char *s);
+char **wipe_strv_free(char **l);
+static inline void wipe_freep(char **s) {
+        wipe_free(*s);
+}
+#define _cleanup_wipe_ __attribute__((cleanup(wipe_freep)))
+
 /* Create directory path and any missing parents (parents with 0755, path
  * itself with mode); an existing directory is fine.  Returns 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);

@@ -617,7 +617,6 @@ static int parse_some(void *userdata _unused_) {
         return 0;
 }
 
-
 /* ---- the loop's client -------------------------------------------------- */
 
 typedef struct Answers {
@@ -679,7 +678,7 @@ int main(void) {
                 cmocka_unit_test(test_normalize),    cmocka_unit_test(test_measures),  cmocka_unit_test(test_items),
                 cmocka_unit_test(test_fields),       cmocka_unit_test(test_json),      cmocka_unit_test(test_max_input),
                 cmocka_unit_test(test_dev_set),      cmocka_unit_test(test_extra_set), cmocka_unit_test(test_bad_rules),
-                cmocka_unit_test(test_custom_rules), cmocka_unit_test(test_client), cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_custom_rules), cmocka_unit_test(test_client),    cmocka_unit_test(test_oom),
         };
         int r;
 

@@ -110,6 +110,8 @@ static const ConfKey conf_keys[] = {
           "File listing the products: SKU, names, price, stock, aliases." },
         { "store", "zones", CONF_PATH, "zones.conf", NULL, 0, 0, NULL, OFF(store_zones), true,
           "File listing the delivery zones: neighbourhoods, CEP prefixes, streets, fee and delivery time." },
+        { "store", "templates", CONF_PATH, "templates", NULL, 0, 0, NULL, OFF(store_templates), true,
+          "Directory of the reply templates: pt-BR/ID.txt and en/ID.txt for every template id." },
 
         { "http", "listen", CONF_LISTEN, "127.0.0.1:8080", NULL, 0, 0, NULL, OFF(http_listen), false,
           "Address of the HTTP service (webhooks, health, metrics, tracking pages); port 0 picks a free port; "
@@ -199,6 +201,12 @@ static const ConfKey conf_keys[] = {
           "than a missing one)." },
         { "sms", "max_per_second", CONF_UINT, "1", NULL, 1, 1000, NULL, OFF(sms_max_per_second), false,
           "Most SMS sends started per second (the provider's throughput for the origination number)." },
+        { "sms", "max_segments", CONF_UINT, "3", NULL, 1, 10, NULL, OFF(sms_max_segments), true,
+          "Most concatenated segments of one outbound SMS reply; a longer reply is cut at a word boundary and ends "
+          "with an ellipsis." },
+        { "sms", "fold_accents", CONF_BOOL, "no", NULL, 0, 0, NULL, OFF(sms_fold_accents), true,
+          "Fold the accents that GSM 7-bit lacks (ã to a, ç to c) in outbound SMS when that keeps the reply in GSM "
+          "7-bit, which fits 160 characters per segment instead of 70." },
         { "mail", "transport", CONF_ENUM, "log", NULL, 0, 0, mail_transport_table, OFF(mail_transport), false,
           "How e-mail replies leave: log (journal only) or smtp (a relay)." },
         { "mail", "from", CONF_STRING, "", NULL, 0, 0, NULL, OFF(mail_from), false,

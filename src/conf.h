@@ -76,6 +76,7 @@ typedef struct Config {
         char *store_name;
         char *store_catalog;
         char *store_zones;
+        char *store_templates;
 
         /* [http] */
         char *http_listen;
@@ -126,6 +127,8 @@ typedef struct Config {
         uint64_t sms_max_length;
         uint64_t sms_lifetime_usec;
         uint64_t sms_max_per_second;
+        uint64_t sms_max_segments;
+        bool sms_fold_accents;
         int mail_transport; /* MailTransport */
         uint64_t mail_lifetime_usec;
         char *mail_from;

@@ -181,6 +181,17 @@ static const ConfKey conf_keys[] = {
           "order id words. Product names and aliases come from store.catalog." },
         { "nlu", "max_input", CONF_SIZE, "4K", NULL, 256, 64 * 1024, NULL, OFF(nlu_max_input), true,
           "Most bytes of one message that are read for its meaning; the rest is ignored." },
+        { "conversation", "idle_timeout", CONF_DURATION, "30min", NULL, 0, USEC(7 * 24 * 3600), NULL,
+          OFF(conversation_idle_timeout), true,
+          "An order being put together is forgotten after this long without a message from the customer; 0: "
+          "never." },
+        { "conversation", "handoff_timeout", CONF_DURATION, "2h", NULL, USEC(60), USEC(7 * 24 * 3600), NULL,
+          OFF(conversation_handoff_timeout), true,
+          "How long the assistant stays silent after a customer asked for a person, unless 'deliveryctl "
+          "conversation ID resume' ends it first." },
+        { "conversation", "handoff_to", CONF_STRING, "", NULL, 0, 0, NULL, OFF(conversation_handoff_to), true,
+          "Where the store is alerted when a customer asks for a person: an E.164 phone number (by SMS) or an "
+          "e-mail address; empty: no alert, only a log line." },
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,

@@ -120,6 +120,8 @@ typedef struct Config {
         int nlu_backend; /* NluBackend */
         char *nlu_rules;
         uint64_t nlu_max_input;
+        uint64_t conversation_idle_timeout, conversation_handoff_timeout;
+        char *conversation_handoff_to;
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
         char *sms_sender_id;

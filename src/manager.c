@@ -39,12 +39,15 @@
 #include "log.h"
 #include "metrics.h"
 #include "nlu-client.h"
+#include "orders.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
 #include "outbox-eum.h"
 #include "outbox-sns.h"
+#include "stock.h"
 #include "store.h"
 #include "strutil.h"
+#include "tracking.h"
 
 #define DRAIN_POLL_USEC (50 * USEC_PER_MSEC)
 /* After a store failure: long enough to send the 5xx/4xx answers already
@@ -87,6 +90,7 @@ struct Manager {
         Store *store;
         Inbox *inbox;
         Outbox *outbox;
+        Orders *orders;
         SmtpSender *smtp; /* mail.transport = smtp */
         OutboxSns *outbox_sns;
         OutboxEum *outbox_eum;
@@ -207,6 +211,35 @@ static void apply_log_level(Manager *m) {
         log_set_max_level(m->verbose ? LOG_DEBUG : config(m)->log_level);
 }
 
+/* Local times (the tracking page) are the store's, whatever the host's
+ * zone is: TZ is set once, before anything formats a time, and not on
+ * reload (store.timezone needs a restart). */
+static int manager_set_timezone(Manager *m) {
+        const char *tz = config(m)->store_timezone;
+        _cleanup_free_ char *path = mem_printf("/usr/share/zoneinfo/%s", tz);
+
+        if (!path)
+                return log_oom();
+        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
+                log_warning("store.timezone '%s' is not a time zone of /usr/share/zoneinfo; times are shown in UTC.",
+                            tz);
+        if (setenv("TZ", tz, 1) < 0)
+                return log_error_errno(errno, "Failed to set TZ: %m");
+        tzset();
+        return 0;
+}
+
+/* Stock rows for the catalog's SKUs that have none yet; counts already
+ * in the store are kept (the store is the truth). */
+static void manager_sync_stock(Manager *m) {
+        int r = stock_sync(m->store, m->snapshot->catalog);
+
+        if (r < 0)
+                log_error_errno(r, "Failed to add the catalog's new products to the stock: %m");
+        else if (r > 0)
+                log_info("Stock: %d product(s) added from the catalog.", r);
+}
+
 /* Returns 1 when the new configuration is in use, 0 when it was refused
  * (problems in *diags), -errno on failure. */
 static int manager_reload(Manager *m, Diags *diags) {
@@ -245,6 +278,7 @@ static int manager_reload(Manager *m, Diags *diags) {
                         m->loaded_at = now_realtime();
                         apply_log_level(m);
                         http_server_set_max_body(m->http, config(m)->http_max_body);
+                        manager_sync_stock(m);
                         metrics_inc(&m->metrics, METRIC_RELOADS_OK);
                         record_config(m, "reloaded", NULL);
                         log_event("config_reload result=ok generation=%u path=%s", m->generation, m->config_path);
@@ -371,8 +405,39 @@ static void http_webhook_sns(void *userdata, const HttpRequest *req, HttpRespons
         sns_ingress_handle(m->sns, req, resp);
 }
 
+/* GET /t/TOKEN: the order's tracking page.  An unknown token and a
+ * malformed one both take one exact-key look-up and get the same 404. */
+static void http_tracking(void *userdata, const HttpRequest *req, HttpResponse *resp) {
+        Manager *m = userdata;
+        const char *token = req->path + strlen("/t/");
+        json_t *order = NULL;
+        char *html = NULL;
+        int r;
+
+        resp->headers = tracking_page_headers;
+        /* Longer than any token: looked up as "", which no order has. */
+        r = orders_get_by_token_json(m->orders, strlen(token) <= 64 ? token : "", NULL, &order);
+        if (r == -ENOENT) {
+                (void) http_response_text(resp, 404, "text/plain; charset=utf-8", "not found\n");
+                return;
+        }
+        if (r >= 0) {
+                r = tracking_page_html(order, config(m)->store_name, &html);
+                json_decref(order);
+        }
+        if (r < 0) {
+                (void) http_response_text(resp, 503, "text/plain; charset=utf-8", "try again later\n");
+                return;
+        }
+        resp->status = 200;
+        resp->content_type = "text/html; charset=utf-8";
+        resp->body = html;
+        resp->body_len = strlen(html);
+}
+
 static const HttpRoute http_routes[] = {
         { "GET", "/healthz", http_healthz },
+        { "GET", "/t/", http_tracking },
         { "GET", "/metrics", http_metrics },
         { "POST", "/webhooks/sns", http_webhook_sns },
 };
@@ -715,7 +780,37 @@ static int cmd_conversation_resume(void *userdata, json_t *args, json_t **ret, c
         return *ret ? 0 : -ENOMEM;
 }
 
+static int cmd_orders(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {
+        Manager *m = userdata;
+        json_int_t limit = 1000;
+
+        if (args)
+                (void) json_unpack(args, "{s?I}", "limit", &limit);
+        *ret = orders_list_json(m->orders, config(m)->http_public_url, (unsigned) MAX(0, MIN(limit, 100000)));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* {"id": ID} → the order JSON. */
+static int cmd_order(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        const char *id = NULL;
+        int r;
+
+        if (!args || json_unpack(args, "{s:s}", "id", &id) < 0) {
+                *ret_error = mem_strdup("order needs an id");
+                return -EINVAL;
+        }
+        r = orders_get_json(m->orders, id, config(m)->http_public_url, ret);
+        if (r == -EINVAL)
+                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
+        else if (r == -ENOENT)
+                *ret_error = mem_printf("no order %.40s", id);
+        return r;
+}
+
 static const ControlCommand control_commands[] = {
+        { "orders", cmd_orders },
+        { "order", cmd_order },
         { "stats", cmd_stats },
         { "reload", cmd_reload },
         { "inject", cmd_inject },
@@ -756,8 +851,106 @@ static Snapshot *current_snapshot(void *userdata) {
         return m->snapshot;
 }
 
+/* ---- what the conversation does to orders ------------------------------ */
+
+static int64_t chat_stock(void *userdata, const char *sku) {
+        Manager *m = userdata;
+        int64_t n;
+
+        return stock_available(m->store, sku, &n) < 0 ? -1 : n;
+}
+
+/* "2026-12-04T18:15:00Z" → usec; 0 when it is not one. */
+static uint64_t parse_utc(const char *s) {
+        struct tm tm = {};
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+
+        if (!end)
+                return 0;
+        time_t t = timegm(&tm);
+        return t < 0 ? 0 : (uint64_t) t * USEC_PER_SEC;
+}
+
+static int chat_find_order(void *userdata, const char *customer, const char *id, ConvOrder *ret) {
+        Manager *m = userdata;
+        char latest[ORDER_ID_LEN + 1];
+        json_t *o = NULL;
+        int r;
+
+        if (!id) {
+                r = orders_latest_active(m->orders, customer, latest);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                id = latest;
+        }
+        r = orders_get_for_customer(m->orders, id, customer, NULL, &o);
+        if (r == -ENOENT || r == -EINVAL)
+                return 0;
+        if (r < 0)
+                return r;
+        *ret = (ConvOrder){};
+        strscpy(ret->id, sizeof ret->id, json_string_value(json_object_get(o, "id")) ?: id);
+        strscpy(ret->status, sizeof ret->status, json_string_value(json_object_get(o, "status")) ?: "CREATED");
+        ret->eta_usec = parse_utc(json_string_value(json_object_get(o, "eta")));
+        json_decref(o);
+        return 1;
+}
+
+_Static_assert((int) ORDER_PAYMENT_PIX == (int) NLU_PAYMENT_PIX && (int) ORDER_PAYMENT_CARD == (int) NLU_PAYMENT_CARD &&
+                       (int) ORDER_PAYMENT_CASH == (int) NLU_PAYMENT_CASH,
+               "payment methods are the same in both enums");
+
+static int chat_create_order(void *userdata, const char *customer, bool email, const ConvDraft *d,
+                             char ret_id[static NLU_ORDER_ID_LEN + 1]) {
+        Manager *m = userdata;
+        _cleanup_free_ OrderItemDraft *items = mem_new(OrderItemDraft, d->n_lines + 1);
+        char token[ORDER_TOKEN_LEN + 1];
+        const Zone *zone = NULL;
+
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_lines; i++)
+                items[i] = (OrderItemDraft){ .sku = d->lines[i].sku,
+                                             .name = d->lines[i].name,
+                                             .qty = d->lines[i].qty,
+                                             .unit_price_cents = d->lines[i].unit_price_cents };
+        for (size_t i = 0; i < catalog_n_zones(m->snapshot->catalog); i++)
+                if (streq(catalog_zone(m->snapshot->catalog, i)->id, d->zone))
+                        zone = catalog_zone(m->snapshot->catalog, i);
+        const OrderDraft od = {
+                .customer = customer,
+                .channel = email ? "email" : "sms",
+                .lang = nlu_lang_to_string(d->lang),
+                .address = d->address,
+                .zone = d->zone,
+                .zone_name = zone ? zone->name : NULL,
+                .delivery_fee_cents = d->fee_cents,
+                .payment = (OrderPayment) d->payment,
+                .change_for_cents = d->change_for_cents,
+                .eta_usec = d->eta_usec,
+                .items = items,
+                .n_items = d->n_lines,
+        };
+        return orders_create_in_txn(m->orders, &od, now_realtime(), ret_id, token);
+}
+
+static int chat_order_request(void *userdata _unused_, const char *customer, ConvRequestKind kind, const char *order_id,
+                              const char *address _unused_) {
+        log_event("order_request order=%s customer=%s kind=%s", order_id, customer,
+                  kind == CONV_REQUEST_CANCEL ? "cancel" : "change_address");
+        return 0;
+}
+
 static ChatHooks manager_chat_hooks(Manager *m) {
-        return (ChatHooks){ .userdata = m };
+        return (ChatHooks){
+                .stock = chat_stock,
+                .find_order = chat_find_order,
+                .create_order = chat_create_order,
+                .order_request = chat_order_request,
+                .userdata = m,
+        };
 }
 
 static Snapshot *chat_snapshot(void *userdata) {
@@ -930,6 +1123,9 @@ int manager_start(Manager *m) {
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_mono);
         m->generation = 1;
         apply_log_level(m);
+        r = manager_set_timezone(m);
+        if (r < 0)
+                return r;
 
         r = store_open(config(m)->state_directory, &m->store, &error);
         if (r < 0)
@@ -938,6 +1134,12 @@ int manager_start(Manager *m) {
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");
+        r = orders_new(m->store, &m->orders);
+        if (r < 0)
+                return log_oom();
+        r = stock_sync(m->store, m->snapshot->catalog);
+        if (r < 0)
+                return log_error_errno(r, "Failed to seed the stock from the catalog: %m");
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
@@ -1045,6 +1247,7 @@ Manager *manager_free(Manager *m) {
         nlu_client_free(m->nlu);
         inbox_free(m->inbox);
         outbox_free(m->outbox);
+        orders_free(m->orders);
         smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
         outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
         outbox_eum_free(m->outbox_eum);

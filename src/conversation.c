@@ -874,6 +874,18 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
         const NluResult *r = in->nlu;
         int k;
 
+        /* STOP is recorded when the message is stored (before it is
+         * acknowledged); each STOP is confirmed once, even though the
+         * customer counts as opted out already. */
+        if (r->intent == NLU_INTENT_OPT_OUT) {
+                update_lang(s, r, in->text);
+                order_clear(s);
+                s->phase = CONV_IDLE;
+                out->opt = CONV_OPT_OUT;
+                out->opt_out_confirmation = true;
+                out->why = "opted out";
+                return say(env, s, out, "opted_out", NULL, 0);
+        }
         /* Opted out: only START is heard, and nothing else is answered. */
         if (in->opted_out) {
                 if (!nlu_result_has(r, NLU_SIGNAL_OPT_IN)) {
@@ -887,14 +899,6 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
                 return say(env, s, out, "opted_in", NULL, 0);
         }
         update_lang(s, r, in->text);
-        if (r->intent == NLU_INTENT_OPT_OUT) {
-                order_clear(s);
-                s->phase = CONV_IDLE;
-                out->opt = CONV_OPT_OUT;
-                out->opt_out_confirmation = true;
-                out->why = "opted out";
-                return say(env, s, out, "opted_out", NULL, 0);
-        }
         if (s->phase == CONV_HANDOFF) {
                 if (env->now_usec < s->handoff_until_usec) {
                         out->why = "handoff: a person answers";

@@ -943,6 +943,23 @@ static int chat_order_request(void *userdata _unused_, const char *customer, Con
         return 0;
 }
 
+/* STOP and START take effect before the message is acknowledged, so that
+ * nothing else reaches a customer who said STOP, even if the daemon stops
+ * before the conversation answers. */
+static int inbox_store_hook(void *userdata, const InboxMessage *msg, int64_t id _unused_) {
+        Manager *m = userdata;
+        _cleanup_(nlu_result_freep) NluResult *r = NULL;
+        int k = nlu_parse(m->snapshot, msg->body, strlen(msg->body), &r);
+
+        if (k < 0)
+                return k;
+        if (r->intent == NLU_INTENT_OPT_OUT)
+                return outbox_set_opt_out_in_txn(m->outbox, msg->customer, true);
+        if (nlu_result_has(r, NLU_SIGNAL_OPT_IN))
+                return outbox_set_opt_out_in_txn(m->outbox, msg->customer, false);
+        return 0;
+}
+
 static ChatHooks manager_chat_hooks(Manager *m) {
         return (ChatHooks){
                 .stock = chat_stock,
@@ -977,6 +994,7 @@ static int manager_new_chat(Manager *m) {
         r = chat_new(&ctx, &m->chat);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the conversation: %m");
+        inbox_set_store_hook(m->inbox, inbox_store_hook, m);
         return 0;
 }
 

@@ -286,13 +286,28 @@ static int verb_inject(const Config *c, char **args) {
         return r;
 }
 
+/* A message's text on one line of a listing: line breaks shown as " / ". */
+static void print_oneline(const char *text) {
+        for (const char *p = text; *p; p++) {
+                if (*p == '\r')
+                        continue;
+                if (*p == '\n')
+                        fputs(" / ", stdout);
+                else
+                        putchar(*p);
+        }
+        putchar('\n');
+}
+
 static void show_inbox(json_t *s) {
         json_t *row;
         size_t i;
 
-        json_array_foreach (s, i, row)
-                printf("%6lld %-8s %-5s %-6s %-24s %s\n", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
-                       str(row, "source"), str(row, "customer"), str(row, "body"));
+        json_array_foreach (s, i, row) {
+                printf("%6lld %-8s %-5s %-6s %-24s ", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
+                       str(row, "source"), str(row, "customer"));
+                print_oneline(str(row, "body"));
+        }
 }
 
 static int verb_inbox(const Config *c, char **args _unused_) {
@@ -303,9 +318,11 @@ static void show_outbox(json_t *s) {
         json_t *row;
         size_t i;
 
-        json_array_foreach (s, i, row)
-                printf("%6lld %-8s %-5s %2lld %-24s %s\n", num(row, "id", NULL), str(row, "status"),
-                       str(row, "channel"), num(row, "attempts", NULL), str(row, "to"), str(row, "body"));
+        json_array_foreach (s, i, row) {
+                printf("%6lld %-8s %-5s %2lld %-24s ", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
+                       num(row, "attempts", NULL), str(row, "to"));
+                print_oneline(str(row, "body"));
+        }
 }
 
 static void show_outbox_changed(json_t *s) {

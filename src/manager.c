@@ -215,12 +215,12 @@ static void apply_log_level(Manager *m) {
  * zone is: TZ is set once, before anything formats a time, and not on
  * reload (store.timezone needs a restart). */
 static int manager_set_timezone(Manager *m) {
-        const char *tz = config(m)->store_timezone;
+        const char *tz = strempty(config(m)->store_timezone);
         _cleanup_free_ char *path = mem_printf("/usr/share/zoneinfo/%s", tz);
 
         if (!path)
                 return log_oom();
-        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
+        if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
                 log_warning("store.timezone '%s' is not a time zone of /usr/share/zoneinfo; times are shown in UTC.",
                             tz);
         if (setenv("TZ", tz, 1) < 0)

@@ -667,9 +667,14 @@ static int check_state(Loader *ld, json_t *states, const char *name, json_t *st)
         t = state_type_from_string(json_string_value(type));
         if (t < 0)
                 return load_fail(ld, "State '%s': unknown state type '%s'", name, json_string_value(type));
-        r = check_query_language(ld, st, name);
-        if (r < 0)
-                return r;
+        if (json_object_get(st, "QueryLanguage")) {
+                _cleanup_free_ char *where = mem_printf("State '%s'", name);
+                if (!where)
+                        return -ENOMEM;
+                r = check_query_language(ld, st, where);
+                if (r < 0)
+                        return r;
+        }
         json_object_foreach (st, k, v) {
                 for (size_t i = 0; i < ELEMENTSOF(unsupported_fields); i++)
                         if (streq(unsupported_fields[i].field, k))

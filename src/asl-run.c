@@ -158,8 +158,8 @@ static int deliver(Driver *d, Completion *c) {
         int r;
 
         if (!c->entry) {
-                _cleanup_free_ char *cause = mem_printf("Function not found: %s (the tasks file does not name it)",
-                                                        c->function);
+                _cleanup_free_ char *cause =
+                        mem_printf("Function not found: %s (the tasks file does not name it)", c->function);
                 if (!cause)
                         return -ENOMEM;
                 r = asl_execution_task_failed(d->e, c->token, "Lambda.ResourceNotFoundException", cause, d->now);
@@ -216,7 +216,8 @@ int asl_run_scripted(AslDefinition *def, json_t *input, json_t *tasks, const Asl
                 size_t best = SIZE_MAX;
 
                 if (++iterations > DRIVER_ITERATIONS_MAX) {
-                        r = script_fail(ret_error, "the run did not end after %u scripted events", DRIVER_ITERATIONS_MAX);
+                        r = script_fail(ret_error, "the run did not end after %u scripted events",
+                                        DRIVER_ITERATIONS_MAX);
                         break;
                 }
                 for (size_t i = 0; i < d.n_pending; i++)

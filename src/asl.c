@@ -54,8 +54,8 @@ typedef enum StateType {
 } StateType;
 
 static const char *const state_type_table[_ST_MAX] = {
-        [ST_PASS] = "Pass",         [ST_TASK] = "Task", [ST_CHOICE] = "Choice",     [ST_WAIT] = "Wait",
-        [ST_SUCCEED] = "Succeed",   [ST_FAIL] = "Fail", [ST_PARALLEL] = "Parallel", [ST_MAP] = "Map",
+        [ST_PASS] = "Pass",       [ST_TASK] = "Task", [ST_CHOICE] = "Choice",     [ST_WAIT] = "Wait",
+        [ST_SUCCEED] = "Succeed", [ST_FAIL] = "Fail", [ST_PARALLEL] = "Parallel", [ST_MAP] = "Map",
 };
 
 static StateType state_type_from_string(const char *s) {
@@ -198,8 +198,8 @@ static const char *const allowed_fields[_ST_MAX][20] = {
         [ST_PARALLEL] = { "Next", "End", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath",
                           "Retry", "Catch", "Branches" },
         [ST_MAP] = { "Next", "End", "InputPath", "OutputPath", "ItemsPath", "ItemSelector", "Parameters",
-                     "ResultSelector", "ResultPath", "Retry", "Catch", "ItemProcessor", "Iterator",
-                     "MaxConcurrency", "MaxConcurrencyPath" },
+                     "ResultSelector", "ResultPath", "Retry", "Catch", "ItemProcessor", "Iterator", "MaxConcurrency",
+                     "MaxConcurrencyPath" },
 };
 
 static bool field_allowed(StateType t, const char *k) {
@@ -268,8 +268,7 @@ static int check_next(Loader *ld, json_t *states, const char *name, const char *
         return 0;
 }
 
-static int check_error_equals(Loader *ld, const char *name, const char *what, size_t idx, json_t *obj,
-                              bool *ret_all) {
+static int check_error_equals(Loader *ld, const char *name, const char *what, size_t idx, json_t *obj, bool *ret_all) {
         json_t *ee = json_object_get(obj, "ErrorEquals"), *v;
         size_t i;
 
@@ -322,12 +321,14 @@ static int check_retry(Loader *ld, json_t *st, const char *name) {
                                                          name, i);
                         } else if (streq(k, "BackoffRate")) {
                                 if (!json_is_number(v) || json_number_value(v) < 1.0 || json_number_value(v) > 1e6)
-                                        return load_fail(ld, "State '%s': Retry[%zu]: BackoffRate must be a number >= 1.0",
+                                        return load_fail(ld,
+                                                         "State '%s': Retry[%zu]: BackoffRate must be a number >= 1.0",
                                                          name, i);
                         } else if (streq(k, "JitterStrategy")) {
                                 if (!json_is_string(v) ||
                                     (!streq(json_string_value(v), "FULL") && !streq(json_string_value(v), "NONE")))
-                                        return load_fail(ld, "State '%s': Retry[%zu]: JitterStrategy must be FULL or NONE",
+                                        return load_fail(ld,
+                                                         "State '%s': Retry[%zu]: JitterStrategy must be FULL or NONE",
                                                          name, i);
                         } else
                                 return load_fail(ld, "State '%s': Retry[%zu]: unknown field '%s'", name, i, k);
@@ -364,7 +365,8 @@ static int check_catch(Loader *ld, json_t *states, json_t *st, const char *name)
                                 if (json_is_null(v))
                                         continue;
                                 if (!json_is_string(v))
-                                        return load_fail(ld, "State '%s': Catch[%zu]: ResultPath must be a string or null",
+                                        return load_fail(ld,
+                                                         "State '%s': Catch[%zu]: ResultPath must be a string or null",
                                                          name, i);
                                 r = asl_path_check(json_string_value(v), true, false, &msg);
                                 if (r < 0)
@@ -479,8 +481,9 @@ static int check_task(Loader *ld, json_t *st, const char *name) {
                         if (r == -ENOMEM)
                                 return r;
                         if (r < 0)
-                                return load_fail(ld, "State '%s': Parameters.FunctionName '%s' is not a function name or ARN",
-                                                 name, json_string_value(fn));
+                                return load_fail(
+                                        ld, "State '%s': Parameters.FunctionName '%s' is not a function name or ARN",
+                                        name, json_string_value(fn));
                 } else if (!json_object_get(params, "FunctionName.$"))
                         return load_fail(ld, "State '%s': %s needs Parameters with FunctionName", name,
                                          json_string_value(res));
@@ -510,8 +513,10 @@ static int check_wait(Loader *ld, json_t *st, const char *name) {
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 n += !!json_object_get(st, fields[i]);
         if (n != 1)
-                return load_fail(ld, "State '%s': a Wait needs exactly one of Seconds, SecondsPath, Timestamp, "
-                                 "TimestampPath", name);
+                return load_fail(ld,
+                                 "State '%s': a Wait needs exactly one of Seconds, SecondsPath, Timestamp, "
+                                 "TimestampPath",
+                                 name);
         v = json_object_get(st, "Seconds");
         if (v && (!is_nonneg_int(v) || json_integer_value(v) > 99999999))
                 return load_fail(ld, "State '%s': Seconds must be a non-negative integer", name);
@@ -565,8 +570,10 @@ static int check_choice(Loader *ld, json_t *states, json_t *st, const char *name
                 if (!json_is_object(rule))
                         return load_fail(ld, "State '%s': Choices[%zu] must be an object", name, i);
                 if (json_object_get(rule, "Assign") || json_object_get(rule, "Condition"))
-                        return load_fail(ld, "State '%s': Choices[%zu]: Assign/Condition (JSONata, variables) are not "
-                                         "supported", name, i);
+                        return load_fail(ld,
+                                         "State '%s': Choices[%zu]: Assign/Condition (JSONata, variables) are not "
+                                         "supported",
+                                         name, i);
                 r = asl_choice_check(rule, true, &msg);
                 if (r < 0) {
                         _cleanup_free_ char *where = mem_printf("Choices[%zu]", i);
@@ -611,16 +618,19 @@ static int check_processor(Loader *ld, json_t *st, const char *name) {
                         json_object_foreach (cfg, k, v) {
                                 if (streq(k, "Mode")) {
                                         if (!json_is_string(v))
-                                                return load_fail(ld, "State '%s': ProcessorConfig.Mode must be a string",
-                                                                 name);
+                                                return load_fail(
+                                                        ld, "State '%s': ProcessorConfig.Mode must be a string", name);
                                         if (streq(json_string_value(v), "DISTRIBUTED"))
-                                                return load_fail(ld, "State '%s': Distributed Map is not supported "
-                                                                 "(ProcessorConfig.Mode DISTRIBUTED)", name);
+                                                return load_fail(ld,
+                                                                 "State '%s': Distributed Map is not supported "
+                                                                 "(ProcessorConfig.Mode DISTRIBUTED)",
+                                                                 name);
                                         if (!streq(json_string_value(v), "INLINE"))
-                                                return load_fail(ld, "State '%s': unknown ProcessorConfig.Mode '%s'", name,
-                                                                 json_string_value(v));
+                                                return load_fail(ld, "State '%s': unknown ProcessorConfig.Mode '%s'",
+                                                                 name, json_string_value(v));
                                 } else if (!streq(k, "ExecutionType"))
-                                        return load_fail(ld, "State '%s': ProcessorConfig: unknown field '%s'", name, k);
+                                        return load_fail(ld, "State '%s': ProcessorConfig: unknown field '%s'", name,
+                                                         k);
                         }
                 }
         } else if (!json_is_object(it))
@@ -761,8 +771,8 @@ static int load_machine(Loader *ld, json_t *obj, const char *where, bool top) {
         if (++ld->depth > ASL_DEPTH_MAX / 4)
                 return load_fail(ld, "%s: Parallel and Map states nested too deeply", where);
         json_object_foreach (obj, k, v)
-                if (!streq(k, "StartAt") && !streq(k, "States") && !streq(k, "Comment") &&
-                    !streq(k, "QueryLanguage") && !(top && (streq(k, "Version") || streq(k, "TimeoutSeconds"))) &&
+                if (!streq(k, "StartAt") && !streq(k, "States") && !streq(k, "Comment") && !streq(k, "QueryLanguage") &&
+                    !(top && (streq(k, "Version") || streq(k, "TimeoutSeconds"))) &&
                     !(!top && streq(k, "ProcessorConfig")))
                         return load_fail(ld, "%s: unknown field '%s'", where, k);
         r = check_query_language(ld, obj, where);
@@ -1195,8 +1205,10 @@ static int build_context(AslExecution *e, Frame *f, const char *token, int64_t m
                 return -ENOMEM;
         if (token && json_object_set_new(c, "Task", json_pack("{s:s}", "Token", token)) < 0)
                 goto oom;
-        if (map_value && json_object_set_new(c, "Map", json_pack("{s:{s:I,s:O}}", "Item", "Index",
-                                                                 (json_int_t) map_index, "Value", map_value)) < 0)
+        if (map_value &&
+            json_object_set_new(
+                    c, "Map", json_pack("{s:{s:I,s:O}}", "Item", "Index", (json_int_t) map_index, "Value", map_value)) <
+                    0)
                 goto oom;
         *ret = c;
         return 0;
@@ -1366,7 +1378,7 @@ static int state_error(AslExecution *e, Frame *f, const char *error, const char 
                         break; /* the first matching retrier decides: exhausted, on to Catch */
                 interval = json_to_int(rt, "IntervalSeconds", 1);
                 backoff = json_object_get(rt, "BackoffRate") ? json_number_value(json_object_get(rt, "BackoffRate"))
-                                                              : 2.0;
+                                                             : 2.0;
                 delay = interval;
                 for (unsigned k = 0; k < f->attempts[i] && delay < 99999999.0; k++)
                         delay *= backoff;
@@ -1492,8 +1504,9 @@ static int task_describe(AslExecution *e, Frame *f, AslTask *ret) {
         if (kind == RES_LAMBDA_ARN)
                 t.payload = json_incref(f->effective);
         else
-                t.payload = json_object_get(f->effective, "Payload") ? json_incref(json_object_get(f->effective, "Payload"))
-                                                                      : json_object();
+                t.payload = json_object_get(f->effective, "Payload")
+                        ? json_incref(json_object_get(f->effective, "Payload"))
+                        : json_object();
         if (!t.token || !t.state || !t.resource || !t.payload) {
                 r = -ENOMEM;
                 goto fail;
@@ -1567,11 +1580,13 @@ static int run_task(AslExecution *e, Frame *f, json_t *st, json_t *ctx_plain) {
 
         {
                 json_t *params = dumps_json(f->effective);
-                d = params ? json_pack("{s:s,s:s,s:s,s:o,s:I}", "resourceType", "lambda", "resource",
-                                       resource_short(res), "region", "local", "parameters", params,
-                                       "timeoutInSeconds", (json_int_t) timeout)
-                           : NULL;
-                if (!d || (heartbeat && json_object_set_new(d, "heartbeatInSeconds", json_integer((json_int_t) heartbeat)) < 0))
+                d = params
+                        ? json_pack("{s:s,s:s,s:s,s:o,s:I}", "resourceType", "lambda", "resource", resource_short(res),
+                                    "region", "local", "parameters", params, "timeoutInSeconds", (json_int_t) timeout)
+                        : NULL;
+                if (!d ||
+                    (heartbeat &&
+                     json_object_set_new(d, "heartbeatInSeconds", json_integer((json_int_t) heartbeat)) < 0))
                         return -ENOMEM;
                 r = emit(e, f, "TaskScheduled", "taskScheduledEventDetails", TAKE_PTR(d));
                 if (r < 0)
@@ -1625,7 +1640,8 @@ static int map_spawn(AslExecution *e, Frame *f) {
 
         if (m < 0)
                 return -EIO;
-        while (f->next_child < json_array_size(f->items) && (f->max_concurrency == 0 || f->active < f->max_concurrency)) {
+        while (f->next_child < json_array_size(f->items) &&
+               (f->max_concurrency == 0 || f->active < f->max_concurrency)) {
                 unsigned i = f->next_child;
                 json_t *d = json_pack("{s:I,s:s}", "index", (json_int_t) i, "name", f->state);
                 if (!d)
@@ -1662,8 +1678,8 @@ static int run_map(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
         if (json_array_size(items) > ASL_MAP_ITEMS_MAX)
                 return state_error(e, f, "States.Runtime", "more Map items than the local engine allows (10000)");
         f->max_concurrency = json_object_get(st, "MaxConcurrency")
-                                     ? (unsigned) json_integer_value(json_object_get(st, "MaxConcurrency"))
-                                     : 0;
+                ? (unsigned) json_integer_value(json_object_get(st, "MaxConcurrency"))
+                : 0;
         if (json_object_get(st, "MaxConcurrencyPath")) {
                 uint64_t mc;
                 r = seconds_from_path(st, "MaxConcurrencyPath", eff, ctx, &mc, &fl);
@@ -1761,7 +1777,8 @@ static int run_wait(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
         if (r < 0)
                 return data_failure(e, f, r, &fl);
         if (json_object_get(st, "Seconds"))
-                f->deadline = e->now_usec + (uint64_t) json_integer_value(json_object_get(st, "Seconds")) * USEC_PER_SEC;
+                f->deadline =
+                        e->now_usec + (uint64_t) json_integer_value(json_object_get(st, "Seconds")) * USEC_PER_SEC;
         else if (json_object_get(st, "SecondsPath")) {
                 r = seconds_from_path(st, "SecondsPath", eff, ctx, &secs, &fl);
                 if (r < 0)
@@ -1771,12 +1788,14 @@ static int run_wait(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
                 if (json_object_get(st, "Timestamp"))
                         ts = json_incref(json_object_get(st, "Timestamp"));
                 else {
-                        r = asl_path_select(json_string_value(json_object_get(st, "TimestampPath")), eff, ctx, &ts, &fl);
+                        r = asl_path_select(json_string_value(json_object_get(st, "TimestampPath")), eff, ctx, &ts,
+                                            &fl);
                         if (r < 0)
                                 return data_failure(e, f, r, &fl);
                 }
                 if (!json_is_string(ts) || asl_timestamp_parse(json_string_value(ts), &t) < 0)
-                        return state_error(e, f, "States.Runtime", "TimestampPath did not select an RFC 3339 timestamp");
+                        return state_error(e, f, "States.Runtime",
+                                           "TimestampPath did not select an RFC 3339 timestamp");
                 f->deadline = t > 0 && (uint64_t) t > e->now_usec ? (uint64_t) t : e->now_usec;
         }
         json_decref(f->effective);
@@ -1786,8 +1805,8 @@ static int run_wait(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
 }
 
 /* Fail's Error/Cause: the literal, or ErrorPath/CausePath (a path or an intrinsic). */
-static int fail_field(AslExecution *e, Frame *f, json_t *st, const char *lit, const char *path, json_t *ctx,
-                      char **ret, AslFailure *fl) {
+static int fail_field(AslExecution *e, Frame *f, json_t *st, const char *lit, const char *path, json_t *ctx, char **ret,
+                      AslFailure *fl) {
         _cleanup_(json_decrefp) json_t *v = NULL;
         const char *p = json_string_value(json_object_get(st, path));
         int r;
@@ -1850,7 +1869,8 @@ static int run_state(AslExecution *e, Frame *f) {
                 if (!next && def)
                         next = json_string_value(def);
                 if (!next)
-                        return frame_fail(e, f, "States.NoChoiceMatched", "no Choice rule matched and there is no Default");
+                        return frame_fail(e, f, "States.NoChoiceMatched",
+                                          "no Choice rule matched and there is no Default");
                 r = select_field(st, "OutputPath", eff, ctx, &out, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
@@ -2056,8 +2076,8 @@ static int task_result(AslExecution *e, json_t *st, json_t *output, json_t **ret
                 *ret = json_incref(output);
                 return 0;
         }
-        snprintf(rid, sizeof rid, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-a%03" PRIx64 "-%012" PRIx64,
-                 a >> 32, (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0xfff, b & (uint64_t) 0xffffffffffff);
+        snprintf(rid, sizeof rid, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-a%03" PRIx64 "-%012" PRIx64, a >> 32,
+                 (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0xfff, b & (uint64_t) 0xffffffffffff);
         *ret = json_pack("{s:s,s:O,s:{s:{s:[s],s:[s],s:[s]},s:{s:s,s:s,s:s},s:i},s:{s:s},s:i}", "ExecutedVersion",
                          "$LATEST", "Payload", output, "SdkHttpMetadata", "AllHttpHeaders", "X-Amz-Executed-Version",
                          "$LATEST", "x-amzn-RequestId", rid, "Content-Type", "application/json", "HttpHeaders",
@@ -2190,8 +2210,9 @@ int asl_execution_advance_time(AslExecution *e, uint64_t now_usec) {
                         break;
                 set_now(e, d);
                 if (e->deadline <= d) {
-                        _cleanup_free_ char *cause = mem_printf("the execution ran longer than its TimeoutSeconds (%" PRIu64 " s)",
-                                                              e->def->timeout_usec / USEC_PER_SEC);
+                        _cleanup_free_ char *cause =
+                                mem_printf("the execution ran longer than its TimeoutSeconds (%" PRIu64 " s)",
+                                           e->def->timeout_usec / USEC_PER_SEC);
                         if (!cause)
                                 return -ENOMEM;
                         return execution_end(e, ASL_TIMED_OUT, NULL, "States.Timeout", cause);
@@ -2207,8 +2228,8 @@ int asl_execution_advance_time(AslExecution *e, uint64_t now_usec) {
         return 0;
 }
 
-int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint64_t now_usec,
-                      const AslOptions *opts, AslExecution **ret) {
+int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint64_t now_usec, const AslOptions *opts,
+                      AslExecution **ret) {
         _cleanup_(asl_execution_freep) AslExecution *e = NULL;
         json_t *d, *s;
         Frame *f;
@@ -2301,9 +2322,9 @@ static json_t *frame_to_json(const Frame *f) {
                 }
         o = json_pack("{s:I,s:I,s:i,s:i,s:s,s:s,s:O,s:I,s:i,s:o,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:b,s:I}", "id",
                       (json_int_t) f->id, "parent", (json_int_t) f->parent, "machine", (int) f->machine, "index",
-                      (int) f->index, "state", f->state, "phase", phase_table[f->phase], "input", f->input,
-                      "entered", (json_int_t) f->entered_usec, "retry_count", (int) f->retry_count, "attempts", att,
-                      "deadline", (json_int_t) f->deadline, "timeout_at", (json_int_t) f->timeout_at, "heartbeat_at",
+                      (int) f->index, "state", f->state, "phase", phase_table[f->phase], "input", f->input, "entered",
+                      (json_int_t) f->entered_usec, "retry_count", (int) f->retry_count, "attempts", att, "deadline",
+                      (json_int_t) f->deadline, "timeout_at", (json_int_t) f->timeout_at, "heartbeat_at",
                       (json_int_t) (f->heartbeat_at == UINT64_MAX ? -1 : (json_int_t) f->heartbeat_at),
                       "heartbeat_usec", (json_int_t) f->heartbeat_usec, "next_child", (int) f->next_child, "active",
                       (int) f->active, "max_concurrency", (int) f->max_concurrency, "dirty", f->dirty, "last_event",
@@ -2333,10 +2354,10 @@ int asl_execution_to_json(const AslExecution *e, json_t **ret) {
                       "name", e->name, "state_machine", e->machine_name, "input", e->input, "start",
                       (json_int_t) e->start_usec, "now", (json_int_t) e->now_usec, "deadline",
                       (json_int_t) (e->deadline == UINT64_MAX ? -1 : (json_int_t) e->deadline), "status",
-                      asl_status_to_string(e->status), "transitions", (json_int_t) e->transitions,
-                      "max_transitions", (json_int_t) e->max_transitions, "rng", (json_int_t) (int64_t) e->rng,
-                      "next_frame_id", (json_int_t) e->next_frame_id, "events", e->events, "history_full",
-                      e->history_full, "frames", frames);
+                      asl_status_to_string(e->status), "transitions", (json_int_t) e->transitions, "max_transitions",
+                      (json_int_t) e->max_transitions, "rng", (json_int_t) (int64_t) e->rng, "next_frame_id",
+                      (json_int_t) e->next_frame_id, "events", e->events, "history_full", e->history_full, "frames",
+                      frames);
         if (!o)
                 return -ENOMEM;
         if (set_opt(o, "output", e->output) < 0 || set_opt_str(o, "error", e->error) < 0 ||
@@ -2460,8 +2481,8 @@ static int frame_from_json(AslExecution *e, json_t *o, Restore *rs) {
                 return r;
         if (f->phase == PH_TASK && (!f->token || frame_type(e, f) != ST_TASK || !f->effective))
                 return restore_fail(rs, "a frame waits for a task that is not there");
-        if ((f->phase == PH_CHILDREN) && (!json_is_array(f->results) || (frame_type(e, f) != ST_PARALLEL &&
-                                                                          frame_type(e, f) != ST_MAP)))
+        if ((f->phase == PH_CHILDREN) &&
+            (!json_is_array(f->results) || (frame_type(e, f) != ST_PARALLEL && frame_type(e, f) != ST_MAP)))
                 return restore_fail(rs, "a frame waits for children it cannot have");
         if (f->phase == PH_CHILDREN && frame_type(e, f) == ST_MAP && !json_is_array(f->items))
                 return restore_fail(rs, "a Map frame has no items");

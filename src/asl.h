@@ -90,8 +90,8 @@ AslTask *asl_tasks_free(AslTask *t, size_t n);
  * stolen) at now_usec.  Nothing runs until asl_execution_step().  0 and
  * a new execution in *ret; -EINVAL when name is empty or too long;
  * -ENOMEM. */
-int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint64_t now_usec,
-                      const AslOptions *opts, AslExecution **ret);
+int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint64_t now_usec, const AslOptions *opts,
+                      AslExecution **ret);
 AslExecution *asl_execution_free(AslExecution *e);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AslExecution *, asl_execution_free);
 

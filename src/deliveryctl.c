@@ -359,7 +359,6 @@ static int verb_parse(const Snapshot *s, char **args) {
         return EXIT_SUCCESS;
 }
 
-
 #define ASL_FILE_MAX (16U << 20)
 
 /* A JSON file (or "-": stdin) for asl run; an exit status, printing why when it is not 0. */
@@ -396,8 +395,9 @@ static int verb_asl(char **args) {
         int r;
 
         if (!args[0] || !streq(args[0], "run")) {
-                fprintf(stderr, "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
-                                "[--max-transitions N]\n");
+                fprintf(stderr,
+                        "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
+                        "[--max-transitions N]\n");
                 return EXIT_USAGE;
         }
         for (size_t i = 1; args[i]; i++) {
@@ -408,8 +408,9 @@ static int verb_asl(char **args) {
                         target = &tasks_path;
                 else if (streq(args[i], "--max-transitions")) {
                         if (!args[i + 1] || parse_uint64(args[i + 1], &max) < 0 || max == 0 || max > 10000000) {
-                                fprintf(stderr, "deliveryctl: asl run: --max-transitions needs a number from 1 to "
-                                                "10000000\n");
+                                fprintf(stderr,
+                                        "deliveryctl: asl run: --max-transitions needs a number from 1 to "
+                                        "10000000\n");
                                 return EXIT_USAGE;
                         }
                         i++;
@@ -431,8 +432,9 @@ static int verb_asl(char **args) {
                 *target = args[++i];
         }
         if (!def_path) {
-                fprintf(stderr, "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
-                                "[--max-transitions N]\n");
+                fprintf(stderr,
+                        "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
+                        "[--max-transitions N]\n");
                 return EXIT_USAGE;
         }
 
@@ -482,7 +484,8 @@ static int verb_asl(char **args) {
 static const Verb verbs[] = {
         { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing", NULL, NULL },
         { "stats", 0, 0, verb_stats, "stats [--json]        counters and state", NULL, NULL },
-        { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait", NULL, NULL },
+        { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait", NULL,
+          NULL },
         { "inject", 2, 3, verb_inject,
           "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified", NULL, NULL },
         { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first", NULL, NULL },

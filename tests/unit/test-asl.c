@@ -32,7 +32,8 @@ static const struct {
           "State 'A': Next and End are exclusive" },
         { "{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Succeed\", \"End\": true}}}",
           "State 'A': field 'End' is not allowed in a Succeed state" },
-        { "{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Task\", \"Resource\": \"arn:aws:states:::sns:publish\", "
+        { "{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Task\", \"Resource\": "
+          "\"arn:aws:states:::sns:publish\", "
           "\"End\": true}}}",
           "State 'A': unsupported Resource 'arn:aws:states:::sns:publish'" },
         { "{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Task\", \"Resource\": "
@@ -55,7 +56,8 @@ static const struct {
           "State 'A': a Parallel needs a non-empty Branches array" },
         { "{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Map\", \"End\": true}}}",
           "State 'A': a Map needs exactly one of ItemProcessor and Iterator" },
-        { "{\"StartAt\": \"M\", \"States\": {\"M\": {\"Type\": \"Map\", \"End\": true, \"ItemProcessor\": {\"StartAt\": "
+        { "{\"StartAt\": \"M\", \"States\": {\"M\": {\"Type\": \"Map\", \"End\": true, \"ItemProcessor\": "
+          "{\"StartAt\": "
           "\"I\", \"States\": {\"I\": {\"Type\": \"Pass\", \"Next\": \"J\"}}}}}}",
           "State 'I': Next names a state 'J' that does not exist" },
         { "{\"StartAt\": \"A\", \"States\": {\"A\": {\"Type\": \"Map\", \"End\": true, \"ItemReader\": {}, "
@@ -135,13 +137,12 @@ static void drive(AslDefinition *def, AslExecution **ep, bool reload) {
                         if (streq(tasks[i].function, "reserve")) {
                                 assert_int_equal(tasks[i].attempt, ++reserve_calls);
                                 if (reserve_calls < 3)
-                                        assert_int_equal(asl_execution_task_failed(*ep, tasks[i].token, "Busy", "hold on",
-                                                                                   now),
-                                                         0);
+                                        assert_int_equal(
+                                                asl_execution_task_failed(*ep, tasks[i].token, "Busy", "hold on", now),
+                                                0);
                                 else
-                                        assert_int_equal(asl_execution_task_succeeded(*ep, tasks[i].token,
-                                                                                      json_true(), now),
-                                                         0);
+                                        assert_int_equal(
+                                                asl_execution_task_succeeded(*ep, tasks[i].token, json_true(), now), 0);
                         } else if (streq(tasks[i].function, "pix")) {
                                 /* The callback comes later: heartbeats keep it alive past HeartbeatSeconds. */
                                 assert_true(tasks[i].callback);
@@ -150,10 +151,8 @@ static void drive(AslDefinition *def, AslExecution **ep, bool reload) {
                                 assert_int_equal(tasks[i].heartbeat_usec, now + 50 * SEC);
                         } else {
                                 assert_string_equal(tasks[i].function, "notify");
-                                assert_int_equal(asl_execution_task_succeeded(*ep, tasks[i].token,
-                                                                              tasks[i].payload,
-                                                                              now),
-                                                 0);
+                                assert_int_equal(
+                                        asl_execution_task_succeeded(*ep, tasks[i].token, tasks[i].payload, now), 0);
                         }
                 }
                 asl_tasks_free(tasks, n);
@@ -193,9 +192,8 @@ static void drive(AslDefinition *def, AslExecution **ep, bool reload) {
                                                 assert_int_equal(asl_execution_task_heartbeat(*ep, p[i].token, now), 0);
                                         else {
                                                 json_t *paid = json_pack("{s:s}", "paid", "yes");
-                                                assert_int_equal(asl_execution_task_succeeded(*ep, p[i].token, paid,
-                                                                                              now),
-                                                                 0);
+                                                assert_int_equal(
+                                                        asl_execution_task_succeeded(*ep, p[i].token, paid, now), 0);
                                                 json_decref(paid);
                                         }
                                 }
@@ -231,8 +229,9 @@ static void test_round_trip(void **state _unused_) {
         free(hb);
         /* The restored run went through the Map, the retries and both waits. */
         ha = json_dumps(asl_execution_output(b), JSON_COMPACT | JSON_SORT_KEYS);
-        assert_string_equal(ha, "{\"at\":\"2026-01-01T00:01:23.000Z\",\"both\":[{\"paid\":\"yes\"},[\"x\",\"y\"]],"
-                                "\"reserve\":{\"ok\":true}}");
+        assert_string_equal(ha,
+                            "{\"at\":\"2026-01-01T00:01:23.000Z\",\"both\":[{\"paid\":\"yes\"},[\"x\",\"y\"]],"
+                            "\"reserve\":{\"ok\":true}}");
         free(ha);
         asl_execution_free(a);
         asl_execution_free(b);
@@ -245,9 +244,9 @@ static void test_restore_refuses(void **state _unused_) {
         char *error = NULL;
 
         assert_int_equal(asl_definition_load(busy_definition, &def, NULL), 0);
-        assert_int_equal(asl_definition_load("{\"StartAt\": \"Z\", \"States\": {\"Z\": {\"Type\": \"Succeed\"}}}",
-                                             &other, NULL),
-                         0);
+        assert_int_equal(
+                asl_definition_load("{\"StartAt\": \"Z\", \"States\": {\"Z\": {\"Type\": \"Succeed\"}}}", &other, NULL),
+                0);
         assert_int_equal(asl_execution_new(def, "o", NULL, T0, NULL, &e), 0);
         assert_int_equal(asl_execution_step(e, NULL, NULL), 0);
         assert_int_equal(asl_execution_to_json(e, &j), 0);
@@ -382,9 +381,9 @@ static void test_oom(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_load_errors), cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_load_errors),     cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_restore_refuses), cmocka_unit_test(test_tokens),
-                cmocka_unit_test(test_jitter),     cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_jitter),          cmocka_unit_test(test_oom),
         };
 
         alloc_init();

@@ -1255,7 +1255,6 @@ static int effective_input(AslExecution *e, Frame *f, json_t *st, bool with_para
         int r;
 
         (void) e;
-        (void) f;
         r = select_field(st, "InputPath", f->input, ctx, &in, fl);
         if (r < 0 || !params) {
                 if (r >= 0)
@@ -1705,6 +1704,7 @@ static int run_map(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
                 if (json_array_append_new(inputs, in) < 0)
                         return -ENOMEM;
         }
+        json_decref(f->results); /* a retry runs the iterations again */
         f->results = json_array();
         if (!f->results)
                 return -ENOMEM;
@@ -1743,6 +1743,7 @@ static int run_parallel(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
         r = effective_input(e, f, st, true, ctx, &eff, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
+        json_decref(f->results); /* a retry runs the branches again */
         f->results = json_array();
         if (!f->results)
                 return -ENOMEM;

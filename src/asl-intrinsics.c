@@ -197,7 +197,7 @@ static int buf_add(Buf *b, const char *s, size_t n) {
 }
 
 /* A number as AWS prints it: integers without a point, other values as
- * short as they read back exactly. */
+ * short as they read back exactly, with a point. */
 static void number_text(json_t *v, char *buf, size_t size) {
         if (json_is_integer(v)) {
                 snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -209,6 +209,9 @@ static void number_text(json_t *v, char *buf, size_t size) {
                 if (strtod(buf, NULL) == d)
                         break;
         }
+        /* A real keeps its point (3.0), as Java's Double prints it. */
+        if (!strpbrk(buf, ".eEni") && strlen(buf) + 3 <= size)
+                memcpy(buf + strlen(buf), ".0", 3);
 }
 
 /* ---- the functions --------------------------------------------------------- */
@@ -303,11 +306,31 @@ static int fn_string_to_json(Ctx *c, const Call *call _unused_, json_t **argv, j
 }
 
 static int fn_json_to_string(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
-        char *s = json_dumps(argv[0], JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = NULL;
         int r;
 
-        if (!s)
-                return -ENOMEM;
+        /* Numbers as short as they read back exactly (0.1, not jansson's
+         * default 0.10000000000000001), as AWS prints them. */
+        for (int prec = 15; prec <= 17 && !s; prec++) {
+                unsigned long before = alloc_failures();
+                s = json_dumps(argv[0], JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
+                if (!s)
+                        return -ENOMEM;
+                if (prec == 17)
+                        break;
+                json_t *back = json_loads(s, JSON_DECODE_ANY, NULL);
+                if (!back) {
+                        free(s);
+                        if (alloc_failures() != before)
+                                return -ENOMEM;
+                        return asl_failure_set(c->f, FAIL, "States.JsonToString: cannot print the value");
+                }
+                if (!json_equal(back, argv[0])) {
+                        free(s);
+                        s = NULL;
+                }
+                json_decref(back);
+        }
         r = new_string(c, "States.JsonToString", s, strlen(s), ret);
         free(s);
         return r;

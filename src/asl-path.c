@@ -263,6 +263,10 @@ static int parse_quoted(Parser *p, char **ret) {
         }
         p->pos++;
         out[n] = '\0';
+        if (!normalize_utf8_valid(out, n)) {
+                free(out);
+                return perr(p, "a name that is not UTF-8");
+        }
         *ret = out;
         return 0;
 }
@@ -374,6 +378,8 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
 
         skip_ws(p);
         if (peek(p) == '!' && peek_at(p, 1) != '=') {
+                if (++p->depth > ASL_DEPTH_MAX)
+                        return perr(p, "filter nested too deep");
                 p->pos++;
                 x = mem_new(Filter, 1);
                 if (!x)
@@ -382,6 +388,7 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
                 r = parse_filter_primary(p, &x->a);
                 if (r < 0)
                         return r;
+                p->depth--;
                 *ret = TAKE_PTR(x);
                 return 0;
         }
@@ -651,12 +658,16 @@ static int parse_path_at(Parser *p, PathRoot root, AslPath **ret) {
                                 p->pos++;
                         if (p->pos == start)
                                 return perr(p, "expected a name after '.'");
+                        if (!normalize_utf8_valid(p->s + start, p->pos - start))
+                                return perr(p, "a name that is not UTF-8");
                         seg.type = SEG_CHILD;
                         seg.name = mem_strndup(p->s + start, p->pos - start);
                         if (!seg.name)
                                 return poom(p);
-                        if (peek(p) == '(')
+                        if (peek(p) == '(') {
+                                seg_done(&seg);
                                 return perr(p, "path functions are not supported");
+                        }
                 } else if (c == '[') {
                         p->pos++;
                         r = parse_bracket(p, &seg);
@@ -783,7 +794,6 @@ static void nodes_done(Nodes *n) {
 typedef struct Eval {
         json_t *root; /* $ */
         AslFailure *f;
-        unsigned depth;
 } Eval;
 
 static int nodes_add(Eval *e, Nodes *n, json_t *v) {
@@ -1031,10 +1041,8 @@ static int filter_match(Eval *e, const Filter *x, json_t *cur, bool *ret) {
         bool m1, m2;
         int r;
 
-        if (++e->depth > ASL_DEPTH_MAX) {
-                e->depth--;
-                return asl_failure_set(e->f, "States.Runtime", "filter evaluation nested too deep");
-        }
+        /* No depth check here: the parser bounded the nesting, and a chain of
+         * && or || is as long as the path allows (ASL_PATH_MAX). */
         switch (x->op) {
         case FOP_OR:
         case FOP_AND:
@@ -1070,7 +1078,6 @@ static int filter_match(Eval *e, const Filter *x, json_t *cur, bool *ret) {
         }
         json_decref(oa);
         json_decref(ob);
-        e->depth--;
         return r < 0 ? r : 0;
 }
 

@@ -167,7 +167,7 @@ static const Row rows[] = {
         { TEMPLATE, "{'b.$':'States.ArrayLength($.n)'}", ORDER, NULL, "!States.IntrinsicFailure" },
         /* ---- intrinsics ------------------------------------------------------- */
         { INTRINSIC, "States.Format('Hello, {}!', $.name)", "{'name':'Ana'}", NULL, "'Hello, Ana!'" },
-        { INTRINSIC, "States.Format('{} x {} = {}', 2, 1.5, 3.0)", "{}", NULL, "'2 x 1.5 = 3'" },
+        { INTRINSIC, "States.Format('{} x {} = {}', 2, 1.5, 3.0)", "{}", NULL, "'2 x 1.5 = 3.0'" },
         { INTRINSIC, "States.Format('{}{}{}', true, null, 'z')", "{}", NULL, "'truenullz'" },
         { INTRINSIC, "States.Format('\\{\\} {} \\\\ it\\'s', 1)", "{}", NULL, "'{} 1 \\\\ it\\u0027s'" },
         { INTRINSIC, "States.Format($.t, $.v)", "{'t':'v={}','v':0.1}", NULL, "'v=0.1'" },
@@ -181,6 +181,7 @@ static const Row rows[] = {
         { INTRINSIC, "States.JsonToString($.o)", "{'o':{'a':1,'b':[1,'x']}}", NULL,
           "'{\\'a\\':1,\\'b\\':[1,\\'x\\']}'" },
         { INTRINSIC, "States.JsonToString($.s)", "{'s':'x'}", NULL, "'\\'x\\''" },
+        { INTRINSIC, "States.JsonToString($.a)", "{'a':[0.1,3.0,12.99,-2,1e300]}", NULL, "'[0.1,3.0,12.99,-2,1e300]'" },
         { INTRINSIC, "States.Array(1, 'a', $.o, States.Array())", "{'o':{'k':null}}", NULL, "[1,'a',{'k':null},[]]" },
         { INTRINSIC, "States.Array()", "{}", NULL, "[]" },
         { INTRINSIC, "States.ArrayPartition($.a, 2)", "{'a':[1,2,3,4,5]}", NULL, "[[1,2],[3,4],[5]]" },

@@ -13,8 +13,8 @@
  * Security: paths come from the admin's definition, the values from
  * customers' orders and task results.  Paths are at most ASL_PATH_MAX
  * bytes, filters nest at most ASL_DEPTH_MAX deep, a scan descends at most
- * ASL_SCAN_DEPTH_MAX levels and a selection holds at most
- * ASL_MATCHES_MAX nodes.
+ * ASL_SCAN_DEPTH_MAX levels, a selection holds at most ASL_MATCHES_MAX
+ * nodes and visits at most ASL_VISITS_MAX.
  */
 #include "asl-data.h"
 
@@ -794,6 +794,7 @@ static void nodes_done(Nodes *n) {
 typedef struct Eval {
         json_t *root; /* $ */
         AslFailure *f;
+        size_t visits; /* values a segment was applied to, for ASL_VISITS_MAX */
 } Eval;
 
 static int nodes_add(Eval *e, Nodes *n, json_t *v) {
@@ -830,6 +831,10 @@ static int seg_apply(Eval *e, const Seg *s, json_t *node, Nodes *out) {
         size_t idx;
         int r;
 
+        /* Chained ".." and filters multiply: bound the work, not just the
+         * matches. */
+        if (++e->visits > ASL_VISITS_MAX)
+                return asl_failure_set(e->f, "States.Runtime", "a path visited more than %d values", ASL_VISITS_MAX);
         switch (s->type) {
         case SEG_CHILD: {
                 json_t *v = json_is_object(node) ? json_object_get(node, s->name) : NULL;

@@ -361,6 +361,9 @@ static const Row rows[] = {
         { CHECK_PATH, "$.a[?(@.x == $$.y)]", NULL, "ctx", "!" },
         { CHECK_PATH, "$['a\\q']", NULL, "", "!" },
         { CHECK_PATH, "$..", NULL, "", "!" },
+        { CHECK_PATH, "$.\xff", NULL, "", "!" },
+        { CHECK_PATH, "$['\xc3']", NULL, "", "!" },
+        { CHECK_PATH, "$.a[?(@.b == '\xff')]", NULL, "", "!" },
         /* ---- checks: templates ------------------------------------------------ */
         { CHECK_TEMPLATE, "{'a.$':'$.x','b':{'c.$':'States.UUID()'},'d':[{'e.$':'$$.Map.Item.Value'}]}", NULL, NULL,
           "" },
@@ -665,7 +668,14 @@ static int oom_attempt(void *userdata) {
         tmpl = json_loads("{\"cheap.$\":\"$..book[?(@.p < 10 && @.t == 'a')].t\",\"n.$\":\"States.ArrayLength("
                           "States.StringSplit($.s, ','))\",\"m.$\":\"States.Format('{} {}', $$.State.Name, "
                           "States.JsonToString($.store.book[0]))\",\"k\":[{\"h.$\":\"States.Hash($.s, 'MD5')\"}],"
-                          "\"u.$\":\"States.ArrayUnique(States.Array(1, 1, $.s))\"}",
+                          "\"u.$\":\"States.ArrayUnique(States.Array(1, 1, $.s))\","
+                          "\"j.$\":\"States.StringToJson(States.JsonToString($.store))\","
+                          "\"b.$\":\"States.Base64Decode(States.Base64Encode($.s))\","
+                          "\"p.$\":\"States.ArrayPartition(States.ArrayRange(1, 9, 2), 2)\","
+                          "\"g.$\":\"States.JsonMerge($.store, $.store.book[0], false)\","
+                          "\"c.$\":\"States.ArrayContains($.store.book, $.store.book[1])\","
+                          "\"i.$\":\"States.ArrayGetItem($.store.book, 1)\",\"sum.$\":\"States.MathAdd(1, 2)\","
+                          "\"x.$\":\"$.store.book[-1:]\",\"y.$\":\"$['store']..['p','t']\"}",
                           0, NULL);
         if (!input || !tmpl) {
                 r = -ENOMEM;
@@ -740,6 +750,25 @@ static void test_bounds(void **state _unused_) {
         assert_int_equal(asl_path_select("$..[0]", deep, NULL, &got, &f), -EINVAL);
         assert_string_equal(f.error, "States.Runtime");
         asl_failure_clear(&f);
+        json_decref(deep);
+
+        /* Filters inside a scan multiply the work: the visits are bounded. */
+        deep = json_array();
+        cur = deep;
+        for (int i = 0; i < 500; i++) {
+                json_t *n = json_array();
+                json_array_append_new(cur, n);
+                for (int k = 1; k < 10; k++)
+                        json_array_append_new(cur, json_integer(k));
+                cur = n;
+        }
+        assert_int_equal(asl_path_select("$..[?(@..z)]", deep, NULL, &got, &f), -EINVAL);
+        assert_string_equal(f.error, "States.Runtime");
+        assert_non_null(strstr(f.cause, "visited"));
+        asl_failure_clear(&f);
+        assert_int_equal(asl_path_select("$..[?(@ == 9)]", deep, NULL, &got, &f), 0);
+        assert_int_equal(json_array_size(got), 500);
+        json_decref(got);
         json_decref(deep);
 
         json_t *rule = json_pack("{s:s,s:b}", "Variable", "$.a", "IsNull", 1);

@@ -69,9 +69,9 @@ typedef struct Ctx {
         AslFailure *f;
 } Ctx;
 
-/* Argument types: 's' string, 'i' integer, 'a' array, 'o' object, 'b'
- * boolean, '*' anything.  The last letter repeats when max_args is
- * SIZE_MAX. */
+/* Argument types: 's' string, 'i' number (rounded to an integer), 'I'
+ * integer, 'a' array, 'o' object, 'b' boolean, '*' anything.  The last
+ * letter repeats when max_args is SIZE_MAX. */
 struct Func {
         const char *name;
         size_t min_args, max_args;
@@ -132,6 +132,8 @@ static bool type_ok(char t, json_t *v) {
                 return json_is_string(v);
         case 'i':
                 return integral(v, &i);
+        case 'I':
+                return json_is_integer(v) || (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)));
         case 'a':
                 return json_is_array(v);
         case 'o':
@@ -148,6 +150,8 @@ static const char *type_name(char t) {
         case 's':
                 return "a string";
         case 'i':
+                return "a number";
+        case 'I':
                 return "an integer";
         case 'a':
                 return "an array";
@@ -675,7 +679,7 @@ static const Func funcs[] = {
         { "States.ArrayPartition", 2, 2, "ai", fn_array_partition },
         { "States.ArrayContains", 2, 2, "a*", fn_array_contains },
         { "States.ArrayRange", 3, 3, "iii", fn_array_range },
-        { "States.ArrayGetItem", 2, 2, "ai", fn_array_get_item },
+        { "States.ArrayGetItem", 2, 2, "aI", fn_array_get_item },
         { "States.ArrayLength", 1, 1, "a", fn_array_length },
         { "States.ArrayUnique", 1, 1, "a", fn_array_unique },
         { "States.Base64Encode", 1, 1, "s", fn_base64_encode },

@@ -15,6 +15,7 @@
 
 #define ASL_MATCHES_MAX 100000 /* values one selection may hold */
 #define ASL_SCAN_DEPTH_MAX 512 /* levels one ".." descends */
+#define ASL_VISITS_MAX 1000000 /* values one selection may look at */
 #define ASL_OUTPUT_MAX (256 * 1024) /* bytes of one string an intrinsic makes */
 
 typedef struct AslPath AslPath;

@@ -13,8 +13,8 @@
  * Security: paths come from the admin's definition, the values from
  * customers' orders and task results.  Paths are at most ASL_PATH_MAX
  * bytes, filters nest at most ASL_DEPTH_MAX deep, a scan descends at most
- * ASL_SCAN_DEPTH_MAX levels and a selection holds at most
- * ASL_MATCHES_MAX nodes.
+ * ASL_SCAN_DEPTH_MAX levels, a selection holds at most ASL_MATCHES_MAX
+ * nodes and visits at most ASL_VISITS_MAX.
  */
 #include "asl-data.h"
 
@@ -27,6 +27,7 @@
 
 #include "alloc.h"
 #include "asl-data-private.h"
+#include "normalize.h"
 
 /* ---- failures ------------------------------------------------------------ */
 
@@ -262,6 +263,10 @@ static int parse_quoted(Parser *p, char **ret) {
         }
         p->pos++;
         out[n] = '\0';
+        if (!normalize_utf8_valid(out, n)) {
+                free(out);
+                return perr(p, "a name that is not UTF-8");
+        }
         *ret = out;
         return 0;
 }
@@ -301,10 +306,12 @@ static int parse_filter_literal(Parser *p, json_t **ret) {
                 int r = parse_quoted(p, &s);
                 if (r < 0)
                         return r;
+                if (!normalize_utf8_valid(s, strlen(s))) {
+                        free(s);
+                        return perr(p, "string literal is not UTF-8");
+                }
                 v = json_string(s);
                 free(s);
-                if (!v)
-                        return perr(p, "string literal is not UTF-8");
         } else if (c == '-' || (c >= '0' && c <= '9')) {
                 const char *start = p->s + p->pos;
                 bool real = false;
@@ -371,6 +378,8 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
 
         skip_ws(p);
         if (peek(p) == '!' && peek_at(p, 1) != '=') {
+                if (++p->depth > ASL_DEPTH_MAX)
+                        return perr(p, "filter nested too deep");
                 p->pos++;
                 x = mem_new(Filter, 1);
                 if (!x)
@@ -379,6 +388,7 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
                 r = parse_filter_primary(p, &x->a);
                 if (r < 0)
                         return r;
+                p->depth--;
                 *ret = TAKE_PTR(x);
                 return 0;
         }
@@ -583,9 +593,11 @@ static int parse_bracket(Parser *p, Seg *seg) {
                                         seg->n_items = 1;
                                         seg->type = SEG_UNION_INDICES;
                                 }
+                                if (peek(p) == '\'' || peek(p) == '"')
+                                        return perr(p, "a union mixes names and indices");
                                 r = parse_int(p, &v);
                                 if (r < 0)
-                                        return r == -EINVAL ? perr(p, "a union mixes names and indices") : r;
+                                        return r;
                                 int64_t *n = mem_realloc(seg->indices, (seg->n_items + 1) * sizeof(int64_t));
                                 if (!n)
                                         return poom(p);
@@ -646,12 +658,16 @@ static int parse_path_at(Parser *p, PathRoot root, AslPath **ret) {
                                 p->pos++;
                         if (p->pos == start)
                                 return perr(p, "expected a name after '.'");
+                        if (!normalize_utf8_valid(p->s + start, p->pos - start))
+                                return perr(p, "a name that is not UTF-8");
                         seg.type = SEG_CHILD;
                         seg.name = mem_strndup(p->s + start, p->pos - start);
                         if (!seg.name)
                                 return poom(p);
-                        if (peek(p) == '(')
+                        if (peek(p) == '(') {
+                                seg_done(&seg);
                                 return perr(p, "path functions are not supported");
+                        }
                 } else if (c == '[') {
                         p->pos++;
                         r = parse_bracket(p, &seg);
@@ -778,7 +794,7 @@ static void nodes_done(Nodes *n) {
 typedef struct Eval {
         json_t *root; /* $ */
         AslFailure *f;
-        unsigned depth;
+        size_t visits; /* values a segment was applied to, for ASL_VISITS_MAX */
 } Eval;
 
 static int nodes_add(Eval *e, Nodes *n, json_t *v) {
@@ -815,6 +831,10 @@ static int seg_apply(Eval *e, const Seg *s, json_t *node, Nodes *out) {
         size_t idx;
         int r;
 
+        /* Chained ".." and filters multiply: bound the work, not just the
+         * matches. */
+        if (++e->visits > ASL_VISITS_MAX)
+                return asl_failure_set(e->f, "States.Runtime", "a path visited more than %d values", ASL_VISITS_MAX);
         switch (s->type) {
         case SEG_CHILD: {
                 json_t *v = json_is_object(node) ? json_object_get(node, s->name) : NULL;
@@ -1026,10 +1046,8 @@ static int filter_match(Eval *e, const Filter *x, json_t *cur, bool *ret) {
         bool m1, m2;
         int r;
 
-        if (++e->depth > ASL_DEPTH_MAX) {
-                e->depth--;
-                return asl_failure_set(e->f, "States.Runtime", "filter evaluation nested too deep");
-        }
+        /* No depth check here: the parser bounded the nesting, and a chain of
+         * && or || is as long as the path allows (ASL_PATH_MAX). */
         switch (x->op) {
         case FOP_OR:
         case FOP_AND:
@@ -1065,7 +1083,6 @@ static int filter_match(Eval *e, const Filter *x, json_t *cur, bool *ret) {
         }
         json_decref(oa);
         json_decref(ob);
-        e->depth--;
         return r < 0 ? r : 0;
 }
 

@@ -444,25 +444,27 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
         return 0;
 }
 
-static int parse_filter_and(Parser *p, Filter **ret) {
+/* level 0: a || b || …, of level 1: a && b && …, of primaries. */
+static int parse_filter_binary(Parser *p, unsigned level, Filter **ret) {
         _cleanup_(filter_freep) Filter *left = NULL;
+        char tok = level == 0 ? '|' : '&';
         int r;
 
-        r = parse_filter_primary(p, &left);
+        r = level == 0 ? parse_filter_binary(p, 1, &left) : parse_filter_primary(p, &left);
         if (r < 0)
                 return r;
         for (;;) {
                 skip_ws(p);
-                if (peek(p) != '&' || peek_at(p, 1) != '&')
+                if (peek(p) != tok || peek_at(p, 1) != tok)
                         break;
                 p->pos += 2;
                 Filter *x = mem_new(Filter, 1);
                 if (!x)
                         return poom(p);
-                x->op = FOP_AND;
+                x->op = level == 0 ? FOP_OR : FOP_AND;
                 x->a = TAKE_PTR(left);
                 left = x;
-                r = parse_filter_primary(p, &x->b);
+                r = level == 0 ? parse_filter_binary(p, 1, &x->b) : parse_filter_primary(p, &x->b);
                 if (r < 0)
                         return r;
         }
@@ -471,29 +473,7 @@ static int parse_filter_and(Parser *p, Filter **ret) {
 }
 
 static int parse_filter_or(Parser *p, Filter **ret) {
-        _cleanup_(filter_freep) Filter *left = NULL;
-        int r;
-
-        r = parse_filter_and(p, &left);
-        if (r < 0)
-                return r;
-        for (;;) {
-                skip_ws(p);
-                if (peek(p) != '|' || peek_at(p, 1) != '|')
-                        break;
-                p->pos += 2;
-                Filter *x = mem_new(Filter, 1);
-                if (!x)
-                        return poom(p);
-                x->op = FOP_OR;
-                x->a = TAKE_PTR(left);
-                left = x;
-                r = parse_filter_and(p, &x->b);
-                if (r < 0)
-                        return r;
-        }
-        *ret = TAKE_PTR(left);
-        return 0;
+        return parse_filter_binary(p, 0, ret);
 }
 
 /* After '[': a bracket segment up to and including ']'. */
@@ -1002,6 +982,15 @@ static int operand_value(Eval *e, const Operand *o, json_t *cur, json_t **ret, j
         return 0;
 }
 
+int asl_number_cmp(json_t *a, json_t *b) {
+        if (json_is_integer(a) && json_is_integer(b)) {
+                json_int_t x = json_integer_value(a), y = json_integer_value(b);
+                return x < y ? -1 : x > y;
+        }
+        double x = json_number_value(a), y = json_number_value(b);
+        return x < y ? -1 : x > y;
+}
+
 /* Jayway's comparisons: numbers by value, strings by code unit, anything
  * else only for (in)equality; different types are unequal. */
 static bool compare(FilterOp op, json_t *a, json_t *b) {
@@ -1010,13 +999,7 @@ static bool compare(FilterOp op, json_t *a, json_t *b) {
         if (!a || !b)
                 return op == FOP_NE;
         if (json_is_number(a) && json_is_number(b)) {
-                if (json_is_integer(a) && json_is_integer(b)) {
-                        json_int_t x = json_integer_value(a), y = json_integer_value(b);
-                        c = x < y ? -1 : x > y;
-                } else {
-                        double x = json_number_value(a), y = json_number_value(b);
-                        c = x < y ? -1 : x > y;
-                }
+                c = asl_number_cmp(a, b);
         } else if (json_is_string(a) && json_is_string(b)) {
                 c = strcmp(json_string_value(a), json_string_value(b));
         } else {

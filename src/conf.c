@@ -166,6 +166,9 @@ static const ConfKey conf_keys[] = {
         { "aws", "endpoint_eum", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_eum), false,
           "URL of the End User Messaging SMS API (sms.transport=eum); empty: "
           "https://sms-voice.REGION.amazonaws.com/. For VPC endpoints and tests." },
+        { "aws", "endpoint_bedrock", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_bedrock), true,
+          "Base URL of the Bedrock Runtime API (nlu.backend=bedrock), http:// or https://, without a path; empty: "
+          "https://bedrock-runtime.REGION.amazonaws.com. For VPC endpoints and tests." },
 
         { "control", "socket", CONF_PATH, "/run/deliveryd/control.sock", default_control_socket, 0, 0, NULL,
           OFF(control_socket), false,
@@ -179,6 +182,17 @@ static const ConfKey conf_keys[] = {
           "order id words. Product names and aliases come from store.catalog." },
         { "nlu", "max_input", CONF_SIZE, "4K", NULL, 256, 64 * 1024, NULL, OFF(nlu_max_input), true,
           "Most bytes of one message that are read for its meaning; the rest is ignored." },
+        { "nlu", "model_id", CONF_STRING, "anthropic.claude-3-haiku-20240307-v1:0", NULL, 0, 0, NULL,
+          OFF(nlu_model_id), true,
+          "With nlu.backend=bedrock: the model (or inference profile) id or ARN that the Converse API calls." },
+        { "nlu", "timeout_ms", CONF_UINT, "3000", NULL, 100, 60000, NULL, OFF(nlu_timeout_ms), true,
+          "With nlu.backend=bedrock: milliseconds Bedrock may take (credentials included) before the rules answer "
+          "instead." },
+        { "nlu", "max_calls_per_hour", CONF_UINT, "30", NULL, 0, 100000, NULL, OFF(nlu_max_calls_per_hour), true,
+          "With nlu.backend=bedrock: most Bedrock calls per customer in an hour; further messages are understood "
+          "by the rules. 0: never call Bedrock." },
+        { "nlu", "max_tokens", CONF_UINT, "400", NULL, 64, 4096, NULL, OFF(nlu_max_tokens), true,
+          "With nlu.backend=bedrock: the maxTokens of the answer (the tool call is short)." },
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
@@ -643,6 +657,18 @@ static void conf_validate(const Config *c, Diags *diags) {
                 diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
                           "control.socket: '%s' is not a usable Unix socket path (absolute, at most 107 bytes)",
                           strempty(c->control_socket));
+        }
+        if (c->nlu_backend == NLU_BEDROCK && isempty(c->nlu_model_id)) {
+                src = source_of(c, &c->nlu_model_id);
+                diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
+                          "nlu.model_id: must not be empty with nlu.backend=bedrock");
+        }
+        if (!isempty(c->aws_endpoint_bedrock) && ((strncmp(c->aws_endpoint_bedrock, "http://", 7) != 0 &&
+                                                   strncmp(c->aws_endpoint_bedrock, "https://", 8) != 0) ||
+                                                  strpbrk(c->aws_endpoint_bedrock, "?#@ \t\r\n"))) {
+                src = source_of(c, &c->aws_endpoint_bedrock);
+                diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
+                          "aws.endpoint_bedrock: '%s' is not an http:// or https:// URL", c->aws_endpoint_bedrock);
         }
 }
 

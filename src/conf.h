@@ -111,6 +111,7 @@ typedef struct Config {
         char *aws_region;
         char *aws_endpoint_sns;
         char *aws_endpoint_eum;
+        char *aws_endpoint_bedrock;
 
         /* [control] */
         char *control_socket;
@@ -119,6 +120,10 @@ typedef struct Config {
         int nlu_backend; /* NluBackend */
         char *nlu_rules;
         uint64_t nlu_max_input;
+        char *nlu_model_id;
+        uint64_t nlu_timeout_ms;
+        uint64_t nlu_max_calls_per_hour;
+        uint64_t nlu_max_tokens;
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
         char *sms_sender_id;

@@ -158,16 +158,74 @@ static int load_demo(void *userdata _unused_) {
         return r;
 }
 
+static void test_locate(void **state _unused_) {
+        static const struct {
+                const char *address;
+                bool bare;
+                int place;
+                const char *zone, *named;
+        } rows[] = {
+                { "Rua Augusta 1500", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "rua augusta, 1500 apto 12", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "R. Augusta 1500", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "Augusta 1500", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "Av. Paulista, 900", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "AVENIDA PAULISTA 900", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "Rua Qualquer 10 - Moema", false, ZONE_PLACE_FOUND, "sul", NULL },
+                { "Rua Qualquer 10, Itaim Bibi", false, ZONE_PLACE_FOUND, "sul", NULL },
+                { "Rua Qualquer 10, itaim bibi", false, ZONE_PLACE_FOUND, "sul", NULL },
+                { "Rua Teodoro Sampaio 700", false, ZONE_PLACE_FOUND, "oeste", NULL },
+                { "Rua Qualquer 10, Consolacao", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "Rua Qualquer 10, Jardins", false, ZONE_PLACE_FOUND, "centro", NULL },
+                { "12 Some street, 01310-100", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "Rua X 5 cep 01310100", false, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "Rua X 5, 08090-000", false, ZONE_PLACE_OUTSIDE, NULL, "08090000" },
+                { "Rua das Flores 10, Tatuape", false, ZONE_PLACE_OUTSIDE, NULL, "Tatuape" },
+                { "Rua das Flores 10 - Santana", false, ZONE_PLACE_OUTSIDE, NULL, "Santana" },
+                { "Rua das Flores 10", false, ZONE_PLACE_UNKNOWN, NULL, NULL },
+                { "Rua das Flores 10, apto 3", false, ZONE_PLACE_UNKNOWN, NULL, NULL },
+                { "Rua das Flores, 10", false, ZONE_PLACE_UNKNOWN, NULL, NULL },
+                { "Moema", true, ZONE_PLACE_FOUND, "sul", NULL },
+                { "bela vista", true, ZONE_PLACE_FOUND, "centro-sul", NULL },
+                { "Tatuape", true, ZONE_PLACE_OUTSIDE, NULL, "Tatuape" },
+                { "", true, ZONE_PLACE_UNKNOWN, NULL, NULL },
+        };
+        _cleanup_(catalog_freep) Catalog *c = NULL;
+        Diags d = {};
+
+        assert_int_equal(catalog_load(TEST_SRCDIR "/etc/catalog.conf", TEST_SRCDIR "/etc/zones.conf", &c, &d), 0);
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+                const Zone *z = NULL;
+                _cleanup_free_ char *named = NULL;
+                int r = catalog_locate(c, rows[i].address, rows[i].bare, &z, &named);
+                if (r != rows[i].place)
+                        fail_msg("'%s': got %d, want %d", rows[i].address, r, rows[i].place);
+                if (rows[i].zone) {
+                        assert_non_null(z);
+                        assert_string_equal(z->id, rows[i].zone);
+                }
+                if (rows[i].named) {
+                        assert_non_null(named);
+                        assert_string_equal(named, rows[i].named);
+                } else
+                        assert_null(named);
+        }
+        _cleanup_free_ char *pt = catalog_neighbourhoods_text(c, false);
+        _cleanup_free_ char *en = catalog_neighbourhoods_text(c, true);
+        assert_string_equal(pt,
+                            "Consolação, Bela Vista, Centro, República, Jardim Paulista, Jardins, Pinheiros, "
+                            "Vila Mariana, Moema e Itaim Bibi");
+        assert_non_null(strstr(en, ", Moema and Itaim Bibi"));
+}
+
 static void test_oom(void **state _unused_) {
         assert_true(oom_loop(load_demo, NULL, 0) > 100);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_demo_store),
-                cmocka_unit_test(test_errors),
-                cmocka_unit_test(test_missing_files),
-                cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_demo_store), cmocka_unit_test(test_errors), cmocka_unit_test(test_missing_files),
+                cmocka_unit_test(test_locate),     cmocka_unit_test(test_oom),
         };
         return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);
 }

@@ -12,7 +12,9 @@
 #include <jansson.h>
 
 #include "catalog.h"
+#include "nlu-client.h"
 #include "nlu-rules.h"
+#include "snapshot.h"
 #include "nlu.h"
 #include "normalize.h"
 
@@ -615,6 +617,52 @@ static int parse_some(void *userdata _unused_) {
         return 0;
 }
 
+/* ---- the loop's client -------------------------------------------------- */
+
+typedef struct Answers {
+        char intents[4][32];
+        unsigned n;
+} Answers;
+
+static void on_answer(void *userdata, NluResult *r) {
+        Answers *a = userdata;
+
+        assert_non_null(r);
+        assert_true(a->n < ELEMENTSOF(a->intents));
+        snprintf(a->intents[a->n++], sizeof a->intents[0], "%s", nlu_intent_to_string(r->intent));
+        nlu_result_free(r);
+}
+
+static void test_client(void **state _unused_) {
+        _cleanup_(snapshot_unrefp) Snapshot *s = NULL;
+        Diags d = {};
+        sd_event *e = NULL;
+        NluClient *c = NULL;
+        NluQuery *q = NULL;
+        Answers a = {};
+
+        assert_int_equal(snapshot_load(TEST_SRCDIR "/etc/deliveryd.conf", NULL, &s, &d), 0);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(nlu_client_new(e, NULL, &c), 0);
+        assert_int_equal(nlu_client_parse(c, s, "+5511999990000", "cardapio", 8, on_answer, &a, NULL), 0);
+        assert_int_equal(nlu_client_parse(c, s, "+5511999990000", "STOP", 4, on_answer, &a, &q), 0);
+        assert_int_equal(nlu_client_parse(c, s, "+5511999990001", "onde esta meu pedido", 20, on_answer, &a, NULL), 0);
+        nlu_query_cancel(q);
+        assert_int_equal(nlu_client_n_pending(c), 2);
+        /* Never answered from inside the call. */
+        assert_int_equal(a.n, 0);
+        while (nlu_client_n_pending(c) > 0)
+                assert_true(sd_event_run(e, USEC_PER_SEC) >= 0);
+        assert_int_equal(a.n, 2);
+        assert_string_equal(a.intents[0], "menu");
+        assert_string_equal(a.intents[1], "order_status");
+        /* Pending queries die with the client, unanswered. */
+        assert_int_equal(nlu_client_parse(c, s, "+5511999990000", "oi", 2, on_answer, &a, NULL), 0);
+        c = nlu_client_free(c);
+        assert_int_equal(a.n, 2);
+        sd_event_unref(e);
+}
+
 static void test_oom(void **state _unused_) {
         char path[4096];
 
@@ -630,7 +678,7 @@ int main(void) {
                 cmocka_unit_test(test_normalize),    cmocka_unit_test(test_measures),  cmocka_unit_test(test_items),
                 cmocka_unit_test(test_fields),       cmocka_unit_test(test_json),      cmocka_unit_test(test_max_input),
                 cmocka_unit_test(test_dev_set),      cmocka_unit_test(test_extra_set), cmocka_unit_test(test_bad_rules),
-                cmocka_unit_test(test_custom_rules), cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_custom_rules), cmocka_unit_test(test_client),    cmocka_unit_test(test_oom),
         };
         int r;
 

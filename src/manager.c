@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "aws-credentials.h"
 #include "control.h"
 #include "curl-event.h"
 #include "customer.h"
@@ -37,6 +38,7 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "nlu-client.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
 #include "outbox-eum.h"
@@ -89,6 +91,12 @@ struct Manager {
         OutboxSns *outbox_sns;
         OutboxEum *outbox_eum;
         CurlEvent *curl;
+        /* The one AWS credentials chain (environment, shared file, container,
+         * IMDS) of every AWS client: SNS/EUM transports and nlu bedrock. */
+        AwsCredentialsProvider *aws_credentials;
+        /* What customers' messages mean (nlu.backend, the rules as fallback),
+         * for the conversation. */
+        NluClient *nlu;
         SnsIngress *sns;
 
         HttpServer *http;
@@ -241,6 +249,8 @@ static int manager_reload(Manager *m, Diags *diags) {
                         m->loaded_at = now_realtime();
                         apply_log_level(m);
                         http_server_set_max_body(m->http, config(m)->http_max_body);
+                        /* A rotated credentials file or a new role is read at the next call. */
+                        aws_credentials_provider_invalidate(m->aws_credentials);
                         metrics_inc(&m->metrics, METRIC_RELOADS_OK);
                         record_config(m, "reloaded", NULL);
                         log_event("config_reload result=ok generation=%u path=%s", m->generation, m->config_path);
@@ -779,16 +789,8 @@ static int manager_new_outbox(Manager *m) {
         }
 
         if (config(m)->sms_transport == SMS_TRANSPORT_SNS || config(m)->sms_transport == SMS_TRANSPORT_EUM) {
-                _cleanup_(aws_credentials_freep) AwsCredentials *creds = NULL;
                 bool sns = config(m)->sms_transport == SMS_TRANSPORT_SNS;
 
-                /* The environment's keys (systemd credentials or the unit's
-                 * Environment=); without them every send is deferred. */
-                r = aws_credentials_from_env(environ, &creds);
-                if (r < 0)
-                        log_warning_errno(r,
-                                          "No AWS credentials in the environment (AWS_ACCESS_KEY_ID, "
-                                          "AWS_SECRET_ACCESS_KEY): outbound SMS are deferred: %m");
                 if (sns) {
                         const OutboxSnsOptions so = {
                                 .curl = m->curl,
@@ -796,7 +798,7 @@ static int manager_new_outbox(Manager *m) {
                                 .endpoint = config(m)->aws_endpoint_sns,
                                 .sender_id = config(m)->sms_sender_id,
                                 .origination_number = config(m)->sms_origination_number,
-                                .credentials = creds,
+                                .provider = m->aws_credentials,
                                 .connect_to = config(m)->http_client_connect_to,
                                 .ca_file = config(m)->http_client_ca_file,
                         };
@@ -808,7 +810,7 @@ static int manager_new_outbox(Manager *m) {
                                 .region = config(m)->aws_region,
                                 .endpoint = config(m)->aws_endpoint_eum,
                                 .origination_identity = config(m)->sms_origination_number,
-                                .credentials = creds,
+                                .provider = m->aws_credentials,
                                 .connect_to = config(m)->http_client_connect_to,
                                 .ca_file = config(m)->http_client_ca_file,
                         };
@@ -853,6 +855,19 @@ int manager_start(Manager *m) {
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        /* Nothing is read before the first AWS call; temporary credentials are
+         * refreshed before they expire. */
+        r = aws_credentials_provider_new(m->event, m->curl, NULL, &m->aws_credentials);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the AWS credentials provider: %m");
+        const NluClientOptions nlu_options = {
+                .curl = m->curl,
+                .credentials = m->aws_credentials,
+                .metrics = &m->metrics,
+        };
+        r = nlu_client_new_with(m->event, &nlu_options, &m->nlu);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up message understanding: %m");
         r = manager_new_outbox(m);
         if (r < 0)
                 return r;
@@ -951,6 +966,8 @@ Manager *manager_free(Manager *m) {
         smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
         outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
         outbox_eum_free(m->outbox_eum);
+        nlu_client_free(m->nlu);
+        aws_credentials_provider_free(m->aws_credentials); /* after its users */
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

@@ -24,7 +24,10 @@
 
 typedef struct EumSend {
         struct EumSend *next, **prev_next;
+        OutboxEum *eum;
         CurlTransfer *transfer;
+        AwsCredentialsWait *wait; /* with a provider: until credentials come */
+        char *body;
         OutboxSendDone done;
         void *done_data;
 } EumSend;
@@ -36,6 +39,7 @@ struct OutboxEum {
         char *ca_file;
         char **connect_to;
         AwsCredentials *credentials;
+        AwsCredentialsProvider *provider;
         EumSend *in_flight;
 };
 
@@ -134,16 +138,34 @@ static void unlink_send(EumSend *q) {
                 q->next->prev_next = q->prev_next;
 }
 
+static void send_free(EumSend *q) {
+        curl_event_transfer_free(q->transfer);
+        aws_credentials_wait_free(q->wait);
+        free(q->body);
+        free(q);
+}
+
+/* End q (linked) with res; error NULL: "eum: out of memory" unless OK. */
+static void send_finish(EumSend *q, OutboxResult res, const char *id, const char *error) {
+        unlink_send(q);
+        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "eum: out of memory"));
+        send_free(q);
+}
+
 static void on_response(int result, const CurlResponse *resp, void *userdata) {
         EumSend *q = userdata;
         _cleanup_free_ char *id = NULL, *error = NULL;
         OutboxResult res;
 
         res = outbox_eum_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
-        unlink_send(q);
-        curl_event_transfer_free(q->transfer);
-        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "eum: out of memory"));
-        free(q);
+        /* Keys that expired or were revoked: the provider walks its chain
+         * again before the retry. */
+        if (q->eum->provider && result == 403 && resp &&
+            (memmem(resp->body, resp->body_len, "ExpiredToken", 12) ||
+             memmem(resp->body, resp->body_len, "UnrecognizedClient", 18)))
+                aws_credentials_provider_invalidate(q->eum->provider);
+        q->transfer = curl_event_transfer_free(q->transfer);
+        send_finish(q, res, id, error);
 }
 
 static uint64_t now_usec(void) {
@@ -153,26 +175,9 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
-        OutboxEum *s = userdata;
-        _cleanup_free_ char *body = NULL;
-        _cleanup_free_ EumSend *q = NULL;
-        int r;
-
-        if (!s || d->channel != OUTBOX_SMS)
-                return -EINVAL;
-        if (!s->credentials) {
-                done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: no AWS credentials");
-                return 0;
-        }
-        r = outbox_eum_request_body(d->to, d->body, s->origination_identity, &body);
-        if (r == -EINVAL) {
-                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: recipient or body is not UTF-8");
-                return 0;
-        }
-        if (r < 0)
-                return r;
-
+/* Sign q's body with creds and send it: aws_post()'s result. */
+static int send_post(EumSend *q, const AwsCredentials *creds) {
+        OutboxEum *s = q->eum;
         const SigV4Header headers[] = {
                 { "Content-Type", EUM_CONTENT_TYPE },
                 { "X-Amz-Target", EUM_TARGET },
@@ -183,32 +188,79 @@ static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
                 .path = s->path,
                 .headers = headers,
                 .n_headers = ELEMENTSOF(headers),
-                .body = body,
+                .body = q->body,
                 .region = s->region,
                 .service = "sms-voice",
-                .credentials = s->credentials,
+                .credentials = creds,
                 .max_response_body = OUTBOX_EUM_MAX_RESPONSE,
                 .ca_file = s->ca_file,
                 .connect_to = s->connect_to,
         };
-        q = mem_new(EumSend, 1);
-        if (!q)
-                return -ENOMEM;
-        r = aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
+
+        return aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
+}
+
+static void on_credentials(int r, const AwsCredentials *creds, void *userdata) {
+        EumSend *q = userdata;
+
+        q->wait = aws_credentials_wait_free(q->wait);
+        if (r < 0) {
+                _cleanup_free_ char *error =
+                        mem_printf("eum: no AWS credentials: %s",
+                                   aws_credentials_provider_error(q->eum->provider) ?: strerror(-r));
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, error);
+                return;
+        }
+        r = send_post(q, creds);
+        if (r == -EINVAL)
+                send_finish(q, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
+        else if (r < 0)
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, NULL);
+}
+
+static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
+        OutboxEum *s = userdata;
+        _cleanup_free_ char *body = NULL;
+        EumSend *q;
+        int r;
+
+        if (!s || d->channel != OUTBOX_SMS)
+                return -EINVAL;
+        if (!s->credentials && !s->provider) {
+                done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: no AWS credentials");
+                return 0;
+        }
+        r = outbox_eum_request_body(d->to, d->body, s->origination_identity, &body);
         if (r == -EINVAL) {
-                /* A recipient or body the signer refuses will never sign. */
-                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
+                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: recipient or body is not UTF-8");
                 return 0;
         }
         if (r < 0)
                 return r;
+        q = mem_new(EumSend, 1);
+        if (!q)
+                return -ENOMEM;
+        q->eum = s;
+        q->body = TAKE_PTR(body);
+        if (s->provider)
+                r = aws_credentials_provider_get(s->provider, on_credentials, q, &q->wait);
+        else
+                r = send_post(q, s->credentials);
+        if (r < 0) {
+                send_free(q);
+                if (r != -EINVAL)
+                        return r;
+                /* A recipient or body the signer refuses will never sign. */
+                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
+                return 0;
+        }
         q->done = done;
         q->done_data = done_data;
         q->next = s->in_flight;
         if (q->next)
                 q->next->prev_next = &q->next;
         q->prev_next = &s->in_flight;
-        s->in_flight = TAKE_PTR(q);
+        s->in_flight = q;
         return 0;
 }
 
@@ -246,7 +298,8 @@ int outbox_eum_new(const OutboxEumOptions *o, OutboxEum **ret) {
                 return -ENOMEM;
         if (o->connect_to && !(s->connect_to = strv_copy(o->connect_to)))
                 return -ENOMEM;
-        if (o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
+        s->provider = o->provider;
+        if (!s->provider && o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
@@ -258,10 +311,7 @@ OutboxEum *outbox_eum_free(OutboxEum *s) {
         while (s->in_flight) {
                 EumSend *q = s->in_flight;
 
-                unlink_send(q);
-                curl_event_transfer_free(q->transfer);
-                q->done(q->done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: shutting down");
-                free(q);
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: shutting down");
         }
         free(s->region);
         free(s->url);

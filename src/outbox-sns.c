@@ -32,6 +32,8 @@ typedef struct SnsSend {
         struct SnsSend *next, **prev_next;
         OutboxSns *sns;
         CurlTransfer *transfer;
+        AwsCredentialsWait *wait; /* with a provider: until credentials come */
+        char *body;
         OutboxSendDone done;
         void *done_data;
 } SnsSend;
@@ -43,6 +45,7 @@ struct OutboxSns {
         char *ca_file;
         char **connect_to;
         AwsCredentials *credentials;
+        AwsCredentialsProvider *provider;
         SnsSend *in_flight;
 };
 
@@ -187,16 +190,34 @@ static void unlink_send(SnsSend *q) {
                 q->next->prev_next = q->prev_next;
 }
 
+static void send_free(SnsSend *q) {
+        curl_event_transfer_free(q->transfer);
+        aws_credentials_wait_free(q->wait);
+        free(q->body);
+        free(q);
+}
+
+/* End q (linked) with res; error NULL: "sns: out of memory" unless OK. */
+static void send_finish(SnsSend *q, OutboxResult res, const char *id, const char *error) {
+        unlink_send(q);
+        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "sns: out of memory"));
+        send_free(q);
+}
+
 static void on_response(int result, const CurlResponse *resp, void *userdata) {
         SnsSend *q = userdata;
         _cleanup_free_ char *id = NULL, *error = NULL;
         OutboxResult res;
 
         res = outbox_sns_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
-        unlink_send(q);
-        curl_event_transfer_free(q->transfer);
-        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "sns: out of memory"));
-        free(q);
+        /* Keys that expired or were revoked: the provider walks its chain
+         * again before the retry. */
+        if (q->sns->provider && result == 403 && resp &&
+            (memmem(resp->body, resp->body_len, "<Code>ExpiredToken</Code>", 25) ||
+             memmem(resp->body, resp->body_len, "<Code>InvalidClientTokenId</Code>", 33)))
+                aws_credentials_provider_invalidate(q->sns->provider);
+        q->transfer = curl_event_transfer_free(q->transfer);
+        send_finish(q, res, id, error);
 }
 
 static uint64_t now_usec(void) {
@@ -206,22 +227,9 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
-        OutboxSns *s = userdata;
-        _cleanup_free_ char *body = NULL;
-        _cleanup_free_ SnsSend *q = NULL;
-        int r;
-
-        if (!s || d->channel != OUTBOX_SMS)
-                return -EINVAL;
-        if (!s->credentials) {
-                done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "sns: no AWS credentials");
-                return 0;
-        }
-        r = outbox_sns_publish_body(d->to, d->body, s->sender_id, s->origination_number, &body);
-        if (r < 0)
-                return r;
-
+/* Sign q's body with creds and send it: aws_post()'s result. */
+static int send_post(SnsSend *q, const AwsCredentials *creds) {
+        OutboxSns *s = q->sns;
         const SigV4Header headers[] = {
                 { "Content-Type", SNS_CONTENT_TYPE },
         };
@@ -231,33 +239,75 @@ static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
                 .path = s->path,
                 .headers = headers,
                 .n_headers = ELEMENTSOF(headers),
-                .body = body,
+                .body = q->body,
                 .region = s->region,
                 .service = "sns",
-                .credentials = s->credentials,
+                .credentials = creds,
                 .max_response_body = OUTBOX_SNS_MAX_RESPONSE,
                 .ca_file = s->ca_file,
                 .connect_to = s->connect_to,
         };
+
+        return aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
+}
+
+static void on_credentials(int r, const AwsCredentials *creds, void *userdata) {
+        SnsSend *q = userdata;
+
+        q->wait = aws_credentials_wait_free(q->wait);
+        if (r < 0) {
+                _cleanup_free_ char *error =
+                        mem_printf("sns: no AWS credentials: %s",
+                                   aws_credentials_provider_error(q->sns->provider) ?: strerror(-r));
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, error);
+                return;
+        }
+        r = send_post(q, creds);
+        if (r == -EINVAL)
+                send_finish(q, OUTBOX_RESULT_PERMFAIL, NULL, "sns: request cannot be signed");
+        else if (r < 0)
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, NULL);
+}
+
+static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
+        OutboxSns *s = userdata;
+        _cleanup_free_ char *body = NULL;
+        SnsSend *q;
+        int r;
+
+        if (!s || d->channel != OUTBOX_SMS)
+                return -EINVAL;
+        if (!s->credentials && !s->provider) {
+                done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "sns: no AWS credentials");
+                return 0;
+        }
+        r = outbox_sns_publish_body(d->to, d->body, s->sender_id, s->origination_number, &body);
+        if (r < 0)
+                return r;
         q = mem_new(SnsSend, 1);
         if (!q)
                 return -ENOMEM;
-        r = aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
-        if (r == -EINVAL) {
+        q->sns = s;
+        q->body = TAKE_PTR(body);
+        if (s->provider)
+                r = aws_credentials_provider_get(s->provider, on_credentials, q, &q->wait);
+        else
+                r = send_post(q, s->credentials);
+        if (r < 0) {
+                send_free(q);
+                if (r != -EINVAL)
+                        return r;
                 /* A recipient or body the signer refuses will never sign. */
                 done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "sns: request cannot be signed");
                 return 0;
         }
-        if (r < 0)
-                return r;
-        q->sns = s;
         q->done = done;
         q->done_data = done_data;
         q->next = s->in_flight;
         if (q->next)
                 q->next->prev_next = &q->next;
         q->prev_next = &s->in_flight;
-        s->in_flight = TAKE_PTR(q);
+        s->in_flight = q;
         return 0;
 }
 
@@ -297,7 +347,8 @@ int outbox_sns_new(const OutboxSnsOptions *o, OutboxSns **ret) {
                 return -ENOMEM;
         if (o->connect_to && !(s->connect_to = strv_copy(o->connect_to)))
                 return -ENOMEM;
-        if (o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
+        s->provider = o->provider;
+        if (!s->provider && o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
@@ -309,10 +360,7 @@ OutboxSns *outbox_sns_free(OutboxSns *s) {
         while (s->in_flight) {
                 SnsSend *q = s->in_flight;
 
-                unlink_send(q);
-                curl_event_transfer_free(q->transfer);
-                q->done(q->done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "sns: shutting down");
-                free(q);
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, "sns: shutting down");
         }
         free(s->region);
         free(s->url);

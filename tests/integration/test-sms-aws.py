@@ -4,7 +4,7 @@
 The fake (FakeSns) is a plain-http server on 127.0.0.1 that the daemon
 reaches through aws.endpoint_sns.  It checks every request as SNS would:
 the path, the Content-Type, the form fields of Publish, X-Amz-Date, and
-the SigV4 Authorization header, recomputed here with hmac/hashlib from the
+the SigV4 Authorization header, recomputed (aws_sigv4.py) from the
 fake credentials the daemon has in its environment; a wrong signature gets
 403 SignatureDoesNotMatch.  It answers by phone number: the SNS sample
 PublishResponse, a Throttling error, the InvalidParameter error of the
@@ -14,8 +14,6 @@ put into the outbox with sqlite3 while the daemon is stopped, as in
 test-outbox.py."""
 
 import datetime
-import hashlib
-import hmac
 import http.server
 import json
 import os
@@ -27,6 +25,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
+from aws_sigv4 import check_sigv4  # noqa: E402
 from harness import TIMEOUT, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
 
 AKID = "AKIDEXAMPLE"
@@ -58,13 +57,6 @@ def insert(db, to, body):
         "INSERT INTO outbox (channel, recipient, body, status, attempts, next_attempt_at, expires_at, created_at) "
         "VALUES ('sms', ?, ?, 'queued', 0, 0, ?, ?)", (to, body, NOW + DAY, NOW))
     return cur.lastrowid
-
-
-def sigv4_signature(secret, date, region, service, string_to_sign):
-    def h(key, msg):
-        return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-    k = h(h(h(h(("AWS4" + secret).encode(), date), region), service), "aws4_request")
-    return hmac.new(k, string_to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 class FakeSns:
@@ -115,32 +107,8 @@ class FakeSns:
     signed_headers = "content-type;host;x-amz-date;x-amz-security-token"
 
     def check_signature(self, req, body):
-        auth = req.headers.get("Authorization", "")
-        amz_date = req.headers.get("X-Amz-Date", "")
-        if not re.fullmatch(r"\d{8}T\d{6}Z", amz_date):
-            return "bad X-Amz-Date %r" % amz_date
-        t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        if abs(time.time() - t.timestamp()) > 300:
-            return "X-Amz-Date %s is not now" % amz_date
-        m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-                         r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", auth)
-        if not m:
-            return "malformed Authorization %r" % auth
-        akid, date, region, service, signed, signature = m.groups()
-        if (akid, date, region, service) != (AKID, amz_date[:8], REGION, self.service):
-            return "wrong credential scope %r" % (m.groups()[:4],)
-        if signed != self.signed_headers:
-            return "unexpected SignedHeaders %r" % signed
-        if req.headers.get("X-Amz-Security-Token") != TOKEN:
-            return "wrong X-Amz-Security-Token"
-        canonical_headers = "".join("%s:%s\n" % (name, " ".join(req.headers.get(name, "").split()))
-                                    for name in signed.split(";"))
-        canonical = "\n".join(["POST", "/", "", canonical_headers, signed, hashlib.sha256(body).hexdigest()])
-        scope = "%s/%s/%s/aws4_request" % (date, REGION, self.service)
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        if not hmac.compare_digest(sigv4_signature(SECRET, date, REGION, self.service, to_sign), signature):
-            return "signature mismatch"
-        return None
+        return check_sigv4(req.headers, "POST", "/", body, AKID, SECRET, TOKEN, REGION, self.service,
+                           self.signed_headers)
 
     def handle(self, req, body):
         if req.path != "/":

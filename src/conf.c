@@ -182,9 +182,8 @@ static const ConfKey conf_keys[] = {
           "order id words. Product names and aliases come from store.catalog." },
         { "nlu", "max_input", CONF_SIZE, "4K", NULL, 256, 64 * 1024, NULL, OFF(nlu_max_input), true,
           "Most bytes of one message that are read for its meaning; the rest is ignored." },
-        { "nlu", "model_id", CONF_STRING, "anthropic.claude-3-haiku-20240307-v1:0", NULL, 0, 0, NULL,
-          OFF(nlu_model_id), true,
-          "With nlu.backend=bedrock: the model (or inference profile) id or ARN that the Converse API calls." },
+        { "nlu", "model_id", CONF_STRING, "anthropic.claude-3-haiku-20240307-v1:0", NULL, 0, 0, NULL, OFF(nlu_model_id),
+          true, "With nlu.backend=bedrock: the model (or inference profile) id or ARN that the Converse API calls." },
         { "nlu", "timeout_ms", CONF_UINT, "3000", NULL, 100, 60000, NULL, OFF(nlu_timeout_ms), true,
           "With nlu.backend=bedrock: milliseconds Bedrock may take (credentials included) before the rules answer "
           "instead." },
@@ -662,13 +661,6 @@ static void conf_validate(const Config *c, Diags *diags) {
                 src = source_of(c, &c->nlu_model_id);
                 diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
                           "nlu.model_id: must not be empty with nlu.backend=bedrock");
-        }
-        if (!isempty(c->aws_endpoint_bedrock) && ((strncmp(c->aws_endpoint_bedrock, "http://", 7) != 0 &&
-                                                   strncmp(c->aws_endpoint_bedrock, "https://", 8) != 0) ||
-                                                  strpbrk(c->aws_endpoint_bedrock, "?#@ \t\r\n"))) {
-                src = source_of(c, &c->aws_endpoint_bedrock);
-                diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
-                          "aws.endpoint_bedrock: '%s' is not an http:// or https:// URL", c->aws_endpoint_bedrock);
         }
 }
 

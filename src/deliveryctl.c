@@ -437,7 +437,8 @@ static const Verb verbs[] = {
           "outbox [--json] | outbox retry ID | outbox drop ID   outbound messages, oldest first; send one "
           "again or give it up",
           NULL },
-        { "parse", 1, 1, NULL, "parse TEXT            what nlu.backend (or the rules) understands in a customer's TEXT, as JSON",
+        { "parse", 1, 1, NULL,
+          "parse TEXT            what nlu.backend (or the rules) understands in a customer's TEXT, as JSON",
           verb_parse },
 };
 

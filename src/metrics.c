@@ -60,7 +60,8 @@ static const struct {
                                                       "customer may get them twice." },
         [METRIC_OUTBOUND_POSSIBLE_DUPLICATES_EMAIL] = { "deliveryd_outbound_possible_duplicates_total", "channel",
                                                         "email", NULL },
-#define NLU(id, backend, outcome, help) [id] = { "deliveryd_nlu_requests_total", "outcome", outcome, help, "backend", backend }
+#define NLU(id, backend, outcome, help)                                                                                \
+        [id] = { "deliveryd_nlu_requests_total", "outcome", outcome, help, "backend", backend }
         NLU(METRIC_NLU_RULES_OK, "rules", "ok",
             "Messages understood, by backend and outcome: rules ok (nlu.backend=rules) or fallback (answering "
             "for another backend); bedrock ok, or why its answer was not used."),

@@ -204,10 +204,10 @@ int nlu_client_parse(NluClient *c, Snapshot *s, const char *customer, const char
                         return r;
                 }
                 if (r < 0) /* not asked: the rules answer from the defer source */
-                        q->fallback = r == -EBUSY ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BACKOFF)
-                                    : r == -EDQUOT ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BUDGET)
-                                    : r == -ENETUNREACH ? "no HTTP client"
-                                                        : "nothing to send";
+                        q->fallback = r == -EBUSY   ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BACKOFF)
+                                : r == -EDQUOT      ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BUDGET)
+                                : r == -ENETUNREACH ? "no HTTP client"
+                                                    : "no request: empty text or a bad aws.endpoint_bedrock";
         }
         if (!q->bedrock)
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);

@@ -93,7 +93,8 @@ static json_t *body_of(const char *text, size_t len, size_t max_input, unsigned 
 }
 
 static void test_request_body(void **state _unused_) {
-        json_t *j = body_of("quero 2 calabresa\npago no pix", strlen("quero 2 calabresa\npago no pix"), 4096, 300), *v, *schema, *skus;
+        json_t *j = body_of("quero 2 calabresa\npago no pix", strlen("quero 2 calabresa\npago no pix"), 4096, 300), *v,
+               *schema, *skus;
         const char *prompt;
         size_t i;
 
@@ -166,12 +167,12 @@ static void test_request_bounds(void **state _unused_) {
 
         /* cut at max_input; invalid UTF-8 becomes a space */
         j = body_of("oi \xff\xfe tudo bem? e mais coisas", 31, 14, 64);
-        assert_string_equal(json_string_value(json_object_get(
-                                    json_array_get(json_object_get(json_array_get(json_object_get(j, "messages"), 0),
-                                                                   "content"),
-                                                   0),
-                                    "text")),
-                            "oi tudo bem");
+        assert_string_equal(
+                json_string_value(json_object_get(
+                        json_array_get(json_object_get(json_array_get(json_object_get(j, "messages"), 0), "content"),
+                                       0),
+                        "text")),
+                "oi tudo bem");
         json_decref(j);
         /* nothing to send */
         assert_int_equal(nlu_bedrock_request_body(catalog, " \n\t", 3, 4096, 64, &body), -EINVAL);
@@ -206,8 +207,8 @@ static char *tool_use(const char *name, const char *input) {
 
 #define TOOL NLU_BEDROCK_TOOL_NAME
 #define ORDER                                                                                                          \
-        "{\"intent\": \"place_order\", \"lang\": \"pt\", \"items\": [{\"sku\": \"pz-calabresa\", \"qty\": 2}, "       \
-        "{\"sku\": \"bebida-coca-2l\", \"qty\": 1}], \"payment\": \"pix\", \"address\": \"Rua Augusta 1500\", "       \
+        "{\"intent\": \"place_order\", \"lang\": \"pt\", \"items\": [{\"sku\": \"pz-calabresa\", \"qty\": 2}, "        \
+        "{\"sku\": \"bebida-coca-2l\", \"qty\": 1}], \"payment\": \"pix\", \"address\": \"Rua Augusta 1500\", "        \
         "\"order_id\": null}"
 
 static void test_answers(void **state _unused_) {
@@ -293,8 +294,8 @@ static void test_answers(void **state _unused_) {
                   "null, \"order_id\": \"9XK4MB7\"}",
                   NULL, NLU_BEDROCK_INVALID, NULL },
                 { "missing order_id", "tool_use", TOOL,
-                  "{\"intent\": \"menu\", \"lang\": \"pt\", \"items\": [], \"payment\": null, \"address\": null}",
-                  NULL, NLU_BEDROCK_INVALID, NULL },
+                  "{\"intent\": \"menu\", \"lang\": \"pt\", \"items\": [], \"payment\": null, \"address\": null}", NULL,
+                  NLU_BEDROCK_INVALID, NULL },
                 { "missing items", "tool_use", TOOL,
                   "{\"intent\": \"menu\", \"lang\": \"pt\", \"payment\": null, \"address\": null, \"order_id\": "
                   "null}",
@@ -379,7 +380,8 @@ static void test_vectors(void **state _unused_) {
                         close = strchr(open, '}');
                         assert_true(name < in);
                         assert_true(asprintf(&ours, "%.*s\"%s\"%.*s%s%s", (int) (name - body), body, TOOL,
-                                             (int) (open - name - strlen("\"top_song\"")), name + strlen("\"top_song\""),
+                                             (int) (open - name - strlen("\"top_song\"")),
+                                             name + strlen("\"top_song\""),
                                              "{\"intent\": \"menu\", \"lang\": \"en\", \"items\": [], \"payment\": "
                                              "null, \"address\": null, \"order_id\": null}",
                                              close + 1) > 0);
@@ -536,10 +538,9 @@ static void test_client_fallback(void **state _unused_) {
         assert_non_null(strstr(text, "deliveryd_nlu_requests_total{backend=\"rules\",outcome=\"fallback\"} 2\n"));
         assert_non_null(strstr(text, "deliveryd_nlu_requests_total{backend=\"bedrock\",outcome=\"budget\"} 1\n"));
         json_t *j = metrics_to_json(&m);
-        assert_int_equal(
-                json_integer_value(json_object_get(
-                        json_object_get(json_object_get(j, "nlu_requests_total"), "bedrock"), "credentials")),
-                1);
+        assert_int_equal(json_integer_value(json_object_get(
+                                 json_object_get(json_object_get(j, "nlu_requests_total"), "bedrock"), "credentials")),
+                         1);
         json_decref(j);
 
         /* pending queries die with the client, unanswered */
@@ -581,10 +582,10 @@ static void test_oom(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_outcome_names), cmocka_unit_test(test_path),
-                cmocka_unit_test(test_request_body),  cmocka_unit_test(test_request_bounds),
-                cmocka_unit_test(test_answers),       cmocka_unit_test(test_vectors),
-                cmocka_unit_test(test_backoff),       cmocka_unit_test(test_client_budget),
+                cmocka_unit_test(test_outcome_names),   cmocka_unit_test(test_path),
+                cmocka_unit_test(test_request_body),    cmocka_unit_test(test_request_bounds),
+                cmocka_unit_test(test_answers),         cmocka_unit_test(test_vectors),
+                cmocka_unit_test(test_backoff),         cmocka_unit_test(test_client_budget),
                 cmocka_unit_test(test_client_fallback), cmocka_unit_test(test_oom),
         };
 

@@ -532,8 +532,7 @@ struct NluBedrockQuery {
         bool caller_owned;
         Snapshot *snapshot;
         char *body, *url, *host, *path;
-        AwsCredentialsWait *wait;
-        CurlTransfer *transfer;
+        AwsCall *call;
         sd_event_source *timer;
         NluBedrockOutcome timer_outcome; /* what the timer means: TIMEOUT, or CREDENTIALS when there are none */
         NluBedrockDone done;
@@ -575,8 +574,7 @@ int nlu_bedrock_new(sd_event *e, const NluBedrockOptions *o, NluBedrock **ret) {
 /* Stop everything q waits for, without calling done. */
 static void query_detach(NluBedrockQuery *q) {
         q->timer = sd_event_source_disable_unref(q->timer);
-        q->transfer = curl_event_transfer_free(q->transfer);
-        q->wait = aws_credentials_wait_free(q->wait);
+        q->call = aws_call_free(q->call);
         if (q->bedrock) {
                 *q->prev_next = q->next;
                 if (q->next)
@@ -631,7 +629,7 @@ static void query_finish(NluBedrockQuery *q, NluBedrockOutcome o, NluResult *res
         done(userdata, o, result);
 }
 
-static NluBedrockOutcome classify_status(NluBedrock *b, int status, const CurlResponse *resp) {
+static NluBedrockOutcome classify_status(NluBedrock *b, int status) {
         if (status == -ETIMEDOUT)
                 return NLU_BEDROCK_TIMEOUT;
         if (status < 0)
@@ -647,59 +645,25 @@ static NluBedrockOutcome classify_status(NluBedrock *b, int status, const CurlRe
         b->throttled = 0;
         if (status >= 200 && status < 300)
                 return NLU_BEDROCK_OK;
-        if (status == 403 && b->credentials) {
-                const char *type = curl_event_response_header(resp, "x-amzn-ErrorType");
-                /* Stale or revoked keys: walk the chain again next time. */
-                if (type && (strncmp(type, "ExpiredToken", 12) == 0 || strncmp(type, "UnrecognizedClient", 18) == 0))
-                        aws_credentials_provider_invalidate(b->credentials);
-        }
         return NLU_BEDROCK_HTTP_ERROR;
 }
 
-static void on_response(int status, const CurlResponse *resp, void *userdata) {
+static void on_response(int status, const CurlResponse *resp, bool no_credentials, void *userdata) {
         NluBedrockQuery *q = userdata;
         NluResult *res = NULL;
         int o;
 
-        o = classify_status(q->bedrock, status, resp);
+        if (no_credentials) {
+                query_finish(q, NLU_BEDROCK_CREDENTIALS, NULL);
+                return;
+        }
+        o = classify_status(q->bedrock, status);
         if (o == NLU_BEDROCK_OK) {
                 o = nlu_bedrock_parse_response(q->snapshot->catalog, resp->body, resp->body_len, &res);
                 if (o == -ENOMEM)
                         o = NLU_BEDROCK_NETWORK; /* no answer we can use; the rules take over */
         }
         query_finish(q, (NluBedrockOutcome) o, res);
-}
-
-static void on_credentials(int r, const AwsCredentials *creds, void *userdata) {
-        NluBedrockQuery *q = userdata;
-        const Config *c = q->snapshot->config;
-
-        q->wait = aws_credentials_wait_free(q->wait);
-        if (r < 0) {
-                query_finish(q, NLU_BEDROCK_CREDENTIALS, NULL);
-                return;
-        }
-        const SigV4Header headers[] = {
-                { "Accept", "application/json" },
-                { "Content-Type", "application/json" },
-        };
-        const AwsPost post = {
-                .url = q->url,
-                .host = q->host,
-                .path = q->path,
-                .headers = headers,
-                .n_headers = ELEMENTSOF(headers),
-                .body = q->body,
-                .region = c->aws_region,
-                .service = "bedrock",
-                .credentials = creds,
-                .max_response_body = NLU_BEDROCK_MAX_RESPONSE,
-                .ca_file = isempty(c->http_client_ca_file) ? NULL : c->http_client_ca_file,
-                .connect_to = c->http_client_connect_to,
-        };
-        r = aws_post(q->bedrock->curl, &post, now_realtime(), on_response, q, &q->transfer);
-        if (r < 0)
-                query_finish(q, r == -EINVAL ? NLU_BEDROCK_HTTP_ERROR : NLU_BEDROCK_NETWORK, NULL);
 }
 
 static int on_timeout(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
@@ -837,7 +801,25 @@ int nlu_bedrock_query(NluBedrock *b, Snapshot *s, const char *customer, const ch
         q->prev_next = &b->queries;
         b->queries = q;
         if (b->credentials) {
-                r = aws_credentials_provider_get(b->credentials, on_credentials, q, &q->wait);
+                const Config *c = s->config;
+                const SigV4Header headers[] = {
+                        { "Accept", "application/json" },
+                        { "Content-Type", "application/json" },
+                };
+                const AwsPost post = {
+                        .url = q->url,
+                        .host = q->host,
+                        .path = q->path,
+                        .headers = headers,
+                        .n_headers = ELEMENTSOF(headers),
+                        .body = q->body,
+                        .region = c->aws_region,
+                        .service = "bedrock",
+                        .max_response_body = NLU_BEDROCK_MAX_RESPONSE,
+                        .ca_file = isempty(c->http_client_ca_file) ? NULL : c->http_client_ca_file,
+                        .connect_to = c->http_client_connect_to,
+                };
+                r = aws_call(b->curl, b->credentials, &post, on_response, q, &q->call);
                 if (r < 0)
                         return r; /* q is freed and unlinked by the cleanup */
         } else {

@@ -25,9 +25,7 @@
 typedef struct EumSend {
         struct EumSend *next, **prev_next;
         OutboxEum *eum;
-        CurlTransfer *transfer;
-        AwsCredentialsWait *wait; /* with a provider: until credentials come */
-        char *body;
+        AwsCall *call;
         OutboxSendDone done;
         void *done_data;
 } EumSend;
@@ -139,9 +137,7 @@ static void unlink_send(EumSend *q) {
 }
 
 static void send_free(EumSend *q) {
-        curl_event_transfer_free(q->transfer);
-        aws_credentials_wait_free(q->wait);
-        free(q->body);
+        aws_call_free(q->call);
         free(q);
 }
 
@@ -152,70 +148,20 @@ static void send_finish(EumSend *q, OutboxResult res, const char *id, const char
         send_free(q);
 }
 
-static void on_response(int result, const CurlResponse *resp, void *userdata) {
+static void on_response(int result, const CurlResponse *resp, bool no_credentials, void *userdata) {
         EumSend *q = userdata;
         _cleanup_free_ char *id = NULL, *error = NULL;
         OutboxResult res;
 
-        res = outbox_eum_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
-        /* Keys that expired or were revoked: the provider walks its chain
-         * again before the retry. */
-        if (q->eum->provider && result == 403 && resp &&
-            (memmem(resp->body, resp->body_len, "ExpiredToken", 12) ||
-             memmem(resp->body, resp->body_len, "UnrecognizedClient", 18)))
-                aws_credentials_provider_invalidate(q->eum->provider);
-        q->transfer = curl_event_transfer_free(q->transfer);
-        send_finish(q, res, id, error);
-}
+        if (no_credentials) {
+                const char *why = aws_credentials_provider_error(q->eum->provider);
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-/* Sign q's body with creds and send it: aws_post()'s result. */
-static int send_post(EumSend *q, const AwsCredentials *creds) {
-        OutboxEum *s = q->eum;
-        const SigV4Header headers[] = {
-                { "Content-Type", EUM_CONTENT_TYPE },
-                { "X-Amz-Target", EUM_TARGET },
-        };
-        const AwsPost post = {
-                .url = s->url,
-                .host = s->host,
-                .path = s->path,
-                .headers = headers,
-                .n_headers = ELEMENTSOF(headers),
-                .body = q->body,
-                .region = s->region,
-                .service = "sms-voice",
-                .credentials = creds,
-                .max_response_body = OUTBOX_EUM_MAX_RESPONSE,
-                .ca_file = s->ca_file,
-                .connect_to = s->connect_to,
-        };
-
-        return aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
-}
-
-static void on_credentials(int r, const AwsCredentials *creds, void *userdata) {
-        EumSend *q = userdata;
-
-        q->wait = aws_credentials_wait_free(q->wait);
-        if (r < 0) {
-                _cleanup_free_ char *error =
-                        mem_printf("eum: no AWS credentials: %s",
-                                   aws_credentials_provider_error(q->eum->provider) ?: strerror(-r));
+                error = mem_printf("eum: no AWS credentials: %s", why ?: strerror(-result));
                 send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, error);
                 return;
         }
-        r = send_post(q, creds);
-        if (r == -EINVAL)
-                send_finish(q, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
-        else if (r < 0)
-                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, NULL);
+        res = outbox_eum_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
+        send_finish(q, res, id, error);
 }
 
 static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
@@ -237,15 +183,29 @@ static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
         }
         if (r < 0)
                 return r;
+        const SigV4Header headers[] = {
+                { "Content-Type", EUM_CONTENT_TYPE },
+                { "X-Amz-Target", EUM_TARGET },
+        };
+        const AwsPost post = {
+                .url = s->url,
+                .host = s->host,
+                .path = s->path,
+                .headers = headers,
+                .n_headers = ELEMENTSOF(headers),
+                .body = body,
+                .region = s->region,
+                .service = "sms-voice",
+                .credentials = s->credentials,
+                .max_response_body = OUTBOX_EUM_MAX_RESPONSE,
+                .ca_file = s->ca_file,
+                .connect_to = s->connect_to,
+        };
         q = mem_new(EumSend, 1);
         if (!q)
                 return -ENOMEM;
         q->eum = s;
-        q->body = TAKE_PTR(body);
-        if (s->provider)
-                r = aws_credentials_provider_get(s->provider, on_credentials, q, &q->wait);
-        else
-                r = send_post(q, s->credentials);
+        r = aws_call(s->curl, s->provider, &post, on_response, q, &q->call);
         if (r < 0) {
                 send_free(q);
                 if (r != -EINVAL)

@@ -31,9 +31,7 @@
 typedef struct SnsSend {
         struct SnsSend *next, **prev_next;
         OutboxSns *sns;
-        CurlTransfer *transfer;
-        AwsCredentialsWait *wait; /* with a provider: until credentials come */
-        char *body;
+        AwsCall *call;
         OutboxSendDone done;
         void *done_data;
 } SnsSend;
@@ -191,9 +189,7 @@ static void unlink_send(SnsSend *q) {
 }
 
 static void send_free(SnsSend *q) {
-        curl_event_transfer_free(q->transfer);
-        aws_credentials_wait_free(q->wait);
-        free(q->body);
+        aws_call_free(q->call);
         free(q);
 }
 
@@ -204,69 +200,20 @@ static void send_finish(SnsSend *q, OutboxResult res, const char *id, const char
         send_free(q);
 }
 
-static void on_response(int result, const CurlResponse *resp, void *userdata) {
+static void on_response(int result, const CurlResponse *resp, bool no_credentials, void *userdata) {
         SnsSend *q = userdata;
         _cleanup_free_ char *id = NULL, *error = NULL;
         OutboxResult res;
 
-        res = outbox_sns_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
-        /* Keys that expired or were revoked: the provider walks its chain
-         * again before the retry. */
-        if (q->sns->provider && result == 403 && resp &&
-            (memmem(resp->body, resp->body_len, "<Code>ExpiredToken</Code>", 25) ||
-             memmem(resp->body, resp->body_len, "<Code>InvalidClientTokenId</Code>", 33)))
-                aws_credentials_provider_invalidate(q->sns->provider);
-        q->transfer = curl_event_transfer_free(q->transfer);
-        send_finish(q, res, id, error);
-}
+        if (no_credentials) {
+                const char *why = aws_credentials_provider_error(q->sns->provider);
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}
-
-/* Sign q's body with creds and send it: aws_post()'s result. */
-static int send_post(SnsSend *q, const AwsCredentials *creds) {
-        OutboxSns *s = q->sns;
-        const SigV4Header headers[] = {
-                { "Content-Type", SNS_CONTENT_TYPE },
-        };
-        const AwsPost post = {
-                .url = s->url,
-                .host = s->host,
-                .path = s->path,
-                .headers = headers,
-                .n_headers = ELEMENTSOF(headers),
-                .body = q->body,
-                .region = s->region,
-                .service = "sns",
-                .credentials = creds,
-                .max_response_body = OUTBOX_SNS_MAX_RESPONSE,
-                .ca_file = s->ca_file,
-                .connect_to = s->connect_to,
-        };
-
-        return aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
-}
-
-static void on_credentials(int r, const AwsCredentials *creds, void *userdata) {
-        SnsSend *q = userdata;
-
-        q->wait = aws_credentials_wait_free(q->wait);
-        if (r < 0) {
-                _cleanup_free_ char *error =
-                        mem_printf("sns: no AWS credentials: %s",
-                                   aws_credentials_provider_error(q->sns->provider) ?: strerror(-r));
+                error = mem_printf("sns: no AWS credentials: %s", why ?: strerror(-result));
                 send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, error);
                 return;
         }
-        r = send_post(q, creds);
-        if (r == -EINVAL)
-                send_finish(q, OUTBOX_RESULT_PERMFAIL, NULL, "sns: request cannot be signed");
-        else if (r < 0)
-                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, NULL);
+        res = outbox_sns_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
+        send_finish(q, res, id, error);
 }
 
 static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
@@ -284,15 +231,28 @@ static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
         r = outbox_sns_publish_body(d->to, d->body, s->sender_id, s->origination_number, &body);
         if (r < 0)
                 return r;
+        const SigV4Header headers[] = {
+                { "Content-Type", SNS_CONTENT_TYPE },
+        };
+        const AwsPost post = {
+                .url = s->url,
+                .host = s->host,
+                .path = s->path,
+                .headers = headers,
+                .n_headers = ELEMENTSOF(headers),
+                .body = body,
+                .region = s->region,
+                .service = "sns",
+                .credentials = s->credentials,
+                .max_response_body = OUTBOX_SNS_MAX_RESPONSE,
+                .ca_file = s->ca_file,
+                .connect_to = s->connect_to,
+        };
         q = mem_new(SnsSend, 1);
         if (!q)
                 return -ENOMEM;
         q->sns = s;
-        q->body = TAKE_PTR(body);
-        if (s->provider)
-                r = aws_credentials_provider_get(s->provider, on_credentials, q, &q->wait);
-        else
-                r = send_post(q, s->credentials);
+        r = aws_call(s->curl, s->provider, &post, on_response, q, &q->call);
         if (r < 0) {
                 send_free(q);
                 if (r != -EINVAL)

@@ -285,6 +285,33 @@ class SmsAwsFakeSns(DaemonTestCase):
         self.assertFalse([l for l in d.log if "saiu" in l])
         self.assertEqual(d.stop(), 0)
 
+    def test_credentials_from_the_shared_file(self):
+        # The daemon's one credentials chain, not only the environment.
+        path = os.path.join(self.tmp, "aws-credentials")
+        with open(path, "w") as f:
+            f.write("[pizzaria]\naws_access_key_id = %s\naws_secret_access_key = %s\naws_session_token = %s\n"
+                    % (AKID, SECRET, TOKEN))
+        fake = self.fake({OK_PHONE: [(200, PUBLISH_RESPONSE)]})
+        state, (ok,) = self.prepared_state([(OK_PHONE, "x")])
+        d = self.sns_daemon(fake, state, env={"AWS_SHARED_CREDENTIALS_FILE": path, "AWS_PROFILE": "pizzaria",
+                                              "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "",
+                                              "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": ""})
+        rows = self.wait_rows(d, {ok: "sent"})
+        self.assertEqual(fake.problems, [])
+        self.assertEqual(rows[ok]["transport_id"], MESSAGE_ID)
+        self.assertEqual(d.stop(), 0)
+
+    def test_without_credentials_sms_are_deferred(self):
+        fake = self.fake({OK_PHONE: [(200, PUBLISH_RESPONSE)]})
+        state, (ok,) = self.prepared_state([(OK_PHONE, "x")])
+        d = self.sns_daemon(fake, state, env={"AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.tmp, "none"),
+                                              "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "",
+                                              "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": ""})
+        rows = self.wait_rows(d, {ok: "deferred"})
+        self.assertIn("no AWS credentials", rows[ok]["last_error"])
+        self.assertEqual(fake.requests, [])
+        self.assertEqual(d.stop(), 0)
+
     def test_without_optional_attributes_only_the_sms_type_is_sent(self):
         fake = self.fake({OK_PHONE: [(200, PUBLISH_RESPONSE)]})
         state, (ok,) = self.prepared_state([(OK_PHONE, "x")])

@@ -207,7 +207,8 @@ int nlu_client_parse(NluClient *c, Snapshot *s, const char *customer, const char
                         q->fallback = r == -EBUSY   ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BACKOFF)
                                 : r == -EDQUOT      ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BUDGET)
                                 : r == -ENETUNREACH ? "no HTTP client"
-                                                    : "no request: empty text or a bad aws.endpoint_bedrock";
+                                : r == -EINVAL      ? "no request: empty text or a bad aws.endpoint_bedrock"
+                                                    : "not sent";
         }
         if (!q->bedrock)
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);

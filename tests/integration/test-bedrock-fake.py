@@ -5,7 +5,7 @@ The fake (FakeBedrock) is a plain-http server on 127.0.0.1 that
 "deliveryctl parse" reaches through aws.endpoint_bedrock.  It checks every
 request as Bedrock would: the path (the model id's ':' percent-encoded
 once on the wire, and signed encoded twice), the headers, the SigV4
-signature recomputed with aws_sigv4.py from the fake credentials given in
+signature recomputed with aws_fake.py from the fake credentials given in
 the environment (403 InvalidSignatureException otherwise), and the
 Converse body (one user message, the customer's text only; the tool with
 the catalog's SKUs forced by toolChoice; temperature 0; no prices in the
@@ -16,17 +16,15 @@ JSON, a toolUse naming an unknown SKU, a 429 ThrottlingException and an
 answer slower than nlu.timeout_ms — each of the last five must print
 exactly what the rules print, with a note on stderr saying why."""
 
-import http.server
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from aws_sigv4 import check_sigv4  # noqa: E402
+from aws_fake import FakeAwsServer, check_sigv4  # noqa: E402
 from harness import DELIVERYCTL, TIMEOUT, TOP_SRCDIR, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
 
 AKID = "AKIDEXAMPLE"
@@ -79,43 +77,13 @@ SCENARIOS = {
 }
 
 
-class FakeBedrock:
+class FakeBedrock(FakeAwsServer):
     def __init__(self, slow_seconds=3.0):
-        self.problems = []
-        self.requests = []
-        self.lock = threading.Lock()
         self.slow_seconds = slow_seconds
-        fake = self
+        super().__init__()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(n)
-                status, headers, reply = fake.handle(self, body)
-                data = reply.encode()
-                try:
-                    self.send_response(status)
-                    for k, v in headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (the slow answer)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, req, body):
+        return self.handle(req, body)
 
     def problem(self, msg):
         with self.lock:

@@ -4,7 +4,7 @@
 The fake (FakeSns) is a plain-http server on 127.0.0.1 that the daemon
 reaches through aws.endpoint_sns.  It checks every request as SNS would:
 the path, the Content-Type, the form fields of Publish, X-Amz-Date, and
-the SigV4 Authorization header, recomputed (aws_sigv4.py) from the
+the SigV4 Authorization header, recomputed (aws_fake.py) from the
 fake credentials the daemon has in its environment; a wrong signature gets
 403 SignatureDoesNotMatch.  It answers by phone number: the SNS sample
 PublishResponse, a Throttling error, the InvalidParameter error of the
@@ -14,18 +14,16 @@ put into the outbox with sqlite3 while the daemon is stopped, as in
 test-outbox.py."""
 
 import datetime
-import http.server
 import json
 import os
 import re
 import sqlite3
 import sys
-import threading
 import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
-from aws_sigv4 import check_sigv4  # noqa: E402
+from aws_fake import FakeAwsServer, check_sigv4  # noqa: E402
 from harness import TIMEOUT, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
 
 AKID = "AKIDEXAMPLE"
@@ -59,7 +57,7 @@ def insert(db, to, body):
     return cur.lastrowid
 
 
-class FakeSns:
+class FakeSns(FakeAwsServer):
     """A fake SNS Publish endpoint.  answers: phone -> list of (status, body),
     used in turn (the last one repeats).  problems: what was wrong with the
     requests; requests: the form of each request that passed the checks."""
@@ -67,36 +65,11 @@ class FakeSns:
     def __init__(self, answers):
         self.answers = {k: list(v) for k, v in answers.items()}
         self.reply_type = "text/xml"
-        self.problems = []
-        self.requests = []
-        self.lock = threading.Lock()
-        fake = self
+        super().__init__()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(n)
-                status, reply = fake.handle(self, body)
-                data = reply.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", fake.reply_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, req, body):
+        status, reply = self.handle(req, body)
+        return status, {"Content-Type": self.reply_type}, reply
 
     def problem(self, msg):
         with self.lock:

@@ -1,14 +1,17 @@
 # SPDX-License-Identifier: MIT
-"""SigV4 as AWS checks it, for the fake AWS endpoints of the integration
-tests (test-sms-aws.py, test-bedrock-fake.py): the Authorization header of
-a request is recomputed with hmac/hashlib from the fake credentials the
-daemon was given, over the path exactly as it arrived (each segment
-URI-encoded once more, as every service but S3 does)."""
+"""The common part of the fake AWS endpoints of the integration tests
+(test-sms-aws.py, test-bedrock-fake.py): a plain-http server on loopback
+(FakeAwsServer) and SigV4 as AWS checks it (check_sigv4): the
+Authorization header of a request is recomputed with hmac/hashlib from the
+fake credentials the daemon was given, over the path exactly as it arrived
+(each segment URI-encoded once more, as every service but S3 does)."""
 
 import datetime
 import hashlib
 import hmac
+import http.server
 import re
+import threading
 import time
 import urllib.parse
 
@@ -55,3 +58,46 @@ def check_sigv4(headers, method, path, body, akid, secret, token, region, servic
     if not hmac.compare_digest(sigv4_signature(secret, date, region, service, to_sign), signature):
         return "signature mismatch"
     return None
+
+
+class FakeAwsServer:
+    """A threaded HTTP/1.1 server on 127.0.0.1 (self.port) that answers every
+    POST with self.respond(request, body) -> (status, headers, text).  A
+    client that hung up before the answer is not an error (deadlines)."""
+
+    def __init__(self):
+        self.problems = []
+        self.requests = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n)
+                status, headers, reply = fake.respond(self, body)
+                data = reply.encode()
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()

@@ -110,6 +110,10 @@ static const ConfKey conf_keys[] = {
           "File listing the products: SKU, names, price, stock, aliases." },
         { "store", "zones", CONF_PATH, "zones.conf", NULL, 0, 0, NULL, OFF(store_zones), true,
           "File listing the delivery zones: neighbourhoods, CEP prefixes, streets, fee and delivery time." },
+        { "store", "templates", CONF_PATH, "templates", NULL, 0, 0, NULL, OFF(store_templates), true,
+          "Directory of the reply templates: pt-BR/ID.txt and en/ID.txt for every template id." },
+        { "store", "timezone", CONF_STRING, "America/Sao_Paulo", NULL, 0, 0, NULL, OFF(store_timezone), false,
+          "Time zone (a tz database name) of the times on the tracking page." },
 
         { "http", "listen", CONF_LISTEN, "127.0.0.1:8080", NULL, 0, 0, NULL, OFF(http_listen), false,
           "Address of the HTTP service (webhooks, health, metrics, tracking pages); port 0 picks a free port; "
@@ -122,6 +126,9 @@ static const ConfKey conf_keys[] = {
           "Most HTTP connections open at once." },
         { "http", "max_connections_per_ip", CONF_UINT, "64", NULL, 1, 65536, NULL, OFF(http_max_connections_per_ip),
           false, "Most HTTP connections open at once from one client address." },
+        { "http", "public_url", CONF_STRING, "", NULL, 0, 0, NULL, OFF(http_public_url), true,
+          "Address at which customers reach the HTTP service, e.g. https://pedidos.example.com; tracking links are "
+          "this plus /t/TOKEN. Empty: orders have no tracking link." },
 
         { "lmtp", "listen", CONF_LISTEN, "", NULL, 0, 0, NULL, OFF(lmtp_listen), false,
           "Address of the LMTP service for the local MTA (\"unix:PATH\" or host:port); empty turns it off. A "
@@ -170,6 +177,14 @@ static const ConfKey conf_keys[] = {
           "Base URL of the Bedrock Runtime API (nlu.backend=bedrock), http:// or https://, without a path; empty: "
           "https://bedrock-runtime.REGION.amazonaws.com. For VPC endpoints and tests." },
 
+        { "pix", "key", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_key), true,
+          "The store's Pix key (e-mail, +55 phone, CPF/CNPJ digits or random key) in the BR Codes of Pix orders. "
+          "Empty: Pix payment fails." },
+        { "pix", "merchant_name", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_merchant_name), true,
+          "Merchant name in the BR Code, folded to ASCII and cut to 25 characters. Empty: store.name." },
+        { "pix", "merchant_city", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_merchant_city), true,
+          "Merchant city in the BR Code, folded to ASCII and cut to 15 characters; required for Pix." },
+
         { "control", "socket", CONF_PATH, "/run/deliveryd/control.sock", default_control_socket, 0, 0, NULL,
           OFF(control_socket), false,
           "Unix socket of the control protocol used by deliveryctl (mode 0660). Defaults to "
@@ -192,6 +207,17 @@ static const ConfKey conf_keys[] = {
           "by the rules. 0: never call Bedrock." },
         { "nlu", "max_tokens", CONF_UINT, "400", NULL, 64, 4096, NULL, OFF(nlu_max_tokens), true,
           "With nlu.backend=bedrock: the maxTokens of the answer (the tool call is short)." },
+        { "conversation", "idle_timeout", CONF_DURATION, "30min", NULL, 0, USEC(7 * 24 * 3600), NULL,
+          OFF(conversation_idle_timeout), true,
+          "An order being put together is forgotten after this long without a message from the customer; 0: "
+          "never." },
+        { "conversation", "handoff_timeout", CONF_DURATION, "2h", NULL, USEC(60), USEC(7 * 24 * 3600), NULL,
+          OFF(conversation_handoff_timeout), true,
+          "How long the assistant stays silent after a customer asked for a person, unless 'deliveryctl "
+          "conversation ID resume' ends it first." },
+        { "conversation", "handoff_to", CONF_STRING, "", NULL, 0, 0, NULL, OFF(conversation_handoff_to), true,
+          "Where the store is alerted when a customer asks for a person: an E.164 phone number (by SMS) or an "
+          "e-mail address; empty: no alert, only a log line." },
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
@@ -212,6 +238,12 @@ static const ConfKey conf_keys[] = {
           "than a missing one)." },
         { "sms", "max_per_second", CONF_UINT, "1", NULL, 1, 1000, NULL, OFF(sms_max_per_second), false,
           "Most SMS sends started per second (the provider's throughput for the origination number)." },
+        { "sms", "max_segments", CONF_UINT, "3", NULL, 1, 10, NULL, OFF(sms_max_segments), true,
+          "Most concatenated segments of one outbound SMS reply; a longer reply is cut at a word boundary and ends "
+          "with an ellipsis." },
+        { "sms", "fold_accents", CONF_BOOL, "no", NULL, 0, 0, NULL, OFF(sms_fold_accents), true,
+          "Fold the accents that GSM 7-bit lacks (ã to a, ç to c) in outbound SMS when that keeps the reply in GSM "
+          "7-bit, which fits 160 characters per segment instead of 70." },
         { "mail", "transport", CONF_ENUM, "log", NULL, 0, 0, mail_transport_table, OFF(mail_transport), false,
           "How e-mail replies leave: log (journal only) or smtp (a relay)." },
         { "mail", "from", CONF_STRING, "", NULL, 0, 0, NULL, OFF(mail_from), false,

@@ -76,6 +76,8 @@ typedef struct Config {
         char *store_name;
         char *store_catalog;
         char *store_zones;
+        char *store_templates;
+        char *store_timezone;
 
         /* [http] */
         char *http_listen;
@@ -83,6 +85,7 @@ typedef struct Config {
         uint64_t http_connection_timeout_usec;
         uint64_t http_max_connections;
         uint64_t http_max_connections_per_ip;
+        char *http_public_url;
 
         /* [lmtp] */
         char *lmtp_listen;
@@ -113,6 +116,11 @@ typedef struct Config {
         char *aws_endpoint_eum;
         char *aws_endpoint_bedrock;
 
+        /* [pix] */
+        char *pix_key;
+        char *pix_merchant_name;
+        char *pix_merchant_city;
+
         /* [control] */
         char *control_socket;
 
@@ -124,6 +132,8 @@ typedef struct Config {
         uint64_t nlu_timeout_ms;
         uint64_t nlu_max_calls_per_hour;
         uint64_t nlu_max_tokens;
+        uint64_t conversation_idle_timeout, conversation_handoff_timeout;
+        char *conversation_handoff_to;
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
         char *sms_sender_id;
@@ -131,6 +141,8 @@ typedef struct Config {
         uint64_t sms_max_length;
         uint64_t sms_lifetime_usec;
         uint64_t sms_max_per_second;
+        uint64_t sms_max_segments;
+        bool sms_fold_accents;
         int mail_transport; /* MailTransport */
         uint64_t mail_lifetime_usec;
         char *mail_from;

@@ -290,13 +290,28 @@ static int verb_inject(const Config *c, char **args) {
         return r;
 }
 
+/* A message's text on one line of a listing: line breaks shown as " / ". */
+static void print_oneline(const char *text) {
+        for (const char *p = text; *p; p++) {
+                if (*p == '\r')
+                        continue;
+                if (*p == '\n')
+                        fputs(" / ", stdout);
+                else
+                        putchar(*p);
+        }
+        putchar('\n');
+}
+
 static void show_inbox(json_t *s) {
         json_t *row;
         size_t i;
 
-        json_array_foreach (s, i, row)
-                printf("%6lld %-8s %-5s %-6s %-24s %s\n", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
-                       str(row, "source"), str(row, "customer"), str(row, "body"));
+        json_array_foreach (s, i, row) {
+                printf("%6lld %-8s %-5s %-6s %-24s ", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
+                       str(row, "source"), str(row, "customer"));
+                print_oneline(str(row, "body"));
+        }
 }
 
 static int verb_inbox(const Config *c, char **args _unused_) {
@@ -307,9 +322,11 @@ static void show_outbox(json_t *s) {
         json_t *row;
         size_t i;
 
-        json_array_foreach (s, i, row)
-                printf("%6lld %-8s %-5s %2lld %-24s %s\n", num(row, "id", NULL), str(row, "status"),
-                       str(row, "channel"), num(row, "attempts", NULL), str(row, "to"), str(row, "body"));
+        json_array_foreach (s, i, row) {
+                printf("%6lld %-8s %-5s %2lld %-24s ", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
+                       num(row, "attempts", NULL), str(row, "to"));
+                print_oneline(str(row, "body"));
+        }
 }
 
 static void show_outbox_changed(json_t *s) {
@@ -336,6 +353,99 @@ static int verb_outbox(const Config *c, char **args) {
         if (!req)
                 return EXIT_FAILURE;
         r = run_command(c, streq(args[0], "retry") ? "outbox-retry" : "outbox-drop", req, show_outbox_changed);
+        json_decref(req);
+        return r;
+}
+
+static void show_conversation(json_t *s) {
+        json_t *items = json_object_get(s, "items"), *it;
+        size_t i;
+
+        printf("customer: %s\nphase:    %s\nlanguage: %s\n", str(s, "customer"), str(s, "phase"), str(s, "lang"));
+        json_array_foreach (items, i, it)
+                printf("item:     %lldx %s\n", num(it, "qty", NULL), str(it, "sku"));
+        if (json_is_string(json_object_get(s, "address")))
+                printf("address:  %s\n", str(s, "address"));
+        if (json_is_string(json_object_get(s, "payment")))
+                printf("payment:  %s\n", str(s, "payment"));
+}
+
+static void show_resumed(json_t *s) {
+        printf("conversation with %s: the assistant answers again\n", str(s, "customer"));
+}
+
+/* conversation CUSTOMER | conversation CUSTOMER resume */
+static int verb_conversation(const Config *c, char **args) {
+        json_t *req;
+        int r;
+
+        if (args[1] && !streq(args[1], "resume")) {
+                fprintf(stderr, "deliveryctl: usage: deliveryctl conversation CUSTOMER [resume]\n");
+                return EXIT_USAGE;
+        }
+        req = json_pack("{s:s}", "customer", args[0]);
+        if (!req) {
+                fprintf(stderr, "deliveryctl: conversation: '%s' is not valid UTF-8\n", args[0]);
+                return EXIT_USAGE;
+        }
+        r = run_command(c, args[1] ? "conversation-resume" : "conversation", req,
+                        args[1] ? show_resumed : show_conversation);
+        json_decref(req);
+        return r;
+}
+
+static void money(long long cents) {
+        printf("R$%lld.%02lld", cents / 100, cents % 100);
+}
+
+static void show_orders(json_t *s) {
+        json_t *row;
+        size_t i;
+
+        json_array_foreach (s, i, row) {
+                printf("#%s %-11s %s ", str(row, "id"), str(row, "status"), str(row, "created_at"));
+                money(num(row, "total_cents", NULL));
+                printf(" %-5s %s\n", str(row, "payment"), str(row, "customer"));
+        }
+}
+
+static int verb_orders(const Config *c, char **args _unused_) {
+        return run_command(c, "orders", NULL, show_orders);
+}
+
+static void show_order(json_t *o) {
+        json_t *v;
+        size_t i;
+
+        printf("order #%s: %s\n", str(o, "id"), str(o, "status"));
+        printf("%-10s %s (%s, %s)\n", "customer:", str(o, "customer"), str(o, "channel"), str(o, "lang"));
+        printf("%-10s %s (zone %s)\n", "address:", str(o, "address"), *str(o, "zone") ? str(o, "zone") : "none");
+        json_array_foreach (json_object_get(o, "items"), i, v) {
+                printf("%-10s %lld x %s at ", i == 0 ? "items:" : "", num(v, "qty", NULL), str(v, "sku"));
+                money(num(v, "unit_price_cents", NULL));
+                printf("\n");
+        }
+        printf("%-10s ", "fee:");
+        money(num(o, "delivery_fee_cents", NULL));
+        printf("\n%-10s ", "total:");
+        money(num(o, "total_cents", NULL));
+        printf(" by %s%s%s\n", str(o, "payment"), *str(o, "payment_status") ? ", " : "", str(o, "payment_status"));
+        printf("%-10s %s\n", "eta:", *str(o, "eta") ? str(o, "eta") : "not known");
+        if (*str(o, "tracking_url"))
+                printf("%-10s %s\n", "tracking:", str(o, "tracking_url"));
+        json_array_foreach (json_object_get(o, "history"), i, v)
+                printf("%-10s %s %s%s%s\n", i == 0 ? "history:" : "", str(v, "at"), str(v, "status"),
+                       *str(v, "reason") ? ": " : "", str(v, "reason"));
+}
+
+/* order ID */
+static int verb_order(const Config *c, char **args) {
+        json_t *req = json_pack("{s:s}", "id", args[0]);
+        int r;
+
+        if (!req)
+                return EXIT_FAILURE;
+        r = run_command(c, "order", req, show_order);
         json_decref(req);
         return r;
 }
@@ -437,6 +547,12 @@ static const Verb verbs[] = {
           "outbox [--json] | outbox retry ID | outbox drop ID   outbound messages, oldest first; send one "
           "again or give it up",
           NULL },
+        { "conversation", 1, 2, verb_conversation,
+          "conversation CUSTOMER [--json] | conversation CUSTOMER resume   a customer's conversation; end a "
+          "handoff to a person",
+          NULL },
+        { "orders", 0, 0, verb_orders, "orders [--json]       orders, oldest first", NULL },
+        { "order", 1, 1, verb_order, "order ID [--json]     one order with its items and history", NULL },
         { "parse", 1, 1, NULL,
           "parse TEXT            what nlu.backend (or the rules) understands in a customer's TEXT, as JSON",
           verb_parse },

@@ -26,6 +26,7 @@
 
 #include "alloc.h"
 #include "aws-credentials.h"
+#include "chat.h"
 #include "control.h"
 #include "curl-event.h"
 #include "customer.h"
@@ -39,12 +40,15 @@
 #include "log.h"
 #include "metrics.h"
 #include "nlu-client.h"
+#include "orders.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
 #include "outbox-eum.h"
 #include "outbox-sns.h"
+#include "stock.h"
 #include "store.h"
 #include "strutil.h"
+#include "tracking.h"
 
 #define DRAIN_POLL_USEC (50 * USEC_PER_MSEC)
 /* After a store failure: long enough to send the 5xx/4xx answers already
@@ -87,6 +91,7 @@ struct Manager {
         Store *store;
         Inbox *inbox;
         Outbox *outbox;
+        Orders *orders;
         SmtpSender *smtp; /* mail.transport = smtp */
         OutboxSns *outbox_sns;
         OutboxEum *outbox_eum;
@@ -94,10 +99,10 @@ struct Manager {
         /* The one AWS credentials chain (environment, shared file, container,
          * IMDS) of every AWS client: SNS/EUM transports and nlu bedrock. */
         AwsCredentialsProvider *aws_credentials;
-        /* What customers' messages mean (nlu.backend, the rules as fallback),
-         * for the conversation. */
-        NluClient *nlu;
         SnsIngress *sns;
+        /* What customers' messages mean (nlu.backend, the rules as fallback). */
+        NluClient *nlu;
+        Chat *chat;
 
         HttpServer *http;
         Listener http_listener;
@@ -211,6 +216,35 @@ static void apply_log_level(Manager *m) {
         log_set_max_level(m->verbose ? LOG_DEBUG : config(m)->log_level);
 }
 
+/* Local times (the tracking page) are the store's, whatever the host's
+ * zone is: TZ is set once, before anything formats a time, and not on
+ * reload (store.timezone needs a restart). */
+static int manager_set_timezone(Manager *m) {
+        const char *tz = config(m)->store_timezone;
+        _cleanup_free_ char *path = mem_printf("/usr/share/zoneinfo/%s", tz);
+
+        if (!path)
+                return log_oom();
+        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
+                log_warning("store.timezone '%s' is not a time zone of /usr/share/zoneinfo; times are shown in UTC.",
+                            tz);
+        if (setenv("TZ", tz, 1) < 0)
+                return log_error_errno(errno, "Failed to set TZ: %m");
+        tzset();
+        return 0;
+}
+
+/* Stock rows for the catalog's SKUs that have none yet; counts already
+ * in the store are kept (the store is the truth). */
+static void manager_sync_stock(Manager *m) {
+        int r = stock_sync(m->store, m->snapshot->catalog);
+
+        if (r < 0)
+                log_error_errno(r, "Failed to add the catalog's new products to the stock: %m");
+        else if (r > 0)
+                log_info("Stock: %d product(s) added from the catalog.", r);
+}
+
 /* Returns 1 when the new configuration is in use, 0 when it was refused
  * (problems in *diags), -errno on failure. */
 static int manager_reload(Manager *m, Diags *diags) {
@@ -251,6 +285,7 @@ static int manager_reload(Manager *m, Diags *diags) {
                         http_server_set_max_body(m->http, config(m)->http_max_body);
                         /* A rotated credentials file or a new role is read at the next call. */
                         aws_credentials_provider_invalidate(m->aws_credentials);
+                        manager_sync_stock(m);
                         metrics_inc(&m->metrics, METRIC_RELOADS_OK);
                         record_config(m, "reloaded", NULL);
                         log_event("config_reload result=ok generation=%u path=%s", m->generation, m->config_path);
@@ -377,8 +412,39 @@ static void http_webhook_sns(void *userdata, const HttpRequest *req, HttpRespons
         sns_ingress_handle(m->sns, req, resp);
 }
 
+/* GET /t/TOKEN: the order's tracking page.  An unknown token and a
+ * malformed one both take one exact-key look-up and get the same 404. */
+static void http_tracking(void *userdata, const HttpRequest *req, HttpResponse *resp) {
+        Manager *m = userdata;
+        const char *token = req->path + strlen("/t/");
+        json_t *order = NULL;
+        char *html = NULL;
+        int r;
+
+        resp->headers = tracking_page_headers;
+        /* Longer than any token: looked up as "", which no order has. */
+        r = orders_get_by_token_json(m->orders, strlen(token) <= 64 ? token : "", NULL, &order);
+        if (r == -ENOENT) {
+                (void) http_response_text(resp, 404, "text/plain; charset=utf-8", "not found\n");
+                return;
+        }
+        if (r >= 0) {
+                r = tracking_page_html(order, config(m)->store_name, &html);
+                json_decref(order);
+        }
+        if (r < 0) {
+                (void) http_response_text(resp, 503, "text/plain; charset=utf-8", "try again later\n");
+                return;
+        }
+        resp->status = 200;
+        resp->content_type = "text/html; charset=utf-8";
+        resp->body = html;
+        resp->body_len = strlen(html);
+}
+
 static const HttpRoute http_routes[] = {
         { "GET", "/healthz", http_healthz },
+        { "GET", "/t/", http_tracking },
         { "GET", "/metrics", http_metrics },
         { "POST", "/webhooks/sns", http_webhook_sns },
 };
@@ -670,7 +736,88 @@ static int cmd_outbox_drop(void *userdata, json_t *args, json_t **ret, char **re
         return outbox_operator(userdata, args, true, ret, ret_error);
 }
 
+/* The customer as the inbox stores them: E.164 as given, e-mail lower-cased. */
+static int customer_arg(json_t *args, char **ret, char **ret_error) {
+        const char *who = NULL;
+
+        if (!args || json_unpack(args, "{s:s}", "customer", &who) < 0) {
+                *ret_error = mem_strdup("a customer (E.164 phone number or e-mail address) is needed");
+                return -EINVAL;
+        }
+        if (strchr(who, '@'))
+                return customer_email_normalize(who, ret) < 0
+                        ? (*ret_error = mem_printf("'%s' is not an e-mail address", who), -EINVAL)
+                        : 0;
+        if (!customer_phone_valid(who)) {
+                *ret_error = mem_printf("'%s' is not an E.164 phone number (+5511…) or an e-mail address", who);
+                return -EINVAL;
+        }
+        *ret = mem_strdup(who);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int cmd_conversation(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        _cleanup_free_ char *who = NULL;
+        int r = customer_arg(args, &who, ret_error);
+
+        if (r < 0)
+                return r;
+        *ret = chat_conversation_json(m->chat, who, &r);
+        if (!*ret && r == -ENOENT)
+                *ret_error = mem_printf("no conversation with %s", who);
+        return *ret ? 0 : r;
+}
+
+static int cmd_conversation_resume(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        _cleanup_free_ char *who = NULL;
+        int r = customer_arg(args, &who, ret_error);
+
+        if (r < 0)
+                return r;
+        r = chat_resume(m->chat, who);
+        if (r == -ENOENT)
+                *ret_error = mem_printf("no conversation with %s", who);
+        else if (r == -ESRCH)
+                *ret_error = mem_printf("the conversation with %s is not with a person", who);
+        if (r < 0)
+                return r;
+        *ret = json_pack("{s:s, s:s}", "customer", who, "status", "resumed");
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int cmd_orders(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {
+        Manager *m = userdata;
+        json_int_t limit = 1000;
+
+        if (args)
+                (void) json_unpack(args, "{s?I}", "limit", &limit);
+        *ret = orders_list_json(m->orders, config(m)->http_public_url, (unsigned) MAX(0, MIN(limit, 100000)));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* {"id": ID} → the order JSON. */
+static int cmd_order(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        const char *id = NULL;
+        int r;
+
+        if (!args || json_unpack(args, "{s:s}", "id", &id) < 0) {
+                *ret_error = mem_strdup("order needs an id");
+                return -EINVAL;
+        }
+        r = orders_get_json(m->orders, id, config(m)->http_public_url, ret);
+        if (r == -EINVAL)
+                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
+        else if (r == -ENOENT)
+                *ret_error = mem_printf("no order %.40s", id);
+        return r;
+}
+
 static const ControlCommand control_commands[] = {
+        { "orders", cmd_orders },
+        { "order", cmd_order },
         { "stats", cmd_stats },
         { "reload", cmd_reload },
         { "inject", cmd_inject },
@@ -678,6 +825,8 @@ static const ControlCommand control_commands[] = {
         { "outbox", cmd_outbox },
         { "outbox-retry", cmd_outbox_retry },
         { "outbox-drop", cmd_outbox_drop },
+        { "conversation", cmd_conversation },
+        { "conversation-resume", cmd_conversation_resume },
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -707,6 +856,159 @@ int manager_new(const char *config_path, char *const *overrides, Snapshot *snaps
 static Snapshot *current_snapshot(void *userdata) {
         Manager *m = userdata;
         return m->snapshot;
+}
+
+/* ---- what the conversation does to orders ------------------------------ */
+
+static int64_t chat_stock(void *userdata, const char *sku) {
+        Manager *m = userdata;
+        int64_t n;
+
+        return stock_available(m->store, sku, &n) < 0 ? -1 : n;
+}
+
+/* "2026-12-04T18:15:00Z" → usec; 0 when it is not one. */
+static uint64_t parse_utc(const char *s) {
+        struct tm tm = {};
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+
+        if (!end)
+                return 0;
+        time_t t = timegm(&tm);
+        return t < 0 ? 0 : (uint64_t) t * USEC_PER_SEC;
+}
+
+static int chat_find_order(void *userdata, const char *customer, const char *id, ConvOrder *ret) {
+        Manager *m = userdata;
+        char latest[ORDER_ID_LEN + 1];
+        json_t *o = NULL;
+        int r;
+
+        if (!id) {
+                r = orders_latest_active(m->orders, customer, latest);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                id = latest;
+        }
+        r = orders_get_for_customer(m->orders, id, customer, NULL, &o);
+        if (r == -ENOENT || r == -EINVAL)
+                return 0;
+        if (r < 0)
+                return r;
+        *ret = (ConvOrder){};
+        strscpy(ret->id, sizeof ret->id, json_string_value(json_object_get(o, "id")) ?: id);
+        strscpy(ret->status, sizeof ret->status, json_string_value(json_object_get(o, "status")) ?: "CREATED");
+        ret->eta_usec = parse_utc(json_string_value(json_object_get(o, "eta")));
+        json_decref(o);
+        return 1;
+}
+
+_Static_assert((int) ORDER_PAYMENT_PIX == (int) NLU_PAYMENT_PIX && (int) ORDER_PAYMENT_CARD == (int) NLU_PAYMENT_CARD &&
+                       (int) ORDER_PAYMENT_CASH == (int) NLU_PAYMENT_CASH,
+               "payment methods are the same in both enums");
+
+static int chat_create_order(void *userdata, const char *customer, bool email, const ConvDraft *d,
+                             char ret_id[static NLU_ORDER_ID_LEN + 1]) {
+        Manager *m = userdata;
+        _cleanup_free_ OrderItemDraft *items = mem_new(OrderItemDraft, d->n_lines + 1);
+        char token[ORDER_TOKEN_LEN + 1];
+        const Zone *zone = NULL;
+
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_lines; i++)
+                items[i] = (OrderItemDraft){ .sku = d->lines[i].sku,
+                                             .name = d->lines[i].name,
+                                             .qty = d->lines[i].qty,
+                                             .unit_price_cents = d->lines[i].unit_price_cents };
+        for (size_t i = 0; i < catalog_n_zones(m->snapshot->catalog); i++)
+                if (streq(catalog_zone(m->snapshot->catalog, i)->id, d->zone))
+                        zone = catalog_zone(m->snapshot->catalog, i);
+        const OrderDraft od = {
+                .customer = customer,
+                .channel = email ? "email" : "sms",
+                .lang = nlu_lang_to_string(d->lang),
+                .address = d->address,
+                .zone = d->zone,
+                .zone_name = zone ? zone->name : NULL,
+                .delivery_fee_cents = d->fee_cents,
+                .payment = (OrderPayment) d->payment,
+                .change_for_cents = d->change_for_cents,
+                .eta_usec = d->eta_usec,
+                .items = items,
+                .n_items = d->n_lines,
+        };
+        return orders_create_in_txn(m->orders, &od, now_realtime(), ret_id, token);
+}
+
+static int chat_order_request(void *userdata _unused_, const char *customer, ConvRequestKind kind, const char *order_id,
+                              const char *address _unused_) {
+        log_event("order_request order=%s customer=%s kind=%s", order_id, customer,
+                  kind == CONV_REQUEST_CANCEL ? "cancel" : "change_address");
+        return 0;
+}
+
+/* STOP and START take effect before the message is acknowledged, so that
+ * nothing else reaches a customer who said STOP, even if the daemon stops
+ * before the conversation answers. */
+static int inbox_store_hook(void *userdata, const InboxMessage *msg, int64_t id _unused_) {
+        Manager *m = userdata;
+        _cleanup_(nlu_result_freep) NluResult *r = NULL;
+        int k = nlu_parse(m->snapshot, msg->body, strlen(msg->body), &r);
+
+        if (k < 0)
+                return k;
+        if (r->intent == NLU_INTENT_OPT_OUT)
+                return outbox_set_opt_out_in_txn(m->outbox, msg->customer, true);
+        if (nlu_result_has(r, NLU_SIGNAL_OPT_IN))
+                return outbox_set_opt_out_in_txn(m->outbox, msg->customer, false);
+        return 0;
+}
+
+static ChatHooks manager_chat_hooks(Manager *m) {
+        return (ChatHooks){
+                .stock = chat_stock,
+                .find_order = chat_find_order,
+                .create_order = chat_create_order,
+                .order_request = chat_order_request,
+                .userdata = m,
+        };
+}
+
+static Snapshot *chat_snapshot(void *userdata) {
+        Manager *m = userdata;
+        return m->snapshot;
+}
+
+static int manager_new_chat(Manager *m) {
+        /* Bedrock (nlu.backend = bedrock) with the daemon's credentials chain. */
+        const NluClientOptions nlu_options = {
+                .curl = m->curl,
+                .credentials = m->aws_credentials,
+                .metrics = &m->metrics,
+        };
+        int r = nlu_client_new_with(m->event, &nlu_options, &m->nlu);
+
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the NLU client: %m");
+        const ChatContext ctx = {
+                .event = m->event,
+                .store = m->store,
+                .inbox = m->inbox,
+                .outbox = m->outbox,
+                .nlu = m->nlu,
+                .metrics = &m->metrics,
+                .snapshot = chat_snapshot,
+                .userdata = m,
+                .hooks = manager_chat_hooks(m),
+        };
+        r = chat_new(&ctx, &m->chat);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the conversation: %m");
+        inbox_set_store_hook(m->inbox, inbox_store_hook, m);
+        return 0;
 }
 
 static int manager_start_sns(Manager *m) {
@@ -844,6 +1146,9 @@ int manager_start(Manager *m) {
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_mono);
         m->generation = 1;
         apply_log_level(m);
+        r = manager_set_timezone(m);
+        if (r < 0)
+                return r;
 
         r = store_open(config(m)->state_directory, &m->store, &error);
         if (r < 0)
@@ -852,6 +1157,12 @@ int manager_start(Manager *m) {
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");
+        r = orders_new(m->store, &m->orders);
+        if (r < 0)
+                return log_oom();
+        r = stock_sync(m->store, m->snapshot->catalog);
+        if (r < 0)
+                return log_error_errno(r, "Failed to seed the stock from the catalog: %m");
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
@@ -860,18 +1171,13 @@ int manager_start(Manager *m) {
         r = aws_credentials_provider_new(m->event, m->curl, NULL, &m->aws_credentials);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the AWS credentials provider: %m");
-        const NluClientOptions nlu_options = {
-                .curl = m->curl,
-                .credentials = m->aws_credentials,
-                .metrics = &m->metrics,
-        };
-        r = nlu_client_new_with(m->event, &nlu_options, &m->nlu);
-        if (r < 0)
-                return log_error_errno(r, "Failed to set up message understanding: %m");
         r = manager_new_outbox(m);
         if (r < 0)
                 return r;
         r = manager_start_sns(m);
+        if (r < 0)
+                return r;
+        r = manager_new_chat(m);
         if (r < 0)
                 return r;
         log_info("Store %s open (schema version %d).", store_path(m->store), store_schema_version(m->store));
@@ -939,6 +1245,10 @@ int manager_start(Manager *m) {
         r = outbox_start(m->outbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the outbox sender: %m");
+        /* Messages waiting from before (and every new one) are answered now. */
+        r = chat_start(m->chat);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the conversation: %m");
         return 0;
 }
 
@@ -961,12 +1271,14 @@ Manager *manager_free(Manager *m) {
         control_server_free(m->control);
         /* Freed before the LMTP server: deliveries still waiting for a commit
          * are answered 451 while the server can take the answers. */
+        chat_free(m->chat); /* before the inbox: its turns hold messages */
+        nlu_client_free(m->nlu);
         inbox_free(m->inbox);
         outbox_free(m->outbox);
+        orders_free(m->orders);
         smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
         outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
         outbox_eum_free(m->outbox_eum);
-        nlu_client_free(m->nlu);
         aws_credentials_provider_free(m->aws_credentials); /* after its users */
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);

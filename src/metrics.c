@@ -77,6 +77,10 @@ static const struct {
         NLU(METRIC_NLU_BEDROCK_BUDGET, "bedrock", "budget", NULL),
         NLU(METRIC_NLU_BEDROCK_CREDENTIALS, "bedrock", "credentials", NULL),
 #undef NLU
+        [METRIC_CONVERSATION_TURNS_OK] = { "deliveryd_conversation_turns_total", "outcome", "ok",
+                                           "Customer messages answered by the conversation, by outcome." },
+        [METRIC_CONVERSATION_TURNS_FAILED] = { "deliveryd_conversation_turns_total", "outcome", "failed", NULL },
+        [METRIC_CONVERSATION_TURNS_CORRUPT] = { "deliveryd_conversation_turns_total", "outcome", "corrupt", NULL },
 };
 
 /* Append formatted text to a growing buffer; false on OOM. */

@@ -52,6 +52,9 @@ typedef enum MetricId {
         METRIC_NLU_BEDROCK_BACKOFF,
         METRIC_NLU_BEDROCK_BUDGET,
         METRIC_NLU_BEDROCK_CREDENTIALS,
+        METRIC_CONVERSATION_TURNS_OK, /* the conversation: one per outcome */
+        METRIC_CONVERSATION_TURNS_FAILED,
+        METRIC_CONVERSATION_TURNS_CORRUPT,
         _METRIC_MAX,
 } MetricId;
 

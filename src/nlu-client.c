@@ -107,6 +107,21 @@ static int on_defer(sd_event_source *s _unused_, void *userdata) {
         return 0;
 }
 
+/* What the parse contract (and so the tool) does not carry, the
+ * conversation still reads: corrections ("tira a coca", "na verdade 3"),
+ * START, "troco para 100".  They come from the rules' reading of the same
+ * text; the contract's fields stay Bedrock's. */
+static void add_rules_signals(NluQuery *q, NluResult *result) {
+        _cleanup_(nlu_result_freep) NluResult *rules = NULL;
+
+        if (nlu_rules_parse(q->snapshot->nlu_rules, q->text, q->len, q->snapshot->config->nlu_max_input, &rules) < 0)
+                return;
+        result->signals = rules->signals;
+        result->bare_qty = rules->bare_qty;
+        if (result->change_for_cents == 0 && result->payment == NLU_PAYMENT_CASH)
+                result->change_for_cents = rules->change_for_cents;
+}
+
 static void on_bedrock(void *userdata, NluBedrockOutcome outcome, NluResult *result) {
         NluQuery *q = userdata;
 
@@ -114,6 +129,8 @@ static void on_bedrock(void *userdata, NluBedrockOutcome outcome, NluResult *res
         q->bedrock = nlu_bedrock_query_free(q->bedrock);
         if (outcome != NLU_BEDROCK_OK)
                 q->fallback = nlu_bedrock_outcome_to_string(outcome);
+        else if (result)
+                add_rules_signals(q, result);
         query_answer(q, result);
 }
 

@@ -43,6 +43,12 @@ static const char *const payment_table[_NLU_PAYMENT_MAX] = {
         [NLU_PAYMENT_CASH] = "cash",
 };
 
+static const char *const signal_table[_NLU_SIGNAL_MAX] = {
+        [NLU_SIGNAL_OPT_IN] = "opt_in",
+        [NLU_SIGNAL_REMOVE] = "remove",
+        [NLU_SIGNAL_REPLACE] = "replace",
+};
+
 static const char *name_of(const char *const *table, int max, int v) {
         return v >= 0 && v < max ? table[v] : NULL;
 }
@@ -71,6 +77,12 @@ const char *nlu_payment_to_string(NluPayment p) {
 }
 NluPayment nlu_payment_from_string(const char *s) {
         return (NluPayment) value_of(payment_table, _NLU_PAYMENT_MAX, s);
+}
+const char *nlu_signal_to_string(NluSignal g) {
+        return name_of(signal_table, _NLU_SIGNAL_MAX, g);
+}
+NluSignal nlu_signal_from_string(const char *s) {
+        return (NluSignal) value_of(signal_table, _NLU_SIGNAL_MAX, s);
 }
 
 NluResult *nlu_result_new(NluLang lang) {

@@ -15,6 +15,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,17 @@ typedef enum NluPayment {
         _NLU_PAYMENT_INVALID = -EINVAL, /* also: the message names none */
 } NluPayment;
 
+/* What else a message says, beside its intent: signals the conversation
+ * reads (from [signal NAME] sections of the rules; not part of the parse
+ * contract's JSON). */
+typedef enum NluSignal {
+        NLU_SIGNAL_OPT_IN, /* START, VOLTAR: messages wanted again */
+        NLU_SIGNAL_REMOVE, /* "tira a coca", "no fries": the items named leave the cart */
+        NLU_SIGNAL_REPLACE, /* "na verdade 3", "make it 2": quantities replace, not add */
+        _NLU_SIGNAL_MAX,
+        _NLU_SIGNAL_INVALID = -EINVAL,
+} NluSignal;
+
 /* "place_order" … "other"; NULL for a value out of range. */
 const char *nlu_intent_to_string(NluIntent i);
 NluIntent nlu_intent_from_string(const char *s);
@@ -63,6 +75,9 @@ NluLang nlu_lang_from_string(const char *s);
 /* "pix", "card", "cash". */
 const char *nlu_payment_to_string(NluPayment p);
 NluPayment nlu_payment_from_string(const char *s);
+/* "opt_in", "remove", "replace". */
+const char *nlu_signal_to_string(NluSignal g);
+NluSignal nlu_signal_from_string(const char *s);
 
 #define NLU_QTY_MAX 99u
 #define NLU_ORDER_ID_LEN 6
@@ -81,7 +96,13 @@ typedef struct NluResult {
         int64_t change_for_cents; /* cash: "troco para 100" → 10000; 0 when not said */
         char *address; /* as the customer wrote it (valid UTF-8, one line), or NULL */
         char order_id[NLU_ORDER_ID_LEN + 1]; /* canonical (upper case, I/L→1, O→0), "" when none */
+        unsigned signals; /* bit (1u << NluSignal) for each signal found */
+        unsigned bare_qty; /* a quantity that names no product ("na verdade 3"), 0 when none */
 } NluResult;
+
+static inline bool nlu_result_has(const NluResult *r, NluSignal g) {
+        return r && (r->signals & (1u << g));
+}
 
 /* An empty result: intent other, the given language, nothing else.  NULL on OOM. */
 NluResult *nlu_result_new(NluLang lang);

@@ -105,6 +105,79 @@ static const StoreMigration migrations[] = {
           "        customer TEXT PRIMARY KEY,\n"
           "        since    INTEGER NOT NULL\n"
           ") STRICT, WITHOUT ROWID;\n" },
+        { 6, "orders",
+          /* Orders, their items and status history, the stock and what
+           * each order holds of it.  The stock table is the truth once
+           * seeded from the catalog; a reservation row per (order, sku)
+           * makes reserving and releasing idempotent.  Times are
+           * microseconds since the epoch (UTC). */
+          "CREATE TABLE orders (\n"
+          "        id                 TEXT PRIMARY KEY CHECK (length(id) = 6),\n"
+          "        customer           TEXT NOT NULL,\n"
+          "        channel            TEXT NOT NULL CHECK (channel IN ('sms', 'email')),\n"
+          "        lang               TEXT NOT NULL CHECK (lang IN ('pt', 'en')),\n"
+          "        status             TEXT NOT NULL CHECK (status IN ('CREATED', 'CONFIRMED', 'PREPARING', "
+          "'READY', 'IN_DELIVERY', 'DELIVERED', 'CANCELLED')),\n"
+          "        address            TEXT NOT NULL,\n"
+          "        zone               TEXT,\n"
+          "        zone_name          TEXT,\n"
+          "        delivery_fee_cents INTEGER NOT NULL CHECK (delivery_fee_cents >= 0),\n"
+          "        subtotal_cents     INTEGER NOT NULL CHECK (subtotal_cents >= 0),\n"
+          "        total_cents        INTEGER NOT NULL CHECK (total_cents >= 0),\n"
+          "        payment            TEXT NOT NULL CHECK (payment IN ('pix', 'card', 'cash')),\n"
+          "        change_for_cents   INTEGER,\n"
+          "        payment_status     TEXT CHECK (payment_status IN ('authorised', 'pending', 'paid', "
+          "'voided')),\n"
+          "        pix_code           TEXT,\n"
+          "        eta                INTEGER,\n"
+          "        tracking_token     TEXT NOT NULL UNIQUE,\n"
+          "        cancel_reason      TEXT,\n"
+          "        mail_message_id    TEXT,\n"
+          "        mail_subject       TEXT,\n"
+          "        created_at         INTEGER NOT NULL,\n"
+          "        updated_at         INTEGER NOT NULL\n"
+          ") STRICT;\n"
+          "CREATE INDEX orders_customer ON orders (customer, created_at);\n"
+          "CREATE TABLE order_items (\n"
+          "        order_id         TEXT NOT NULL REFERENCES orders (id),\n"
+          "        line             INTEGER NOT NULL,\n"
+          "        sku              TEXT NOT NULL,\n"
+          "        qty              INTEGER NOT NULL CHECK (qty > 0),\n"
+          "        unit_price_cents INTEGER NOT NULL CHECK (unit_price_cents >= 0),\n"
+          "        name             TEXT NOT NULL,\n"
+          "        PRIMARY KEY (order_id, line)\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE TABLE order_history (\n"
+          "        id       INTEGER PRIMARY KEY,\n"
+          "        order_id TEXT NOT NULL REFERENCES orders (id),\n"
+          "        at       INTEGER NOT NULL,\n"
+          "        status   TEXT NOT NULL,\n"
+          "        reason   TEXT\n"
+          ") STRICT;\n"
+          "CREATE INDEX order_history_order ON order_history (order_id, id);\n"
+          "CREATE TABLE stock (\n"
+          "        sku       TEXT PRIMARY KEY,\n"
+          "        available INTEGER NOT NULL CHECK (available >= 0)\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE TABLE stock_reservations (\n"
+          "        order_id TEXT NOT NULL,\n"
+          "        sku      TEXT NOT NULL,\n"
+          "        qty      INTEGER NOT NULL CHECK (qty > 0),\n"
+          "        PRIMARY KEY (order_id, sku)\n"
+          ") STRICT, WITHOUT ROWID;\n" },
+        { 7, "conversations",
+          /* One row per customer: the conversation's state as JSON
+           * (conversation.c), its phase for listing, and the time of the
+           * last message (usec since the epoch).  The index lets a
+           * customer's reply to one of our e-mails find its order. */
+          "CREATE TABLE conversations (\n"
+          "        customer   TEXT PRIMARY KEY,\n"
+          "        phase      TEXT NOT NULL,\n"
+          "        state      TEXT NOT NULL,\n"
+          "        updated_at INTEGER NOT NULL\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE INDEX conversations_phase ON conversations (phase, updated_at);\n"
+          "CREATE INDEX outbox_message_id ON outbox (message_id) WHERE message_id IS NOT NULL;\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

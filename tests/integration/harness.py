@@ -49,13 +49,14 @@ def write_text(path, text):
 
 
 def make_etc(tmp, extra="", name="deliveryd.conf"):
-    """Copy the example configuration, catalog, zones and nlu rules into
+    """Copy the example configuration, catalog, zones, nlu rules and templates into
     tmp/etc and append extra to the config; returns the config path."""
     etc = os.path.join(tmp, "etc")
     os.makedirs(etc, exist_ok=True)
     for f in ("deliveryd.conf", "catalog.conf", "zones.conf"):
         shutil.copy(os.path.join(ETC, f), os.path.join(etc, f))
     shutil.copytree(os.path.join(ETC, "nlu"), os.path.join(etc, "nlu"), dirs_exist_ok=True)
+    shutil.copytree(os.path.join(ETC, "templates"), os.path.join(etc, "templates"), dirs_exist_ok=True)
     path = os.path.join(etc, name)
     if extra:
         with open(path, "a", encoding="utf-8") as f:
@@ -193,6 +194,8 @@ class Daemon:
         self.notify = NotifyListener(npath)
         env = dict(os.environ)
         env.update({"NOTIFY_SOCKET": npath, "DELIVERYD_LOG_PREFIX": "1"})
+        if VALGRIND:
+            env["DELIVERYD_PCRE2_JIT"] = "0"  # valgrind cannot follow JIT code
         env.update(self.env)
         self.proc = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
@@ -270,10 +273,10 @@ class Daemon:
 
     def wait(self, timeout=TIMEOUT):
         try:
-            status = self.proc.wait(timeout=timeout)
-            # the log is whole once its reader has seen the end of stderr
+            code = self.proc.wait(timeout=timeout)
+            # the whole log, up to the exit, before anyone reads it
             self.log_reader.join(timeout)
-            return status
+            return code
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("deliveryd did not exit within %ss; log:\n%s" % (timeout, "\n".join(self.log)))

@@ -617,6 +617,35 @@ static int parse_some(void *userdata _unused_) {
         return 0;
 }
 
+static void test_signals(void **state _unused_) {
+        static const struct {
+                const char *text;
+                unsigned signals, bare_qty;
+        } rows[] = {
+                { "START", 1u << NLU_SIGNAL_OPT_IN, 0 },
+                { "Voltar", 1u << NLU_SIGNAL_OPT_IN, 0 },
+                { "quero voltar a receber as mensagens", 1u << NLU_SIGNAL_OPT_IN, 0 },
+                { "tira a coca", 1u << NLU_SIGNAL_REMOVE, 0 },
+                { "remove the fries please", 1u << NLU_SIGNAL_REMOVE, 0 },
+                { "na verdade 3", 1u << NLU_SIGNAL_REPLACE, 3 },
+                { "na vdd tres", 0, 3 },
+                { "actually make it two", 1u << NLU_SIGNAL_REPLACE, 2 },
+                { "só 1 coca", 1u << NLU_SIGNAL_REPLACE, 0 },
+                { "quero 2 calabresas", 0, 0 },
+                { "sim", 0, 0 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
+                NluResult *r = parse(rows[i].text);
+                if (r->signals != rows[i].signals || r->bare_qty != rows[i].bare_qty)
+                        fail_msg("'%s': signals %#x qty %u, want %#x %u", rows[i].text, r->signals, r->bare_qty,
+                                 rows[i].signals, rows[i].bare_qty);
+                nlu_result_free(r);
+        }
+        assert_string_equal(nlu_signal_to_string(NLU_SIGNAL_REPLACE), "replace");
+        assert_int_equal(nlu_signal_from_string("opt_in"), NLU_SIGNAL_OPT_IN);
+        assert_int_equal(nlu_signal_from_string("nope"), _NLU_SIGNAL_INVALID);
+}
+
 /* ---- the loop's client -------------------------------------------------- */
 
 typedef struct Answers {
@@ -678,7 +707,8 @@ int main(void) {
                 cmocka_unit_test(test_normalize),    cmocka_unit_test(test_measures),  cmocka_unit_test(test_items),
                 cmocka_unit_test(test_fields),       cmocka_unit_test(test_json),      cmocka_unit_test(test_max_input),
                 cmocka_unit_test(test_dev_set),      cmocka_unit_test(test_extra_set), cmocka_unit_test(test_bad_rules),
-                cmocka_unit_test(test_custom_rules), cmocka_unit_test(test_client),    cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_custom_rules), cmocka_unit_test(test_signals),   cmocka_unit_test(test_client),
+                cmocka_unit_test(test_oom),
         };
         int r;
 

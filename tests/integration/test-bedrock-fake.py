@@ -14,7 +14,9 @@ Converse responses of the vectors (bedrock/) where they fit: a toolUse
 (whose intent and items must be printed), a text-only answer, invalid
 JSON, a toolUse naming an unknown SKU, a 429 ThrottlingException and an
 answer slower than nlu.timeout_ms — each of the last five must print
-exactly what the rules print, with a note on stderr saying why."""
+exactly what the rules print, with a note on stderr saying why.  The
+daemon itself asks the same fake for the conversation: a customer's order
+is priced from Bedrock's items, and a throttled one from the rules'."""
 
 import json
 import os
@@ -243,6 +245,40 @@ class BedrockFake(DaemonTestCase):
         self.assertIn("(credentials)", p.stderr)
         self.assertEqual(self.fake.requests, [])
         self.assertEqual(self.fake.problems, [])
+
+    def wait_handled(self, d, inbox_id):
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            rows = json.loads(d.ctl("inbox", "--json").stdout)
+            if any(r["id"] == inbox_id and r["status"] == "done" for r in rows):
+                return
+            time.sleep(0.02)
+        self.fail("message %d was not handled in time; log:\n%s" % (inbox_id, "\n".join(d.log)))
+
+    def test_the_daemon_answers_with_bedrock_and_falls_back(self):
+        # the conversation's NluClient asks Bedrock with the daemon's credentials chain
+        d = self.daemon(env=ENV, overrides=[
+            "nlu.backend=bedrock", "nlu.model_id=" + MODEL, "aws.region=" + REGION,
+            "aws.endpoint_bedrock=http://127.0.0.1:%d" % self.fake.port, "nlu.timeout_ms=1000"]).start()
+        who = "+5511987650000"
+        p = d.ctl("--json", "inject", "sms", who, "me ve aquela de sempre")
+        self.wait_handled(d, json.loads(p.stdout)["id"])
+        replies = [m["body"] for m in json.loads(d.ctl("outbox", "--json").stdout) if m["to"] == who]
+        self.assertEqual(len(replies), 1, replies)
+        # Bedrock's items, address and payment; prices from the catalog and the zone
+        self.assertIn("3x Pizza Quatro Queijos R$ 176,70\n", replies[0])
+        self.assertIn("1x Acai 500ml R$ 22,00\n", replies[0])
+        self.assertIn("Entrega em Rua Augusta 1500: R$ 5,00\nTotal: R$ 203,70, cartao", replies[0])
+        # a 429: the rules answer this one
+        p = d.ctl("--json", "inject", "sms", "+5511987650001", "I'd like a portuguese pizza and two cokes, "
+                  "paying by card")
+        self.wait_handled(d, json.loads(p.stdout)["id"])
+        counters = d.stats()["counters"]["nlu_requests_total"]
+        self.assertEqual(counters["bedrock"]["ok"], 1)
+        self.assertEqual(counters["bedrock"]["throttled"], 1)
+        self.assertEqual(counters["rules"]["fallback"], 1)
+        self.assertEqual(self.fake.problems, [])
+        self.assertEqual(d.stop(), 0)
 
 
 if __name__ == "__main__":

@@ -225,9 +225,11 @@ static int manager_set_timezone(Manager *m) {
 
         if (!path)
                 return log_oom();
-        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
+        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0) {
                 log_warning("store.timezone '%s' is not a time zone of /usr/share/zoneinfo; times are shown in UTC.",
-                            tz);
+                            strempty(tz));
+                tz = "UTC";
+        }
         if (setenv("TZ", tz, 1) < 0)
                 return log_error_errno(errno, "Failed to set TZ: %m");
         tzset();

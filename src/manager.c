@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "aws-credentials.h"
 #include "chat.h"
 #include "control.h"
 #include "curl-event.h"
@@ -95,7 +96,11 @@ struct Manager {
         OutboxSns *outbox_sns;
         OutboxEum *outbox_eum;
         CurlEvent *curl;
+        /* The one AWS credentials chain (environment, shared file, container,
+         * IMDS) of every AWS client: SNS/EUM transports and nlu bedrock. */
+        AwsCredentialsProvider *aws_credentials;
         SnsIngress *sns;
+        /* What customers' messages mean (nlu.backend, the rules as fallback). */
         NluClient *nlu;
         Chat *chat;
 
@@ -220,9 +225,11 @@ static int manager_set_timezone(Manager *m) {
 
         if (!path)
                 return log_oom();
-        if (tz[0] == '\0' || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
+        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0) {
                 log_warning("store.timezone '%s' is not a time zone of /usr/share/zoneinfo; times are shown in UTC.",
-                            tz);
+                            strempty(tz));
+                tz = "UTC";
+        }
         if (setenv("TZ", tz, 1) < 0)
                 return log_error_errno(errno, "Failed to set TZ: %m");
         tzset();
@@ -278,6 +285,8 @@ static int manager_reload(Manager *m, Diags *diags) {
                         m->loaded_at = now_realtime();
                         apply_log_level(m);
                         http_server_set_max_body(m->http, config(m)->http_max_body);
+                        /* A rotated credentials file or a new role is read at the next call. */
+                        aws_credentials_provider_invalidate(m->aws_credentials);
                         manager_sync_stock(m);
                         metrics_inc(&m->metrics, METRIC_RELOADS_OK);
                         record_config(m, "reloaded", NULL);
@@ -976,7 +985,13 @@ static Snapshot *chat_snapshot(void *userdata) {
 }
 
 static int manager_new_chat(Manager *m) {
-        int r = nlu_client_new(m->event, m->curl, &m->nlu);
+        /* Bedrock (nlu.backend = bedrock) with the daemon's credentials chain. */
+        const NluClientOptions nlu_options = {
+                .curl = m->curl,
+                .credentials = m->aws_credentials,
+                .metrics = &m->metrics,
+        };
+        int r = nlu_client_new_with(m->event, &nlu_options, &m->nlu);
 
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the NLU client: %m");
@@ -1078,16 +1093,8 @@ static int manager_new_outbox(Manager *m) {
         }
 
         if (config(m)->sms_transport == SMS_TRANSPORT_SNS || config(m)->sms_transport == SMS_TRANSPORT_EUM) {
-                _cleanup_(aws_credentials_freep) AwsCredentials *creds = NULL;
                 bool sns = config(m)->sms_transport == SMS_TRANSPORT_SNS;
 
-                /* The environment's keys (systemd credentials or the unit's
-                 * Environment=); without them every send is deferred. */
-                r = aws_credentials_from_env(environ, &creds);
-                if (r < 0)
-                        log_warning_errno(r,
-                                          "No AWS credentials in the environment (AWS_ACCESS_KEY_ID, "
-                                          "AWS_SECRET_ACCESS_KEY): outbound SMS are deferred: %m");
                 if (sns) {
                         const OutboxSnsOptions so = {
                                 .curl = m->curl,
@@ -1095,7 +1102,7 @@ static int manager_new_outbox(Manager *m) {
                                 .endpoint = config(m)->aws_endpoint_sns,
                                 .sender_id = config(m)->sms_sender_id,
                                 .origination_number = config(m)->sms_origination_number,
-                                .credentials = creds,
+                                .provider = m->aws_credentials,
                                 .connect_to = config(m)->http_client_connect_to,
                                 .ca_file = config(m)->http_client_ca_file,
                         };
@@ -1107,7 +1114,7 @@ static int manager_new_outbox(Manager *m) {
                                 .region = config(m)->aws_region,
                                 .endpoint = config(m)->aws_endpoint_eum,
                                 .origination_identity = config(m)->sms_origination_number,
-                                .credentials = creds,
+                                .provider = m->aws_credentials,
                                 .connect_to = config(m)->http_client_connect_to,
                                 .ca_file = config(m)->http_client_ca_file,
                         };
@@ -1161,6 +1168,11 @@ int manager_start(Manager *m) {
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        /* Nothing is read before the first AWS call; temporary credentials are
+         * refreshed before they expire. */
+        r = aws_credentials_provider_new(m->event, m->curl, NULL, &m->aws_credentials);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the AWS credentials provider: %m");
         r = manager_new_outbox(m);
         if (r < 0)
                 return r;
@@ -1269,6 +1281,7 @@ Manager *manager_free(Manager *m) {
         smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
         outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
         outbox_eum_free(m->outbox_eum);
+        aws_credentials_provider_free(m->aws_credentials); /* after its users */
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

@@ -356,7 +356,9 @@ static int apply(Chat *c, const Turn *t, const ConvEnv *env, const ConvState *s,
         }
         for (char **p = a->replies; p && *p; p++)
                 if ((r = enqueue_reply(c, t, *p, a->opt_out_confirmation, s->lang,
-                                       a->request_order[0] ? a->request_order : NULL)) < 0)
+                                       a->request_order[0]         ? a->request_order
+                                               : a->about_order[0] ? a->about_order
+                                                                   : (s->order_id[0] ? s->order_id : NULL))) < 0)
                         return r;
         if (a->create) {
                 _cleanup_free_ char *text = NULL;

@@ -732,6 +732,7 @@ static int say_about_order(const ConvEnv *env, ConvState *s, const ConvInput *in
         if (k <= 0)
                 return k;
         snprintf(order_id_text, sizeof order_id_text, "%s", o.id);
+        strscpy(out->about_order, sizeof out->about_order, o.id);
         if (o.eta_usec > 0) {
                 conv_format_clock(o.eta_usec, clock, sizeof clock);
                 snprintf(minutes, sizeof minutes, "%" PRIu64,
@@ -764,6 +765,7 @@ static int ask_about_order(const ConvEnv *env, ConvState *s, const ConvInput *in
                 return k;
         snprintf(order_id_text, sizeof order_id_text, "%s", o.id);
         strscpy(s->order_id, sizeof s->order_id, o.id);
+        strscpy(out->about_order, sizeof out->about_order, o.id);
         const TemplateVar v[] = { { "order_id", order_id_text } };
         if (in->nlu->intent == NLU_INTENT_CANCEL_ORDER) {
                 s->phase = CONV_AWAIT_CANCEL;

@@ -143,6 +143,7 @@ typedef struct ConvActions {
         ConvOptChange opt;
         char *alert; /* a text to the store (conversation.handoff_to), or NULL */
         ConvDraft *create; /* an order to create, or NULL: then conversation_placed() gives the reply */
+        char about_order[NLU_ORDER_ID_LEN + 1]; /* the order the replies are about, "" for none */
         ConvRequestKind request;
         char request_order[NLU_ORDER_ID_LEN + 1];
         char *request_address;

@@ -82,12 +82,17 @@ class Conversation(DaemonTestCase):
                 self.check_replies(where, new, want)
             if new and new[-1].get("message_id"):
                 seen["last_message_id"] = new[-1]["message_id"]
+            if "capture_message_id" in step:
+                self.assertTrue(new and new[-1].get("message_id"), where)
+                seen[step["capture_message_id"]] = new[-1]["message_id"]
             for name, rx in step.get("capture", {}).items():
                 m = re.search(rx, "\n".join(r["body"] for r in new))
                 self.assertTrue(m, "%s: nothing to capture as %s" % (where, name))
                 seen[name] = m.group(1)
             for key, rx in step.get("reply_fields", {}).items():
                 self.assertTrue(new, where)
+                for name, value in seen.items():
+                    rx = rx.replace("{%s}" % name, value)
                 self.assertRegex(str(new[-1].get(key)), rx, "%s: %s" % (where, key))
             if "alert" in step:
                 to = step["alert"]["to"]

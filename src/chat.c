@@ -364,7 +364,8 @@ static int apply(Chat *c, const Turn *t, const ConvEnv *env, const ConvState *s,
                 _cleanup_free_ char *text = NULL;
                 if (!c->ctx.hooks.create_order)
                         return -EOPNOTSUPP;
-                r = c->ctx.hooks.create_order(c->ctx.hooks.userdata, t->customer, t->email, a->create, id);
+                r = c->ctx.hooks.create_order(c->ctx.hooks.userdata, t->customer, t->email, t->message_id, t->subject,
+                                              a->create, id);
                 if (r < 0)
                         return r;
                 if ((r = conversation_placed(env, a->create, id, &text)) < 0 ||

@@ -911,8 +911,8 @@ _Static_assert((int) ORDER_PAYMENT_PIX == (int) NLU_PAYMENT_PIX && (int) ORDER_P
                        (int) ORDER_PAYMENT_CASH == (int) NLU_PAYMENT_CASH,
                "payment methods are the same in both enums");
 
-static int chat_create_order(void *userdata, const char *customer, bool email, const ConvDraft *d,
-                             char ret_id[static NLU_ORDER_ID_LEN + 1]) {
+static int chat_create_order(void *userdata, const char *customer, bool email, const char *thread_id,
+                             const char *subject, const ConvDraft *d, char ret_id[static NLU_ORDER_ID_LEN + 1]) {
         Manager *m = userdata;
         _cleanup_free_ OrderItemDraft *items = mem_new(OrderItemDraft, d->n_lines + 1);
         char token[ORDER_TOKEN_LEN + 1];
@@ -939,6 +939,8 @@ static int chat_create_order(void *userdata, const char *customer, bool email, c
                 .payment = (OrderPayment) d->payment,
                 .change_for_cents = d->change_for_cents,
                 .eta_usec = d->eta_usec,
+                .mail_message_id = email ? thread_id : NULL,
+                .mail_subject = email ? subject : NULL,
                 .items = items,
                 .n_items = d->n_lines,
         };

@@ -25,6 +25,7 @@ struct Turn {
         Turn *next, **pprev;
         int64_t id;
         bool email;
+        int authenticated; /* 1 yes, 0 no, -1 unknown */
         char *customer, *recipient, *body, *subject, *message_id, *in_reply_to, *references;
         Snapshot *snapshot;
         NluQuery *query;
@@ -423,7 +424,12 @@ static int run_turn(Chat *c, Turn *t, NluResult *r) {
         }
         old = s->phase;
         const ConvInput in = {
-                .customer = t->customer, .email = t->email, .nlu = r, .text = t->body, .opted_out = opted > 0
+                .customer = t->customer,
+                .email = t->email,
+                .nlu = r,
+                .text = t->body,
+                .opted_out = opted > 0,
+                .unauthenticated = t->email && t->authenticated == 0,
         };
         if ((k = conversation_turn(&env, s, &in, &a)) < 0 || (k = apply(c, t, &env, s, &a)) < 0 ||
             (k = save_state(c, t->customer, s)) < 0 || (k = inbox_mark_done(c->ctx.inbox, t->id, false)) < 0 ||
@@ -496,6 +502,7 @@ static void on_delivery(void *userdata, const InboxDelivery *d) {
         t->chat = c;
         t->id = d->id;
         t->email = d->channel == INBOX_EMAIL;
+        t->authenticated = d->authenticated;
         t->customer = mem_strdup(d->customer);
         t->body = mem_strdup(d->body);
         t->recipient = dup_opt(d->recipient);

@@ -923,6 +923,16 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
                 return say(env, s, out, "opted_in", NULL, 0);
         }
 
+        /* A mail that may not be from whom it says gets general answers
+         * only: it cannot place, change or cancel an order. */
+        if (in->unauthenticated &&
+            (brings_order(r) || r->intent == NLU_INTENT_PLACE_ORDER || r->intent == NLU_INTENT_CANCEL_ORDER ||
+             r->intent == NLU_INTENT_CHANGE_ADDRESS ||
+             (r->intent == NLU_INTENT_CONFIRM && s->phase != CONV_IDLE && s->phase != CONV_ORDERING))) {
+                out->why = "unauthenticated mail: no orders";
+                return say(env, s, out, "mail_unauthenticated", NULL, 0);
+        }
+
         switch (r->intent) {
         case NLU_INTENT_HELP:
                 out->why = "help";

@@ -103,6 +103,7 @@ typedef struct ConvInput {
         const NluResult *nlu;
         const char *text; /* the customer's words, for the store's alert */
         bool opted_out; /* as the outbox has it now */
+        bool unauthenticated; /* an e-mail whose sender failed DMARC, or SPF and DKIM: no orders */
 } ConvInput;
 
 typedef enum ConvOptChange {

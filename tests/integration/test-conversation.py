@@ -14,6 +14,8 @@ import glob
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -22,6 +24,7 @@ from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
 
 CASES = sorted(glob.glob(os.path.join(TOP_SRCDIR, "tests", "data", "conversation", "*.json")))
 DEFAULT_FROM = "+5511987654321"
+SWAKS = shutil.which("swaks")
 
 
 class Conversation(DaemonTestCase):
@@ -48,7 +51,13 @@ class Conversation(DaemonTestCase):
 
     def run_case(self, path):
         case = json.load(open(path, encoding="utf-8"))
-        d = self.daemon(overrides=case.get("config", [])).start()
+        overrides = list(case.get("config", []))
+        lmtp = os.path.join(self.tmp, "lmtp.sock")
+        if any("lmtp" in step for step in case["steps"]):
+            if not SWAKS:
+                self.skipTest("swaks is not installed")
+            overrides.append("lmtp.listen=unix:" + lmtp)
+        d = self.daemon(overrides=overrides).start()
         seen = {}
         for n, step in enumerate(case["steps"], 1):
             where = "%s step %d (%s)" % (os.path.basename(path), n, step.get("sms") or step.get("note") or "")
@@ -69,6 +78,18 @@ class Conversation(DaemonTestCase):
                     f.write(step["mail"])
                 p = d.ctl("--json", "inject", "mail", eml, overrides=case.get("config", []))
                 self.wait_handled(d, json.loads(p.stdout)["id"])
+            if "lmtp" in step:
+                # as the local MTA hands it over, Authentication-Results and all
+                eml = os.path.join(self.tmp, "step-%d.eml" % n)
+                with open(eml, "w", encoding="utf-8", newline="\r\n") as f:
+                    f.write(step["lmtp"])
+                last = max([r["id"] for r in json.loads(d.ctl("inbox", "--json").stdout)] or [0])
+                p = subprocess.run([SWAKS, "--protocol", "LMTP", "--socket", lmtp, "--from", who, "--to",
+                                    step["to"], "--data", "@" + eml], capture_output=True, text=True, timeout=TIMEOUT)
+                self.assertIn("250 ", p.stdout, where)
+                rows = [r for r in json.loads(d.ctl("inbox", "--json").stdout) if r["id"] > last]
+                self.assertEqual(len(rows), 1, where)
+                self.wait_handled(d, rows[0]["id"])
             if "ctl" in step:
                 p = d.ctl(*step["ctl"], check=False)
                 self.assertEqual(p.returncode, step.get("exit", 0), "%s: %s%s" % (where, p.stdout, p.stderr))

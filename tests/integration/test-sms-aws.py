@@ -19,6 +19,7 @@ import os
 import re
 import sqlite3
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -256,6 +257,45 @@ class SmsAwsFakeSns(DaemonTestCase):
         self.assertEqual(d.stats()["outbox"], {"queued": 0, "sending": 0, "sent": 2, "deferred": 0, "failed": 1})
         # the body is customer data: never in the journal
         self.assertFalse([l for l in d.log if "saiu" in l])
+        self.assertEqual(d.stop(), 0)
+
+    def test_kill_9_while_sending_every_message_goes_after_restart(self):
+        """kill -9 while a Publish is in flight: after the restart every
+        decided message is sent, the interrupted one again, flagged as a
+        possible duplicate, and nothing is lost."""
+        phones = ["+551190000%04d" % i for i in range(6)]
+        hanging = phones[2]
+        received = threading.Event()
+        release = threading.Event()
+
+        class Hanging(FakeSns):
+            def respond(self, req, body):
+                if "PhoneNumber=%s" % urllib.parse.quote(hanging, safe="") in body.decode():
+                    received.set()
+                    release.wait(TIMEOUT)  # the daemon dies meanwhile
+                return super().respond(req, body)
+
+        first = Hanging({p: [(200, PUBLISH_RESPONSE)] for p in phones})
+        self.fakes.append(first)
+        state, ids = self.prepared_state([(p, "Pedido %d confirmado." % i) for i, p in enumerate(phones)])
+        d = self.sns_daemon(first, state)
+        self.assertTrue(received.wait(TIMEOUT), "the daemon never sent to %s" % hanging)
+        d.proc.kill()
+        d.proc.wait()
+        release.set()
+
+        second = self.fake({p: [(200, PUBLISH_RESPONSE)] for p in phones})
+        d = self.sns_daemon(second, state)
+        rows = self.wait_rows(d, {i: "sent" for i in ids})
+        interrupted = ids[phones.index(hanging)]
+        self.assertTrue(rows[interrupted]["possible_duplicate"], rows[interrupted])
+        # every row that was being sent at the kill is flagged and counted, and only those
+        flagged = [i for i in ids if rows[i]["possible_duplicate"]]
+        self.assertEqual(d.stats()["counters"]["outbound_possible_duplicates_total"]["sms"], len(flagged))
+        # each message reached the provider at least once across both runs
+        sent = [dict(f)["PhoneNumber"] for f in first.requests + second.requests]
+        self.assertEqual(set(sent), set(phones))
+        self.assertEqual(second.problems + first.problems, [])
         self.assertEqual(d.stop(), 0)
 
     def test_credentials_from_the_shared_file(self):

@@ -351,6 +351,15 @@ static int on_auth_interact(auth_client_request_t request, char **result, int fi
         return 1;
 }
 
+/* libESMTP's events: only "the relay offers no STARTTLS" matters here, so
+ * that smtp.starttls = required can say why nothing was sent. */
+static void on_session_event(smtp_session_t session _unused_, int event_no, void *arg, ...) {
+        bool *no_starttls = arg;
+
+        if (event_no == SMTP_EV_EXTNA_STARTTLS)
+                *no_starttls = true;
+}
+
 static void run_session(const SmtpSender *s, SmtpJob *j) {
         smtp_session_t session = smtp_create_session();
         smtp_message_t msg;
@@ -359,6 +368,7 @@ static void run_session(const SmtpSender *s, SmtpJob *j) {
         char server[512], err[256];
         long ms = (long) MIN(s->timeout_usec / 1000, (uint64_t) 3600 * 1000);
         const smtp_status_t *st;
+        bool no_starttls = false;
         int c;
 
         j->result = OUTBOX_RESULT_TEMPFAIL;
@@ -380,6 +390,7 @@ static void run_session(const SmtpSender *s, SmtpJob *j) {
                                     s->starttls == SMTP_STARTTLS_REQUIRED           ? Starttls_REQUIRED
                                             : s->starttls == SMTP_STARTTLS_OPTIONAL ? Starttls_ENABLED
                                                                                     : Starttls_DISABLED);
+        (void) smtp_set_eventcb(session, on_session_event, &no_starttls);
         if (s->username) {
                 auth = auth_create_context();
                 if (!auth) {
@@ -406,6 +417,10 @@ static void run_session(const SmtpSender *s, SmtpJob *j) {
         if (c < 0 || c == OUTBOX_RESULT_OK) {
                 st = smtp_message_transfer_status(msg);
                 c = classify(st);
+        }
+        if (c < 0 && no_starttls && s->starttls == SMTP_STARTTLS_REQUIRED) {
+                j->error = mem_printf("%s: the relay offers no STARTTLS, and smtp.starttls = required", server);
+                goto finish;
         }
         if (c < 0) {
                 j->error = mem_printf("%s: the session ended without an answer to the message", server);

@@ -224,6 +224,27 @@ class Smtp(DaemonTestCase):
         self.assertEqual(d.stats()["counters"]["outbound_deferred_total"]["email"], 2)
         self.assertEqual(d.stop(), 0)
 
+    def test_starttls_required_never_sends_in_the_clear(self):
+        """smtp-sink offers no STARTTLS: with smtp.starttls=required nothing is
+        sent (the message waits, deferred), with optional it goes in plain."""
+        port, dump = self.sink()
+        d, (mid,) = self.daemon_with_rows(port, [("ana@example.com", "x", "s", None, None)],
+                                          extra=["smtp.starttls=required"])
+        row = self.wait_row(d, mid, ("deferred", "failed", "sent"))
+        self.assertEqual((row["status"], row["attempts"]), ("deferred", 1), row)
+        self.assertRegex(row["last_error"], r"(?i)tls")
+        self.assertEqual(os.listdir(dump), [])
+        self.assertEqual(d.stop(), 0)
+
+        d = self.daemon(state=d.state, overrides=[
+            "mail.transport=smtp", "smtp.host=127.0.0.1", "smtp.port=%d" % port, "smtp.starttls=optional",
+            "smtp.timeout=10s", "mail.from=pedidos@pizzaria.example"]).start()
+        d.ctl("outbox", "retry", str(mid))
+        row = self.wait_row(d, mid, ("sent", "failed"))
+        self.assertEqual(row["status"], "sent", row)
+        self.assertEqual(len(os.listdir(dump)), 1)
+        self.assertEqual(d.stop(), 0)
+
     def test_5xx_fails_without_retry(self):
         port, _ = self.sink("-f", "RCPT")
         d, (mid,) = self.daemon_with_rows(port, [("ana@example.com", "x", "s", None, None)])

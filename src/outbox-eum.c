@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "alloc.h"
-#include "aws-request.h"
+#include "outbox-aws.h"
 #include "normalize.h"
 #include "sigv4.h"
 #include "strutil.h"
@@ -22,23 +22,9 @@
 #define EUM_CONTENT_TYPE "application/x-amz-json-1.0"
 #define EUM_TOKEN_MAX 128
 
-typedef struct EumSend {
-        struct EumSend *next, **prev_next;
-        OutboxEum *eum;
-        AwsCall *call;
-        OutboxSendDone done;
-        void *done_data;
-} EumSend;
-
 struct OutboxEum {
-        CurlEvent *curl;
-        char *region, *url, *host, *path;
+        OutboxAws *aws;
         char *origination_identity;
-        char *ca_file;
-        char **connect_to;
-        AwsCredentials *credentials;
-        AwsCredentialsProvider *provider;
-        EumSend *in_flight;
 };
 
 /* Error types that mean "later": the service is busy or our credentials
@@ -130,108 +116,40 @@ int outbox_eum_request_body(const char *phone, const char *message, const char *
         return 0;
 }
 
-static void unlink_send(EumSend *q) {
-        *q->prev_next = q->next;
-        if (q->next)
-                q->next->prev_next = q->prev_next;
+static int eum_body(void *api_data, const OutboxDelivery *d, char **ret, const char **ret_why) {
+        const OutboxEum *s = api_data;
+        int r = outbox_eum_request_body(d->to, d->body, s->origination_identity, ret);
+
+        if (r == -EINVAL)
+                *ret_why = "recipient or body is not UTF-8";
+        return r;
 }
 
-static void send_free(EumSend *q) {
-        aws_call_free(q->call);
-        free(q);
-}
+static const SigV4Header eum_headers[] = {
+        { "Content-Type", EUM_CONTENT_TYPE },
+        { "X-Amz-Target", EUM_TARGET },
+};
 
-/* End q (linked) with res; error NULL: "eum: out of memory" unless OK. */
-static void send_finish(EumSend *q, OutboxResult res, const char *id, const char *error) {
-        unlink_send(q);
-        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "eum: out of memory"));
-        send_free(q);
-}
-
-static void on_response(int result, const CurlResponse *resp, bool no_credentials, void *userdata) {
-        EumSend *q = userdata;
-        _cleanup_free_ char *id = NULL, *error = NULL;
-        OutboxResult res;
-
-        if (no_credentials) {
-                const char *why = aws_credentials_provider_error(q->eum->provider);
-
-                error = mem_printf("eum: no AWS credentials: %s", why ?: strerror(-result));
-                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, error);
-                return;
-        }
-        res = outbox_eum_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
-        send_finish(q, res, id, error);
-}
+static const OutboxAwsApi eum_api = {
+        .name = "eum",
+        .service = "sms-voice",
+        .endpoint_prefix = "sms-voice",
+        .headers = eum_headers,
+        .n_headers = ELEMENTSOF(eum_headers),
+        .max_response = OUTBOX_EUM_MAX_RESPONSE,
+        .body = eum_body,
+        .parse = outbox_eum_parse_response,
+};
 
 static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
         OutboxEum *s = userdata;
-        _cleanup_free_ char *body = NULL;
-        EumSend *q;
-        int r;
-
-        if (!s || d->channel != OUTBOX_SMS)
-                return -EINVAL;
-        if (!s->credentials && !s->provider) {
-                done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: no AWS credentials");
-                return 0;
-        }
-        r = outbox_eum_request_body(d->to, d->body, s->origination_identity, &body);
-        if (r == -EINVAL) {
-                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: recipient or body is not UTF-8");
-                return 0;
-        }
-        if (r < 0)
-                return r;
-        const SigV4Header headers[] = {
-                { "Content-Type", EUM_CONTENT_TYPE },
-                { "X-Amz-Target", EUM_TARGET },
-        };
-        const AwsPost post = {
-                .url = s->url,
-                .host = s->host,
-                .path = s->path,
-                .headers = headers,
-                .n_headers = ELEMENTSOF(headers),
-                .body = body,
-                .region = s->region,
-                .service = "sms-voice",
-                .credentials = s->credentials,
-                .max_response_body = OUTBOX_EUM_MAX_RESPONSE,
-                .ca_file = s->ca_file,
-                .connect_to = s->connect_to,
-        };
-        q = mem_new(EumSend, 1);
-        if (!q)
-                return -ENOMEM;
-        q->eum = s;
-        r = aws_call(s->curl, s->provider, &post, on_response, q, &q->call);
-        if (r < 0) {
-                send_free(q);
-                if (r != -EINVAL)
-                        return r;
-                /* A recipient or body the signer refuses will never sign. */
-                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
-                return 0;
-        }
-        q->done = done;
-        q->done_data = done_data;
-        q->next = s->in_flight;
-        if (q->next)
-                q->next->prev_next = &q->next;
-        q->prev_next = &s->in_flight;
-        s->in_flight = q;
-        return 0;
+        return s ? outbox_aws_send(s->aws, d, done, done_data) : -EINVAL;
 }
 
 const OutboxTransport outbox_transport_eum = {
         .name = "eum",
         .send = eum_send,
 };
-
-static char *dup_or_null(const char *s) {
-        return s && *s ? mem_strdup(s) : NULL;
-}
 
 int outbox_eum_new(const OutboxEumOptions *o, OutboxEum **ret) {
         _cleanup_(outbox_eum_freep) OutboxEum *s = NULL;
@@ -240,26 +158,20 @@ int outbox_eum_new(const OutboxEumOptions *o, OutboxEum **ret) {
         s = mem_new(OutboxEum, 1);
         if (!s)
                 return -ENOMEM;
-        s->curl = o->curl;
-        s->region = mem_strdup(o->region && *o->region ? o->region : "us-east-1");
-        if (!s->region)
+        if (o->origination_identity && *o->origination_identity &&
+            !(s->origination_identity = mem_strdup(o->origination_identity)))
                 return -ENOMEM;
-        s->url = o->endpoint && *o->endpoint ? mem_strdup(o->endpoint)
-                                             : mem_printf("https://sms-voice.%s.amazonaws.com/", s->region);
-        if (!s->url)
-                return -ENOMEM;
-        r = aws_url_split(s->url, &s->host, &s->path);
+        const OutboxAwsOptions ao = {
+                .curl = o->curl,
+                .region = o->region,
+                .endpoint = o->endpoint,
+                .provider = o->provider,
+                .credentials = o->credentials,
+                .connect_to = o->connect_to,
+                .ca_file = o->ca_file,
+        };
+        r = outbox_aws_new(&eum_api, s, &ao, &s->aws);
         if (r < 0)
-                return r;
-        s->origination_identity = dup_or_null(o->origination_identity);
-        s->ca_file = dup_or_null(o->ca_file);
-        if ((o->origination_identity && *o->origination_identity && !s->origination_identity) ||
-            (o->ca_file && *o->ca_file && !s->ca_file))
-                return -ENOMEM;
-        if (o->connect_to && !(s->connect_to = strv_copy(o->connect_to)))
-                return -ENOMEM;
-        s->provider = o->provider;
-        if (!s->provider && o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
@@ -268,19 +180,8 @@ int outbox_eum_new(const OutboxEumOptions *o, OutboxEum **ret) {
 OutboxEum *outbox_eum_free(OutboxEum *s) {
         if (!s)
                 return NULL;
-        while (s->in_flight) {
-                EumSend *q = s->in_flight;
-
-                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: shutting down");
-        }
-        free(s->region);
-        free(s->url);
-        free(s->host);
-        free(s->path);
+        outbox_aws_free(s->aws);
         free(s->origination_identity);
-        free(s->ca_file);
-        strv_free(s->connect_to);
-        aws_credentials_free(s->credentials);
         free(s);
         return NULL;
 }

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "alloc.h"
-#include "aws-request.h"
+#include "outbox-aws.h"
 #include "sigv4.h"
 #include "strutil.h"
 
@@ -28,23 +28,9 @@
 /* Longest MessageId or error code accepted (real ones are 36 and < 40). */
 #define SNS_TOKEN_MAX 128
 
-typedef struct SnsSend {
-        struct SnsSend *next, **prev_next;
-        OutboxSns *sns;
-        AwsCall *call;
-        OutboxSendDone done;
-        void *done_data;
-} SnsSend;
-
 struct OutboxSns {
-        CurlEvent *curl;
-        char *region, *url, *host, *path;
+        OutboxAws *aws;
         char *sender_id, *origination_number;
-        char *ca_file;
-        char **connect_to;
-        AwsCredentials *credentials;
-        AwsCredentialsProvider *provider;
-        SnsSend *in_flight;
 };
 
 /* Error codes that mean "later": SNS is busy, or our own credentials are
@@ -182,93 +168,29 @@ int outbox_sns_publish_body(const char *phone, const char *message, const char *
         return 0;
 }
 
-static void unlink_send(SnsSend *q) {
-        *q->prev_next = q->next;
-        if (q->next)
-                q->next->prev_next = q->prev_next;
+static int sns_body(void *api_data, const OutboxDelivery *d, char **ret, const char **ret_why _unused_) {
+        const OutboxSns *s = api_data;
+        return outbox_sns_publish_body(d->to, d->body, s->sender_id, s->origination_number, ret);
 }
 
-static void send_free(SnsSend *q) {
-        aws_call_free(q->call);
-        free(q);
-}
+static const SigV4Header sns_headers[] = {
+        { "Content-Type", SNS_CONTENT_TYPE },
+};
 
-/* End q (linked) with res; error NULL: "sns: out of memory" unless OK. */
-static void send_finish(SnsSend *q, OutboxResult res, const char *id, const char *error) {
-        unlink_send(q);
-        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "sns: out of memory"));
-        send_free(q);
-}
-
-static void on_response(int result, const CurlResponse *resp, bool no_credentials, void *userdata) {
-        SnsSend *q = userdata;
-        _cleanup_free_ char *id = NULL, *error = NULL;
-        OutboxResult res;
-
-        if (no_credentials) {
-                const char *why = aws_credentials_provider_error(q->sns->provider);
-
-                error = mem_printf("sns: no AWS credentials: %s", why ?: strerror(-result));
-                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, error);
-                return;
-        }
-        res = outbox_sns_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
-        send_finish(q, res, id, error);
-}
+static const OutboxAwsApi sns_api = {
+        .name = "sns",
+        .service = "sns",
+        .endpoint_prefix = "sns",
+        .headers = sns_headers,
+        .n_headers = ELEMENTSOF(sns_headers),
+        .max_response = OUTBOX_SNS_MAX_RESPONSE,
+        .body = sns_body,
+        .parse = outbox_sns_parse_response,
+};
 
 static int sns_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
         OutboxSns *s = userdata;
-        _cleanup_free_ char *body = NULL;
-        SnsSend *q;
-        int r;
-
-        if (!s || d->channel != OUTBOX_SMS)
-                return -EINVAL;
-        if (!s->credentials && !s->provider) {
-                done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "sns: no AWS credentials");
-                return 0;
-        }
-        r = outbox_sns_publish_body(d->to, d->body, s->sender_id, s->origination_number, &body);
-        if (r < 0)
-                return r;
-        const SigV4Header headers[] = {
-                { "Content-Type", SNS_CONTENT_TYPE },
-        };
-        const AwsPost post = {
-                .url = s->url,
-                .host = s->host,
-                .path = s->path,
-                .headers = headers,
-                .n_headers = ELEMENTSOF(headers),
-                .body = body,
-                .region = s->region,
-                .service = "sns",
-                .credentials = s->credentials,
-                .max_response_body = OUTBOX_SNS_MAX_RESPONSE,
-                .ca_file = s->ca_file,
-                .connect_to = s->connect_to,
-        };
-        q = mem_new(SnsSend, 1);
-        if (!q)
-                return -ENOMEM;
-        q->sns = s;
-        r = aws_call(s->curl, s->provider, &post, on_response, q, &q->call);
-        if (r < 0) {
-                send_free(q);
-                if (r != -EINVAL)
-                        return r;
-                /* A recipient or body the signer refuses will never sign. */
-                done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "sns: request cannot be signed");
-                return 0;
-        }
-        q->done = done;
-        q->done_data = done_data;
-        q->next = s->in_flight;
-        if (q->next)
-                q->next->prev_next = &q->next;
-        q->prev_next = &s->in_flight;
-        s->in_flight = q;
-        return 0;
+        return s ? outbox_aws_send(s->aws, d, done, done_data) : -EINVAL;
 }
 
 const OutboxTransport outbox_transport_sns = {
@@ -287,28 +209,22 @@ int outbox_sns_new(const OutboxSnsOptions *o, OutboxSns **ret) {
         s = mem_new(OutboxSns, 1);
         if (!s)
                 return -ENOMEM;
-        s->curl = o->curl;
-        s->region = mem_strdup(o->region && *o->region ? o->region : OUTBOX_SNS_REGION_DEFAULT);
-        if (!s->region)
-                return -ENOMEM;
-        s->url = o->endpoint && *o->endpoint ? mem_strdup(o->endpoint)
-                                             : mem_printf("https://sns.%s.amazonaws.com/", s->region);
-        if (!s->url)
-                return -ENOMEM;
-        r = aws_url_split(s->url, &s->host, &s->path);
-        if (r < 0)
-                return r;
         s->sender_id = dup_or_null(o->sender_id);
         s->origination_number = dup_or_null(o->origination_number);
-        s->ca_file = dup_or_null(o->ca_file);
         if ((o->sender_id && *o->sender_id && !s->sender_id) ||
-            (o->origination_number && *o->origination_number && !s->origination_number) ||
-            (o->ca_file && *o->ca_file && !s->ca_file))
+            (o->origination_number && *o->origination_number && !s->origination_number))
                 return -ENOMEM;
-        if (o->connect_to && !(s->connect_to = strv_copy(o->connect_to)))
-                return -ENOMEM;
-        s->provider = o->provider;
-        if (!s->provider && o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
+        const OutboxAwsOptions ao = {
+                .curl = o->curl,
+                .region = o->region && *o->region ? o->region : OUTBOX_SNS_REGION_DEFAULT,
+                .endpoint = o->endpoint,
+                .provider = o->provider,
+                .credentials = o->credentials,
+                .connect_to = o->connect_to,
+                .ca_file = o->ca_file,
+        };
+        r = outbox_aws_new(&sns_api, s, &ao, &s->aws);
+        if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
@@ -317,20 +233,9 @@ int outbox_sns_new(const OutboxSnsOptions *o, OutboxSns **ret) {
 OutboxSns *outbox_sns_free(OutboxSns *s) {
         if (!s)
                 return NULL;
-        while (s->in_flight) {
-                SnsSend *q = s->in_flight;
-
-                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, "sns: shutting down");
-        }
-        free(s->region);
-        free(s->url);
-        free(s->host);
-        free(s->path);
+        outbox_aws_free(s->aws);
         free(s->sender_id);
         free(s->origination_number);
-        free(s->ca_file);
-        strv_free(s->connect_to);
-        aws_credentials_free(s->credentials);
         free(s);
         return NULL;
 }

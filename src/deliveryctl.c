@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "asl-run.h"
+#include "asl.h"
 #include "base64.h"
 #include "conf.h"
 #include "control.h"
@@ -38,6 +40,7 @@ typedef struct Verb {
         int (*run)(const Config *c, char **args); /* returns an exit status */
         const char *usage;
         int (*run_local)(const Snapshot *s, char **args); /* instead of run: no daemon needed */
+        int (*run_alone)(char **args); /* instead of run: no daemon, no configuration, own options */
 } Verb;
 
 /* Call the daemon; returns an exit status, printing why when it is not 0. */
@@ -356,20 +359,162 @@ static int verb_parse(const Snapshot *s, char **args) {
         return EXIT_SUCCESS;
 }
 
+#define ASL_FILE_MAX (16U << 20)
+
+/* A JSON file (or "-": stdin) for asl run; an exit status, printing why when it is not 0. */
+static int asl_read_json(const char *what, const char *path, json_t **ret) {
+        _cleanup_free_ char *text = NULL;
+        json_error_t jerr;
+        size_t len;
+        int r;
+
+        r = read_all(path, ASL_FILE_MAX, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "deliveryctl: asl run: cannot read the %s '%s': %s\n", what, path,
+                        r == -EFBIG ? "larger than 16 MiB" : strerror(-r));
+                return EXIT_USAGE;
+        }
+        *ret = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        if (!*ret) {
+                fprintf(stderr, "deliveryctl: asl run: %s '%s' is not JSON: line %d: %s\n", what, path, jerr.line,
+                        jerr.text);
+                return EXIT_USAGE;
+        }
+        return EXIT_SUCCESS;
+}
+
+/* asl run DEFINITION [--input FILE] [--tasks FILE] [--max-transitions N]:
+ * the definition run offline with scripted tasks in virtual time. */
+static int verb_asl(char **args) {
+        _cleanup_(json_decrefp) json_t *def_json = NULL, *input = NULL, *tasks = NULL, *res = NULL;
+        _cleanup_(asl_definition_unrefp) AslDefinition *def = NULL;
+        _cleanup_free_ char *error = NULL, *out = NULL, *name = NULL;
+        const char *def_path = NULL, *input_path = NULL, *tasks_path = NULL, *base;
+        AslOptions opts = {};
+        uint64_t max = 0;
+        int r;
+
+        if (!args[0] || !streq(args[0], "run")) {
+                fprintf(stderr,
+                        "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
+                        "[--max-transitions N]\n");
+                return EXIT_USAGE;
+        }
+        for (size_t i = 1; args[i]; i++) {
+                const char **target = NULL;
+                if (streq(args[i], "--input"))
+                        target = &input_path;
+                else if (streq(args[i], "--tasks"))
+                        target = &tasks_path;
+                else if (streq(args[i], "--max-transitions")) {
+                        if (!args[i + 1] || parse_uint64(args[i + 1], &max) < 0 || max == 0 || max > 10000000) {
+                                fprintf(stderr,
+                                        "deliveryctl: asl run: --max-transitions needs a number from 1 to "
+                                        "10000000\n");
+                                return EXIT_USAGE;
+                        }
+                        i++;
+                        continue;
+                } else if (args[i][0] == '-' && !streq(args[i], "-")) {
+                        fprintf(stderr, "deliveryctl: asl run: unknown option '%s'\n", args[i]);
+                        return EXIT_USAGE;
+                } else if (!def_path) {
+                        def_path = args[i];
+                        continue;
+                } else {
+                        fprintf(stderr, "deliveryctl: asl run: one DEFINITION only ('%s' is extra)\n", args[i]);
+                        return EXIT_USAGE;
+                }
+                if (!args[i + 1]) {
+                        fprintf(stderr, "deliveryctl: asl run: %s needs a FILE\n", args[i]);
+                        return EXIT_USAGE;
+                }
+                *target = args[++i];
+        }
+        if (!def_path) {
+                fprintf(stderr,
+                        "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
+                        "[--max-transitions N]\n");
+                return EXIT_USAGE;
+        }
+
+        r = asl_read_json("definition", def_path, &def_json);
+        if (r == EXIT_SUCCESS && input_path)
+                r = asl_read_json("input", input_path, &input);
+        if (r == EXIT_SUCCESS && tasks_path)
+                r = asl_read_json("tasks file", tasks_path, &tasks);
+        if (r != EXIT_SUCCESS)
+                return r;
+        r = asl_definition_load_json(def_json, &def, &error);
+        if (r < 0) {
+                fprintf(stderr, "deliveryctl: asl run: %s: %s\n", def_path, r == -EINVAL ? error : strerror(-r));
+                return EXIT_USAGE;
+        }
+
+        /* The state machine's name: the file's, without its directory and ".asl.json"/".json". */
+        base = strrchr(def_path, '/') ? strrchr(def_path, '/') + 1 : def_path;
+        name = mem_strdup(streq(def_path, "-") ? "stdin" : base);
+        if (!name)
+                return EXIT_FAILURE;
+        for (size_t i = 0; i < 2; i++) {
+                const char *suffix = i == 0 ? ".asl.json" : ".json";
+                size_t n = strlen(name), k = strlen(suffix);
+                if (n > k && streq(name + n - k, suffix)) {
+                        name[n - k] = 0;
+                        break;
+                }
+        }
+        opts.state_machine_name = name;
+        opts.max_transitions = (unsigned) max;
+        opts.seed = 0x5eed;
+        r = asl_run_scripted(def, input, tasks, &opts, &res, &error);
+        if (r < 0) {
+                fprintf(stderr, "deliveryctl: asl run: %s\n", r == -EINVAL ? error : strerror(-r));
+                return EXIT_USAGE;
+        }
+        out = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!out) {
+                fprintf(stderr, "deliveryctl: asl run: %s\n", strerror(ENOMEM));
+                return EXIT_FAILURE;
+        }
+        printf("%s\n", out);
+        return streq(json_string_value(json_object_get(res, "status")), "SUCCEEDED") ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 static const Verb verbs[] = {
-        { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing", NULL },
-        { "stats", 0, 0, verb_stats, "stats [--json]        counters and state", NULL },
-        { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait", NULL },
+        { "status", 0, 0, verb_status, "status [--json]       show what the daemon is doing", NULL, NULL },
+        { "stats", 0, 0, verb_stats, "stats [--json]        counters and state", NULL, NULL },
+        { "reload", 0, 0, verb_reload, "reload [--json]       re-read the configuration (like SIGHUP) and wait", NULL,
+          NULL },
         { "inject", 2, 3, verb_inject,
-          "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified", NULL },
-        { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first", NULL },
+          "inject sms FROM TEXT | inject mail FILE|-   hand the daemon an SMS or e-mail as if verified", NULL, NULL },
+        { "inbox", 0, 0, verb_inbox, "inbox [--json]        inbound messages, oldest first", NULL, NULL },
         { "outbox", 0, 2, verb_outbox,
           "outbox [--json] | outbox retry ID | outbox drop ID   outbound messages, oldest first; send one "
           "again or give it up",
-          NULL },
+          NULL, NULL },
         { "parse", 1, 1, NULL, "parse TEXT            what the rules understand in a customer's TEXT, as JSON",
-          verb_parse },
+          verb_parse, NULL },
+        { "asl", 1, 1, NULL,
+          "asl run DEFINITION [--input FILE] [--tasks FILE] [--max-transitions N]   run a state machine offline "
+          "with scripted tasks",
+          NULL, verb_asl },
 };
+
+/* Where the command is in argv (after the global options), or argc. */
+static int find_command(int argc, char *argv[]) {
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                if (streq(a, "--"))
+                        return i + 1;
+                if (a[0] != '-' || streq(a, "-"))
+                        return i;
+                if (streq(a, "-c") || streq(a, "-o") || streq(a, "-t") || streq(a, "--config") ||
+                    streq(a, "--option") || streq(a, "--timeout"))
+                        i++;
+        }
+        return argc;
+}
 
 static void help(void) {
         printf("Usage: deliveryctl [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
@@ -411,6 +556,12 @@ int main(int argc, char *argv[]) {
         if (!overrides)
                 return EXIT_FAILURE;
 
+        /* A command with its own options ("asl run … --input FILE"): the
+         * global options are those before it. */
+        int cmd = find_command(argc, argv);
+        if (cmd < argc && streq(argv[cmd], "asl"))
+                argc = cmd + 1;
+
         while ((opt = getopt_long(argc, argv, "c:o:t:h", options, NULL)) >= 0)
                 switch (opt) {
                 case 'c':
@@ -450,6 +601,8 @@ int main(int argc, char *argv[]) {
                 fprintf(stderr, "deliveryctl: unknown command '%s' (see --help)\n", argv[optind]);
                 return EXIT_USAGE;
         }
+        if (verb->run_alone)
+                return verb->run_alone(argv + optind + 1);
         nargs = (unsigned) (argc - optind - 1);
         if (nargs < verb->min_args || nargs > verb->max_args) {
                 fprintf(stderr, "deliveryctl: usage: deliveryctl %s\n", verb->usage);

@@ -110,6 +110,8 @@ static const ConfKey conf_keys[] = {
           "File listing the products: SKU, names, price, stock, aliases." },
         { "store", "zones", CONF_PATH, "zones.conf", NULL, 0, 0, NULL, OFF(store_zones), true,
           "File listing the delivery zones: neighbourhoods, CEP prefixes, streets, fee and delivery time." },
+        { "store", "timezone", CONF_STRING, "America/Sao_Paulo", NULL, 0, 0, NULL, OFF(store_timezone), false,
+          "Time zone (a tz database name) of the times on the tracking page." },
 
         { "http", "listen", CONF_LISTEN, "127.0.0.1:8080", NULL, 0, 0, NULL, OFF(http_listen), false,
           "Address of the HTTP service (webhooks, health, metrics, tracking pages); port 0 picks a free port; "
@@ -122,6 +124,9 @@ static const ConfKey conf_keys[] = {
           "Most HTTP connections open at once." },
         { "http", "max_connections_per_ip", CONF_UINT, "64", NULL, 1, 65536, NULL, OFF(http_max_connections_per_ip),
           false, "Most HTTP connections open at once from one client address." },
+        { "http", "public_url", CONF_STRING, "", NULL, 0, 0, NULL, OFF(http_public_url), true,
+          "Address at which customers reach the HTTP service, e.g. https://pedidos.example.com; tracking links are "
+          "this plus /t/TOKEN. Empty: orders have no tracking link." },
 
         { "lmtp", "listen", CONF_LISTEN, "", NULL, 0, 0, NULL, OFF(lmtp_listen), false,
           "Address of the LMTP service for the local MTA (\"unix:PATH\" or host:port); empty turns it off. A "
@@ -166,6 +171,14 @@ static const ConfKey conf_keys[] = {
         { "aws", "endpoint_eum", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_eum), false,
           "URL of the End User Messaging SMS API (sms.transport=eum); empty: "
           "https://sms-voice.REGION.amazonaws.com/. For VPC endpoints and tests." },
+
+        { "pix", "key", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_key), true,
+          "The store's Pix key (e-mail, +55 phone, CPF/CNPJ digits or random key) in the BR Codes of Pix orders. "
+          "Empty: Pix payment fails." },
+        { "pix", "merchant_name", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_merchant_name), true,
+          "Merchant name in the BR Code, folded to ASCII and cut to 25 characters. Empty: store.name." },
+        { "pix", "merchant_city", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_merchant_city), true,
+          "Merchant city in the BR Code, folded to ASCII and cut to 15 characters; required for Pix." },
 
         { "control", "socket", CONF_PATH, "/run/deliveryd/control.sock", default_control_socket, 0, 0, NULL,
           OFF(control_socket), false,

@@ -76,6 +76,7 @@ typedef struct Config {
         char *store_name;
         char *store_catalog;
         char *store_zones;
+        char *store_timezone;
 
         /* [http] */
         char *http_listen;
@@ -83,6 +84,7 @@ typedef struct Config {
         uint64_t http_connection_timeout_usec;
         uint64_t http_max_connections;
         uint64_t http_max_connections_per_ip;
+        char *http_public_url;
 
         /* [lmtp] */
         char *lmtp_listen;
@@ -111,6 +113,11 @@ typedef struct Config {
         char *aws_region;
         char *aws_endpoint_sns;
         char *aws_endpoint_eum;
+
+        /* [pix] */
+        char *pix_key;
+        char *pix_merchant_name;
+        char *pix_merchant_city;
 
         /* [control] */
         char *control_socket;

@@ -339,6 +339,62 @@ static int verb_outbox(const Config *c, char **args) {
         return r;
 }
 
+static void money(long long cents) {
+        printf("R$%lld.%02lld", cents / 100, cents % 100);
+}
+
+static void show_orders(json_t *s) {
+        json_t *row;
+        size_t i;
+
+        json_array_foreach (s, i, row) {
+                printf("#%s %-11s %s ", str(row, "id"), str(row, "status"), str(row, "created_at"));
+                money(num(row, "total_cents", NULL));
+                printf(" %-5s %s\n", str(row, "payment"), str(row, "customer"));
+        }
+}
+
+static int verb_orders(const Config *c, char **args _unused_) {
+        return run_command(c, "orders", NULL, show_orders);
+}
+
+static void show_order(json_t *o) {
+        json_t *v;
+        size_t i;
+
+        printf("order #%s: %s\n", str(o, "id"), str(o, "status"));
+        printf("%-10s %s (%s, %s)\n", "customer:", str(o, "customer"), str(o, "channel"), str(o, "lang"));
+        printf("%-10s %s (zone %s)\n", "address:", str(o, "address"), *str(o, "zone") ? str(o, "zone") : "none");
+        json_array_foreach (json_object_get(o, "items"), i, v) {
+                printf("%-10s %lld x %s at ", i == 0 ? "items:" : "", num(v, "qty", NULL), str(v, "sku"));
+                money(num(v, "unit_price_cents", NULL));
+                printf("\n");
+        }
+        printf("%-10s ", "fee:");
+        money(num(o, "delivery_fee_cents", NULL));
+        printf("\n%-10s ", "total:");
+        money(num(o, "total_cents", NULL));
+        printf(" by %s%s%s\n", str(o, "payment"), *str(o, "payment_status") ? ", " : "", str(o, "payment_status"));
+        printf("%-10s %s\n", "eta:", *str(o, "eta") ? str(o, "eta") : "not known");
+        if (*str(o, "tracking_url"))
+                printf("%-10s %s\n", "tracking:", str(o, "tracking_url"));
+        json_array_foreach (json_object_get(o, "history"), i, v)
+                printf("%-10s %s %s%s%s\n", i == 0 ? "history:" : "", str(v, "at"), str(v, "status"),
+                       *str(v, "reason") ? ": " : "", str(v, "reason"));
+}
+
+/* order ID */
+static int verb_order(const Config *c, char **args) {
+        json_t *req = json_pack("{s:s}", "id", args[0]);
+        int r;
+
+        if (!req)
+                return EXIT_FAILURE;
+        r = run_command(c, "order", req, show_order);
+        json_decref(req);
+        return r;
+}
+
 /* What the rules make of TEXT, as one JSON object (DESIGN.md's contract). */
 static int verb_parse(const Snapshot *s, char **args) {
         _cleanup_(nlu_result_freep) NluResult *res = NULL;
@@ -493,6 +549,8 @@ static const Verb verbs[] = {
           "outbox [--json] | outbox retry ID | outbox drop ID   outbound messages, oldest first; send one "
           "again or give it up",
           NULL, NULL },
+        { "orders", 0, 0, verb_orders, "orders [--json]       orders, oldest first", NULL, NULL },
+        { "order", 1, 1, verb_order, "order ID [--json]     one order with its items and history", NULL, NULL },
         { "parse", 1, 1, NULL, "parse TEXT            what the rules understand in a customer's TEXT, as JSON",
           verb_parse, NULL },
         { "asl", 1, 1, NULL,

@@ -120,6 +120,8 @@ static enum MHD_Result queue(HttpServer *s, struct MHD_Connection *c, HttpRespon
                 MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
         if (allow)
                 MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+        for (const char *const *h = resp->headers; h && h[0] && h[1]; h += 2)
+                MHD_add_response_header(r, h[0], h[1]);
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
         MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
         ret = MHD_queue_response(c, resp->status, r);

@@ -40,6 +40,7 @@ typedef struct HttpResponse {
         const char *content_type; /* static string */
         char *body; /* malloc'd, freed by the server; may be NULL */
         size_t body_len;
+        const char *const *headers; /* more headers: name, value, …, NULL (static); may be NULL */
 } HttpResponse;
 
 typedef void (*HttpHandler)(void *userdata, const HttpRequest *req, HttpResponse *resp);

@@ -37,12 +37,15 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
+#include "orders.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
 #include "outbox-eum.h"
 #include "outbox-sns.h"
+#include "stock.h"
 #include "store.h"
 #include "strutil.h"
+#include "tracking.h"
 
 #define DRAIN_POLL_USEC (50 * USEC_PER_MSEC)
 /* After a store failure: long enough to send the 5xx/4xx answers already
@@ -85,6 +88,7 @@ struct Manager {
         Store *store;
         Inbox *inbox;
         Outbox *outbox;
+        Orders *orders;
         SmtpSender *smtp; /* mail.transport = smtp */
         OutboxSns *outbox_sns;
         OutboxEum *outbox_eum;
@@ -203,6 +207,35 @@ static void apply_log_level(Manager *m) {
         log_set_max_level(m->verbose ? LOG_DEBUG : config(m)->log_level);
 }
 
+/* Local times (the tracking page) are the store's, whatever the host's
+ * zone is: TZ is set once, before anything formats a time, and not on
+ * reload (store.timezone needs a restart). */
+static int manager_set_timezone(Manager *m) {
+        const char *tz = config(m)->store_timezone;
+        _cleanup_free_ char *path = mem_printf("/usr/share/zoneinfo/%s", tz);
+
+        if (!path)
+                return log_oom();
+        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
+                log_warning("store.timezone '%s' is not a time zone of /usr/share/zoneinfo; times are shown in UTC.",
+                            tz);
+        if (setenv("TZ", tz, 1) < 0)
+                return log_error_errno(errno, "Failed to set TZ: %m");
+        tzset();
+        return 0;
+}
+
+/* Stock rows for the catalog's SKUs that have none yet; counts already
+ * in the store are kept (the store is the truth). */
+static void manager_sync_stock(Manager *m) {
+        int r = stock_sync(m->store, m->snapshot->catalog);
+
+        if (r < 0)
+                log_error_errno(r, "Failed to add the catalog's new products to the stock: %m");
+        else if (r > 0)
+                log_info("Stock: %d product(s) added from the catalog.", r);
+}
+
 /* Returns 1 when the new configuration is in use, 0 when it was refused
  * (problems in *diags), -errno on failure. */
 static int manager_reload(Manager *m, Diags *diags) {
@@ -241,6 +274,7 @@ static int manager_reload(Manager *m, Diags *diags) {
                         m->loaded_at = now_realtime();
                         apply_log_level(m);
                         http_server_set_max_body(m->http, config(m)->http_max_body);
+                        manager_sync_stock(m);
                         metrics_inc(&m->metrics, METRIC_RELOADS_OK);
                         record_config(m, "reloaded", NULL);
                         log_event("config_reload result=ok generation=%u path=%s", m->generation, m->config_path);
@@ -367,8 +401,39 @@ static void http_webhook_sns(void *userdata, const HttpRequest *req, HttpRespons
         sns_ingress_handle(m->sns, req, resp);
 }
 
+/* GET /t/TOKEN: the order's tracking page.  An unknown token and a
+ * malformed one both take one exact-key look-up and get the same 404. */
+static void http_tracking(void *userdata, const HttpRequest *req, HttpResponse *resp) {
+        Manager *m = userdata;
+        const char *token = req->path + strlen("/t/");
+        json_t *order = NULL;
+        char *html = NULL;
+        int r;
+
+        resp->headers = tracking_page_headers;
+        /* Longer than any token: looked up as "", which no order has. */
+        r = orders_get_by_token_json(m->orders, strlen(token) <= 64 ? token : "", NULL, &order);
+        if (r == -ENOENT) {
+                (void) http_response_text(resp, 404, "text/plain; charset=utf-8", "not found\n");
+                return;
+        }
+        if (r >= 0) {
+                r = tracking_page_html(order, config(m)->store_name, &html);
+                json_decref(order);
+        }
+        if (r < 0) {
+                (void) http_response_text(resp, 503, "text/plain; charset=utf-8", "try again later\n");
+                return;
+        }
+        resp->status = 200;
+        resp->content_type = "text/html; charset=utf-8";
+        resp->body = html;
+        resp->body_len = strlen(html);
+}
+
 static const HttpRoute http_routes[] = {
         { "GET", "/healthz", http_healthz },
+        { "GET", "/t/", http_tracking },
         { "GET", "/metrics", http_metrics },
         { "POST", "/webhooks/sns", http_webhook_sns },
 };
@@ -660,7 +725,37 @@ static int cmd_outbox_drop(void *userdata, json_t *args, json_t **ret, char **re
         return outbox_operator(userdata, args, true, ret, ret_error);
 }
 
+static int cmd_orders(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {
+        Manager *m = userdata;
+        json_int_t limit = 1000;
+
+        if (args)
+                (void) json_unpack(args, "{s?I}", "limit", &limit);
+        *ret = orders_list_json(m->orders, config(m)->http_public_url, (unsigned) MAX(0, MIN(limit, 100000)));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* {"id": ID} → the order JSON. */
+static int cmd_order(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        const char *id = NULL;
+        int r;
+
+        if (!args || json_unpack(args, "{s:s}", "id", &id) < 0) {
+                *ret_error = mem_strdup("order needs an id");
+                return -EINVAL;
+        }
+        r = orders_get_json(m->orders, id, config(m)->http_public_url, ret);
+        if (r == -EINVAL)
+                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
+        else if (r == -ENOENT)
+                *ret_error = mem_printf("no order %.40s", id);
+        return r;
+}
+
 static const ControlCommand control_commands[] = {
+        { "orders", cmd_orders },
+        { "order", cmd_order },
         { "stats", cmd_stats },
         { "reload", cmd_reload },
         { "inject", cmd_inject },
@@ -842,6 +937,9 @@ int manager_start(Manager *m) {
         (void) sd_event_now(m->event, CLOCK_MONOTONIC, &m->started_mono);
         m->generation = 1;
         apply_log_level(m);
+        r = manager_set_timezone(m);
+        if (r < 0)
+                return r;
 
         r = store_open(config(m)->state_directory, &m->store, &error);
         if (r < 0)
@@ -850,6 +948,12 @@ int manager_start(Manager *m) {
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");
+        r = orders_new(m->store, &m->orders);
+        if (r < 0)
+                return log_oom();
+        r = stock_sync(m->store, m->snapshot->catalog);
+        if (r < 0)
+                return log_error_errno(r, "Failed to seed the stock from the catalog: %m");
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
@@ -948,6 +1052,7 @@ Manager *manager_free(Manager *m) {
          * are answered 451 while the server can take the answers. */
         inbox_free(m->inbox);
         outbox_free(m->outbox);
+        orders_free(m->orders);
         smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
         outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
         outbox_eum_free(m->outbox_eum);

@@ -27,6 +27,7 @@
 
 #include "alloc.h"
 #include "asl-data-private.h"
+#include "normalize.h"
 
 /* ---- failures ------------------------------------------------------------ */
 
@@ -301,10 +302,12 @@ static int parse_filter_literal(Parser *p, json_t **ret) {
                 int r = parse_quoted(p, &s);
                 if (r < 0)
                         return r;
+                if (!normalize_utf8_valid(s, strlen(s))) {
+                        free(s);
+                        return perr(p, "string literal is not UTF-8");
+                }
                 v = json_string(s);
                 free(s);
-                if (!v)
-                        return perr(p, "string literal is not UTF-8");
         } else if (c == '-' || (c >= '0' && c <= '9')) {
                 const char *start = p->s + p->pos;
                 bool real = false;
@@ -583,9 +586,11 @@ static int parse_bracket(Parser *p, Seg *seg) {
                                         seg->n_items = 1;
                                         seg->type = SEG_UNION_INDICES;
                                 }
+                                if (peek(p) == '\'' || peek(p) == '"')
+                                        return perr(p, "a union mixes names and indices");
                                 r = parse_int(p, &v);
                                 if (r < 0)
-                                        return r == -EINVAL ? perr(p, "a union mixes names and indices") : r;
+                                        return r;
                                 int64_t *n = mem_realloc(seg->indices, (seg->n_items + 1) * sizeof(int64_t));
                                 if (!n)
                                         return poom(p);

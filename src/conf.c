@@ -112,6 +112,8 @@ static const ConfKey conf_keys[] = {
           "File listing the delivery zones: neighbourhoods, CEP prefixes, streets, fee and delivery time." },
         { "store", "timezone", CONF_STRING, "America/Sao_Paulo", NULL, 0, 0, NULL, OFF(store_timezone), false,
           "Time zone (a tz database name) of the times on the tracking page." },
+        { "store", "templates", CONF_PATH, "templates", NULL, 0, 0, NULL, OFF(store_templates), true,
+          "Directory of the reply templates: pt-BR/ID.txt and en/ID.txt for every template id." },
 
         { "http", "listen", CONF_LISTEN, "127.0.0.1:8080", NULL, 0, 0, NULL, OFF(http_listen), false,
           "Address of the HTTP service (webhooks, health, metrics, tracking pages); port 0 picks a free port; "
@@ -192,6 +194,17 @@ static const ConfKey conf_keys[] = {
           "order id words. Product names and aliases come from store.catalog." },
         { "nlu", "max_input", CONF_SIZE, "4K", NULL, 256, 64 * 1024, NULL, OFF(nlu_max_input), true,
           "Most bytes of one message that are read for its meaning; the rest is ignored." },
+        { "conversation", "idle_timeout", CONF_DURATION, "30min", NULL, 0, USEC(7 * 24 * 3600), NULL,
+          OFF(conversation_idle_timeout), true,
+          "An order being put together is forgotten after this long without a message from the customer; 0: "
+          "never." },
+        { "conversation", "handoff_timeout", CONF_DURATION, "2h", NULL, USEC(60), USEC(7 * 24 * 3600), NULL,
+          OFF(conversation_handoff_timeout), true,
+          "How long the assistant stays silent after a customer asked for a person, unless 'deliveryctl "
+          "conversation ID resume' ends it first." },
+        { "conversation", "handoff_to", CONF_STRING, "", NULL, 0, 0, NULL, OFF(conversation_handoff_to), true,
+          "Where the store is alerted when a customer asks for a person: an E.164 phone number (by SMS) or an "
+          "e-mail address; empty: no alert, only a log line." },
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
@@ -212,6 +225,12 @@ static const ConfKey conf_keys[] = {
           "than a missing one)." },
         { "sms", "max_per_second", CONF_UINT, "1", NULL, 1, 1000, NULL, OFF(sms_max_per_second), false,
           "Most SMS sends started per second (the provider's throughput for the origination number)." },
+        { "sms", "max_segments", CONF_UINT, "3", NULL, 1, 10, NULL, OFF(sms_max_segments), true,
+          "Most concatenated segments of one outbound SMS reply; a longer reply is cut at a word boundary and ends "
+          "with an ellipsis." },
+        { "sms", "fold_accents", CONF_BOOL, "no", NULL, 0, 0, NULL, OFF(sms_fold_accents), true,
+          "Fold the accents that GSM 7-bit lacks (ã to a, ç to c) in outbound SMS when that keeps the reply in GSM "
+          "7-bit, which fits 160 characters per segment instead of 70." },
         { "mail", "transport", CONF_ENUM, "log", NULL, 0, 0, mail_transport_table, OFF(mail_transport), false,
           "How e-mail replies leave: log (journal only) or smtp (a relay)." },
         { "mail", "from", CONF_STRING, "", NULL, 0, 0, NULL, OFF(mail_from), false,

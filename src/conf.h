@@ -77,6 +77,7 @@ typedef struct Config {
         char *store_catalog;
         char *store_zones;
         char *store_timezone;
+        char *store_templates;
 
         /* [http] */
         char *http_listen;
@@ -126,6 +127,8 @@ typedef struct Config {
         int nlu_backend; /* NluBackend */
         char *nlu_rules;
         uint64_t nlu_max_input;
+        uint64_t conversation_idle_timeout, conversation_handoff_timeout;
+        char *conversation_handoff_to;
         int engine_backend; /* EngineBackend */
         int sms_transport; /* SmsTransport */
         char *sms_sender_id;
@@ -133,6 +136,8 @@ typedef struct Config {
         uint64_t sms_max_length;
         uint64_t sms_lifetime_usec;
         uint64_t sms_max_per_second;
+        uint64_t sms_max_segments;
+        bool sms_fold_accents;
         int mail_transport; /* MailTransport */
         uint64_t mail_lifetime_usec;
         char *mail_from;

@@ -395,6 +395,43 @@ static int verb_order(const Config *c, char **args) {
         return r;
 }
 
+static void show_conversation(json_t *s) {
+        json_t *items = json_object_get(s, "items"), *it;
+        size_t i;
+
+        printf("customer: %s\nphase:    %s\nlanguage: %s\n", str(s, "customer"), str(s, "phase"), str(s, "lang"));
+        json_array_foreach (items, i, it)
+                printf("item:     %lldx %s\n", num(it, "qty", NULL), str(it, "sku"));
+        if (json_is_string(json_object_get(s, "address")))
+                printf("address:  %s\n", str(s, "address"));
+        if (json_is_string(json_object_get(s, "payment")))
+                printf("payment:  %s\n", str(s, "payment"));
+}
+
+static void show_resumed(json_t *s) {
+        printf("conversation with %s: the assistant answers again\n", str(s, "customer"));
+}
+
+/* conversation CUSTOMER | conversation CUSTOMER resume */
+static int verb_conversation(const Config *c, char **args) {
+        json_t *req;
+        int r;
+
+        if (args[1] && !streq(args[1], "resume")) {
+                fprintf(stderr, "deliveryctl: usage: deliveryctl conversation CUSTOMER [resume]\n");
+                return EXIT_USAGE;
+        }
+        req = json_pack("{s:s}", "customer", args[0]);
+        if (!req) {
+                fprintf(stderr, "deliveryctl: conversation: '%s' is not valid UTF-8\n", args[0]);
+                return EXIT_USAGE;
+        }
+        r = run_command(c, args[1] ? "conversation-resume" : "conversation", req,
+                        args[1] ? show_resumed : show_conversation);
+        json_decref(req);
+        return r;
+}
+
 /* What the rules make of TEXT, as one JSON object (DESIGN.md's contract). */
 static int verb_parse(const Snapshot *s, char **args) {
         _cleanup_(nlu_result_freep) NluResult *res = NULL;
@@ -551,6 +588,10 @@ static const Verb verbs[] = {
           NULL, NULL },
         { "orders", 0, 0, verb_orders, "orders [--json]       orders, oldest first", NULL, NULL },
         { "order", 1, 1, verb_order, "order ID [--json]     one order with its items and history", NULL, NULL },
+        { "conversation", 1, 2, verb_conversation,
+          "conversation CUSTOMER [--json] | conversation CUSTOMER resume   a customer's conversation; end a "
+          "handoff to a person",
+          NULL, NULL },
         { "parse", 1, 1, NULL, "parse TEXT            what the rules understand in a customer's TEXT, as JSON",
           verb_parse, NULL },
         { "asl", 1, 1, NULL,

@@ -99,11 +99,6 @@ struct LmtpDelivery {
         size_t size;
 };
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 /* ---- command parser ----------------------------------------------------- */
 
 static const char *const verb_table[_LMTP_VERB_MAX] = {

@@ -78,3 +78,9 @@ static inline bool streq_ptr(const char *a, const char *b) {
 #define USEC_PER_SEC ((uint64_t) 1000000ULL)
 #define USEC_PER_MSEC ((uint64_t) 1000ULL)
 #define NSEC_PER_USEC ((uint64_t) 1000ULL)
+
+/* free(p) and NULL, for "s->x = mfree(s->x);". */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "chat.h"
 #include "control.h"
 #include "curl-event.h"
 #include "customer.h"
@@ -38,6 +39,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "orders.h"
+#include "nlu-client.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
 #include "outbox-eum.h"
@@ -94,6 +96,8 @@ struct Manager {
         OutboxEum *outbox_eum;
         CurlEvent *curl;
         SnsIngress *sns;
+        NluClient *nlu;
+        Chat *chat;
 
         HttpServer *http;
         Listener http_listener;
@@ -753,6 +757,57 @@ static int cmd_order(void *userdata, json_t *args, json_t **ret, char **ret_erro
         return r;
 }
 
+/* The customer as the inbox stores them: E.164 as given, e-mail lower-cased. */
+static int customer_arg(json_t *args, char **ret, char **ret_error) {
+        const char *who = NULL;
+
+        if (!args || json_unpack(args, "{s:s}", "customer", &who) < 0) {
+                *ret_error = mem_strdup("a customer (E.164 phone number or e-mail address) is needed");
+                return -EINVAL;
+        }
+        if (strchr(who, '@'))
+                return customer_email_normalize(who, ret) < 0
+                        ? (*ret_error = mem_printf("'%s' is not an e-mail address", who), -EINVAL)
+                        : 0;
+        if (!customer_phone_valid(who)) {
+                *ret_error = mem_printf("'%s' is not an E.164 phone number (+5511…) or an e-mail address", who);
+                return -EINVAL;
+        }
+        *ret = mem_strdup(who);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int cmd_conversation(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        _cleanup_free_ char *who = NULL;
+        int r = customer_arg(args, &who, ret_error);
+
+        if (r < 0)
+                return r;
+        *ret = chat_conversation_json(m->chat, who, &r);
+        if (!*ret && r == -ENOENT)
+                *ret_error = mem_printf("no conversation with %s", who);
+        return *ret ? 0 : r;
+}
+
+static int cmd_conversation_resume(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        _cleanup_free_ char *who = NULL;
+        int r = customer_arg(args, &who, ret_error);
+
+        if (r < 0)
+                return r;
+        r = chat_resume(m->chat, who);
+        if (r == -ENOENT)
+                *ret_error = mem_printf("no conversation with %s", who);
+        else if (r == -ESRCH)
+                *ret_error = mem_printf("the conversation with %s is not with a person", who);
+        if (r < 0)
+                return r;
+        *ret = json_pack("{s:s, s:s}", "customer", who, "status", "resumed");
+        return *ret ? 0 : -ENOMEM;
+}
+
 static const ControlCommand control_commands[] = {
         { "orders", cmd_orders },
         { "order", cmd_order },
@@ -763,6 +818,8 @@ static const ControlCommand control_commands[] = {
         { "outbox", cmd_outbox },
         { "outbox-retry", cmd_outbox_retry },
         { "outbox-drop", cmd_outbox_drop },
+        { "conversation", cmd_conversation },
+        { "conversation-resume", cmd_conversation_resume },
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -792,6 +849,37 @@ int manager_new(const char *config_path, char *const *overrides, Snapshot *snaps
 static Snapshot *current_snapshot(void *userdata) {
         Manager *m = userdata;
         return m->snapshot;
+}
+
+static ChatHooks manager_chat_hooks(Manager *m) {
+        return (ChatHooks){ .userdata = m };
+}
+
+static Snapshot *chat_snapshot(void *userdata) {
+        Manager *m = userdata;
+        return m->snapshot;
+}
+
+static int manager_new_chat(Manager *m) {
+        int r = nlu_client_new(m->event, m->curl, &m->nlu);
+
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the NLU client: %m");
+        const ChatContext ctx = {
+                .event = m->event,
+                .store = m->store,
+                .inbox = m->inbox,
+                .outbox = m->outbox,
+                .nlu = m->nlu,
+                .metrics = &m->metrics,
+                .snapshot = chat_snapshot,
+                .userdata = m,
+                .hooks = manager_chat_hooks(m),
+        };
+        r = chat_new(&ctx, &m->chat);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the conversation: %m");
+        return 0;
 }
 
 static int manager_start_sns(Manager *m) {
@@ -963,6 +1051,9 @@ int manager_start(Manager *m) {
         r = manager_start_sns(m);
         if (r < 0)
                 return r;
+        r = manager_new_chat(m);
+        if (r < 0)
+                return r;
         log_info("Store %s open (schema version %d).", store_path(m->store), store_schema_version(m->store));
 
         /* main() blocked these already; sd-event requires them blocked. */
@@ -1028,6 +1119,10 @@ int manager_start(Manager *m) {
         r = outbox_start(m->outbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the outbox sender: %m");
+        /* Messages waiting from before (and every new one) are answered now. */
+        r = chat_start(m->chat);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the conversation: %m");
         return 0;
 }
 
@@ -1050,6 +1145,8 @@ Manager *manager_free(Manager *m) {
         control_server_free(m->control);
         /* Freed before the LMTP server: deliveries still waiting for a commit
          * are answered 451 while the server can take the answers. */
+        chat_free(m->chat); /* before the inbox: its turns hold messages */
+        nlu_client_free(m->nlu);
         inbox_free(m->inbox);
         outbox_free(m->outbox);
         orders_free(m->orders);

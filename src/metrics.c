@@ -58,6 +58,10 @@ static const struct {
                                                       "customer may get them twice." },
         [METRIC_OUTBOUND_POSSIBLE_DUPLICATES_EMAIL] = { "deliveryd_outbound_possible_duplicates_total", "channel",
                                                         "email", NULL },
+        [METRIC_CONVERSATION_TURNS_OK] = { "deliveryd_conversation_turns_total", "outcome", "ok",
+                                           "Customer messages answered by the conversation, by outcome." },
+        [METRIC_CONVERSATION_TURNS_FAILED] = { "deliveryd_conversation_turns_total", "outcome", "failed", NULL },
+        [METRIC_CONVERSATION_TURNS_CORRUPT] = { "deliveryd_conversation_turns_total", "outcome", "corrupt", NULL },
 };
 
 /* Append formatted text to a growing buffer; false on OOM. */

@@ -61,6 +61,10 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *ret_cp) 
         return n;
 }
 
+size_t normalize_utf8_next(const char *s, size_t len, uint32_t *ret_cp) {
+        return utf8_decode((const unsigned char *) s, len, ret_cp); /* CP_INVALID == NORMALIZE_CP_INVALID */
+}
+
 bool normalize_utf8_valid(const char *s, size_t len) {
         const unsigned char *p = (const unsigned char *) s;
 

@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "macro.h"
 
@@ -98,3 +99,10 @@ char *normalize_clean_span(const char *s, size_t len);
 /* Whether len bytes of s are valid UTF-8 (no overlong forms, surrogates or
  * code points beyond U+10FFFF). */
 bool normalize_utf8_valid(const char *s, size_t len);
+
+#define NORMALIZE_CP_INVALID UINT32_MAX
+
+/* Decode one code point from s (len > 0) into *ret_cp.  Returns the bytes
+ * it takes; an invalid sequence (overlong, surrogate, beyond U+10FFFF,
+ * truncated) takes one byte and gives NORMALIZE_CP_INVALID. */
+size_t normalize_utf8_next(const char *s, size_t len, uint32_t *ret_cp);

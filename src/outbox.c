@@ -772,24 +772,26 @@ json_t *outbox_list_json(Outbox *ob, unsigned limit) {
 
         if (!a)
                 return NULL;
-        rc = sqlite3_prepare_v2(store_db(ob->store),
-                                "SELECT id, channel, recipient, body, status, attempts, order_id, created_at, "
-                                "subject, last_error, possible_duplicate, next_attempt_at, sent_at, transport_id "
-                                "FROM (SELECT * FROM outbox ORDER BY id DESC LIMIT ?) ORDER BY id",
-                                -1, &st, NULL);
+        rc = sqlite3_prepare_v2(
+                store_db(ob->store),
+                "SELECT id, channel, recipient, body, status, attempts, order_id, created_at, "
+                "subject, last_error, possible_duplicate, next_attempt_at, sent_at, transport_id, "
+                "message_id, in_reply_to, refs FROM (SELECT * FROM outbox ORDER BY id DESC LIMIT ?) ORDER BY id",
+                -1, &st, NULL);
         if (rc != SQLITE_OK) {
                 json_decref(a);
                 return NULL;
         }
         sqlite3_bind_int64(st, 1, limit);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:s?,s:o,s:s?,s:s?,s:b,s:o,s:o,s:s?}", "id",
-                                      (json_int_t) sqlite3_column_int64(st, 0), "channel", col(st, 1), "to", col(st, 2),
-                                      "body", col(st, 3), "status", col(st, 4), "attempts",
+                json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:s?,s:o,s:s?,s:s?,s:b,s:o,s:o,s:s?,s:s?,s:s?,s:s?}",
+                                      "id", (json_int_t) sqlite3_column_int64(st, 0), "channel", col(st, 1), "to",
+                                      col(st, 2), "body", col(st, 3), "status", col(st, 4), "attempts",
                                       (json_int_t) sqlite3_column_int64(st, 5), "order_id", col(st, 6), "created_at",
                                       time_json(st, 7), "subject", col(st, 8), "last_error", col(st, 9),
                                       "possible_duplicate", sqlite3_column_int(st, 10), "next_attempt_at",
-                                      time_json(st, 11), "sent_at", time_json(st, 12), "transport_id", col(st, 13));
+                                      time_json(st, 11), "sent_at", time_json(st, 12), "transport_id", col(st, 13),
+                                      "message_id", col(st, 14), "in_reply_to", col(st, 15), "references", col(st, 16));
                 if (!o || json_array_append_new(a, o) < 0) {
                         json_decref(a);
                         a = NULL;

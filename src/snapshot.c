@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * snapshot.c — configuration + catalog + nlu rules, loaded and validated
- * together.
+ * snapshot.c — configuration + catalog + nlu rules + templates, loaded and
+ * validated together.
  *
  * Security: see snapshot.h.
  */
@@ -22,6 +22,7 @@ Snapshot *snapshot_unref(Snapshot *s) {
                 return NULL;
         conf_unref(s->config);
         nlu_rules_free(s->nlu_rules);
+        templates_free(s->templates);
         catalog_free(s->catalog);
         free(s);
         return NULL;
@@ -38,7 +39,7 @@ static const ConfSource *source_of(const Config *c, const char *section, const c
         return NULL;
 }
 
-/* A missing catalog, zones or rules file is the config's problem: point
+/* A missing catalog, zones or rules file or templates directory is the config's problem: point
  * at the line that names it (or at the main file when the default applies). */
 static bool check_readable(const Config *c, const char *section, const char *key, const char *path, Diags *diags) {
         const ConfSource *src = source_of(c, section, key);
@@ -82,6 +83,19 @@ int snapshot_load(const char *path, char *const *overrides, Snapshot **ret, Diag
                         return r;
                 if (r >= 0 && ok)
                         s->nlu_rules = TAKE_PTR(rules);
+                ok = ok && r >= 0;
+        } else
+                ok = false;
+
+        /* Templates too are reported whatever else is wrong. */
+        if (check_readable(s->config, "store", "templates", s->config->store_templates, diags)) {
+                r = templates_load(s->config->store_templates, &s->templates, diags);
+                if (r == -ENOMEM)
+                        return r;
+                if (r >= 0)
+                        r = templates_set_store(s->templates, s->config->store_name);
+                if (r == -ENOMEM)
+                        return r;
                 ok = ok && r >= 0;
         } else
                 ok = false;

@@ -165,6 +165,19 @@ static const StoreMigration migrations[] = {
           "        qty      INTEGER NOT NULL CHECK (qty > 0),\n"
           "        PRIMARY KEY (order_id, sku)\n"
           ") STRICT, WITHOUT ROWID;\n" },
+        { 7, "conversations",
+          /* One row per customer: the conversation's state as JSON
+           * (conversation.c), its phase for listing, and the time of the
+           * last message (usec since the epoch).  The index lets a
+           * customer's reply to one of our e-mails find its order. */
+          "CREATE TABLE conversations (\n"
+          "        customer   TEXT PRIMARY KEY,\n"
+          "        phase      TEXT NOT NULL,\n"
+          "        state      TEXT NOT NULL,\n"
+          "        updated_at INTEGER NOT NULL\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE INDEX conversations_phase ON conversations (phase, updated_at);\n"
+          "CREATE INDEX outbox_message_id ON outbox (message_id) WHERE message_id IS NOT NULL;\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

@@ -49,13 +49,14 @@ def write_text(path, text):
 
 
 def make_etc(tmp, extra="", name="deliveryd.conf"):
-    """Copy the example configuration, catalog, zones and nlu rules into
+    """Copy the example configuration, catalog, zones, nlu rules and templates into
     tmp/etc and append extra to the config; returns the config path."""
     etc = os.path.join(tmp, "etc")
     os.makedirs(etc, exist_ok=True)
     for f in ("deliveryd.conf", "catalog.conf", "zones.conf"):
         shutil.copy(os.path.join(ETC, f), os.path.join(etc, f))
     shutil.copytree(os.path.join(ETC, "nlu"), os.path.join(etc, "nlu"), dirs_exist_ok=True)
+    shutil.copytree(os.path.join(ETC, "templates"), os.path.join(etc, "templates"), dirs_exist_ok=True)
     path = os.path.join(etc, name)
     if extra:
         with open(path, "a", encoding="utf-8") as f:

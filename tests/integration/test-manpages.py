@@ -282,6 +282,7 @@ def check_conf_page(keys_from_example):
         for f in ("catalog.conf", "zones.conf"):
             shutil.copy(os.path.join(TOP_SRCDIR, "etc", f), tmp)
         shutil.copytree(os.path.join(TOP_SRCDIR, "etc", "nlu"), os.path.join(tmp, "nlu"))
+        shutil.copytree(os.path.join(TOP_SRCDIR, "etc", "templates"), os.path.join(tmp, "templates"))
         r = run([DELIVERYD, "-c", conf, "--dump-config"])
         if r.returncode != 0:
             problem(f"deliveryd --dump-config of an empty file failed ({r.returncode}): {r.stderr.strip()}")

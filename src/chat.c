@@ -65,6 +65,8 @@ static Turn *turn_free(Turn *t) {
         return NULL;
 }
 
+static char *msgids_bracketed(const char *ids);
+
 /* ---- the conversations table ------------------------------------------------ */
 
 static int load_state(Chat *c, const char *customer, ConvState **ret) {
@@ -121,13 +123,13 @@ static int save_state(Chat *c, const char *customer, const ConvState *s) {
 /* The order of the message we sent to customer that this mail answers
  * (its In-Reply-To, else the last of its References), into id. */
 static int order_of_thread(Chat *c, const Turn *t, char id[static NLU_ORDER_ID_LEN + 1]) {
-        _cleanup_(strv_freep) char **refs = strv_split_ws(t->references ?: "");
+        _cleanup_free_ char *all = mem_printf("%s %s", strempty(t->references), strempty(t->in_reply_to));
+        _cleanup_free_ char *bracketed = all ? msgids_bracketed(all) : NULL;
+        _cleanup_(strv_freep) char **refs = bracketed ? strv_split_ws(bracketed) : NULL;
         sqlite3_stmt *st = NULL;
         int rc = SQLITE_OK;
 
         if (!refs)
-                return -ENOMEM;
-        if (t->in_reply_to && strv_extend(&refs, t->in_reply_to) < 0)
                 return -ENOMEM;
         rc = sqlite3_prepare_v2(store_db(c->ctx.store),
                                 "SELECT order_id FROM outbox WHERE message_id = ? AND recipient = ? AND order_id IS "
@@ -156,6 +158,24 @@ static int order_of_thread(Chat *c, const Turn *t, char id[static NLU_ORDER_ID_L
 
 /* ---- replies ------------------------------------------------------------------- */
 
+/* Message-IDs as headers carry them, "<id>": the inbox keeps them bare,
+ * ours are made with the brackets.  ids is one or more, space-separated. */
+static char *msgids_bracketed(const char *ids) {
+        _cleanup_(strv_freep) char **l = strv_split_ws(ids ?: "");
+
+        if (!l)
+                return NULL;
+        for (char **p = l; *p; p++)
+                if (**p != '<') {
+                        char *b = mem_printf("<%s>", *p);
+                        if (!b)
+                                return NULL;
+                        free(*p);
+                        *p = b;
+                }
+        return strv_join(l, " ");
+}
+
 /* "Re: subject", unless it has one already. */
 static char *reply_subject(const Snapshot *s, const Turn *t, NluLang lang) {
         char *subject = NULL;
@@ -170,11 +190,79 @@ static char *reply_subject(const Snapshot *s, const Turn *t, NluLang lang) {
         return mem_printf("Re: %s", t->subject);
 }
 
+/* Compose text as one SMS of at most sms.max_segments: as written, or with
+ * its accents folded when that is what makes it fit (GSM 7-bit holds more
+ * than twice as much per segment as UCS-2).  *ret_fits: it was not cut. */
+static int compose_sms(const Config *cf, const char *text, char **ret, bool *ret_fits) {
+        SmsTextInfo info;
+        int r = sms_text_compose(text, (unsigned) cf->sms_max_segments, cf->sms_fold_accents, ret, &info);
+
+        if (r >= 0 && info.truncated && !cf->sms_fold_accents) {
+                *ret = mfree(*ret);
+                r = sms_text_compose(text, (unsigned) cf->sms_max_segments, true, ret, &info);
+        }
+        if (r >= 0)
+                *ret_fits = !info.truncated;
+        return r;
+}
+
+/* Text as SMS bodies: one when it fits; else cut between lines into as
+ * few messages as fit (the menu), so that nothing is lost.  A single line
+ * too long for one message is cut at a word. */
+static int sms_bodies(const Config *cf, const char *text, char ***ret) {
+        _cleanup_(strv_freep) char **out = NULL;
+        _cleanup_free_ char *body = NULL, *chunk = NULL;
+        bool fits;
+        int r = compose_sms(cf, text, &body, &fits);
+
+        if (r < 0)
+                return r;
+        if (fits) {
+                if ((r = strv_extend(&out, body)) < 0)
+                        return r;
+                *ret = TAKE_PTR(out);
+                return 0;
+        }
+        for (const char *p = text; *p;) {
+                const char *nl = strchr(p, '\n');
+                size_t n = nl ? (size_t) (nl - p) : strlen(p);
+                _cleanup_free_ char *line = mem_strndup(p, n), *grown = NULL, *probe = NULL;
+                if (!line)
+                        return -ENOMEM;
+                grown = chunk ? mem_printf("%s\n%s", chunk, line) : mem_strdup(line);
+                if (!grown)
+                        return -ENOMEM;
+                if ((r = compose_sms(cf, grown, &probe, &fits)) < 0)
+                        return r;
+                if (!fits && chunk) {
+                        /* the chunk so far goes; this line starts the next */
+                        _cleanup_free_ char *done = NULL;
+                        if ((r = compose_sms(cf, chunk, &done, &fits)) < 0 || (r = strv_extend(&out, done)) < 0)
+                                return r;
+                        free(chunk);
+                        chunk = TAKE_PTR(line);
+                } else {
+                        free(chunk);
+                        chunk = TAKE_PTR(grown);
+                }
+                p += n;
+                if (*p == '\n')
+                        p++;
+        }
+        if (chunk) {
+                _cleanup_free_ char *done = NULL;
+                if ((r = compose_sms(cf, chunk, &done, &fits)) < 0 || (r = strv_extend(&out, done)) < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
 /* Queue text to the customer of t, composed for its channel. */
 static int enqueue_reply(Chat *c, const Turn *t, const char *text, bool opt_out_confirmation, NluLang lang,
                          const char *order_id) {
         const Config *cf = t->snapshot->config;
-        _cleanup_free_ char *body = NULL, *subject = NULL, *refs = NULL, *message_id = NULL;
+        _cleanup_free_ char *subject = NULL, *refs = NULL, *message_id = NULL, *in_reply_to = NULL;
         OutboxMessage m = {
                 .channel = t->email ? OUTBOX_EMAIL : OUTBOX_SMS,
                 .to = t->customer,
@@ -183,31 +271,34 @@ static int enqueue_reply(Chat *c, const Turn *t, const char *text, bool opt_out_
         };
         int r;
 
-        if (t->email) {
-                subject = reply_subject(t->snapshot, t, lang);
-                /* Ours, recorded now, so that the customer's answer to it
-                 * can be matched to this conversation and order. */
-                message_id = smtp_new_message_id(cf->mail_from);
-                if (!subject || !message_id)
-                        return -ENOMEM;
-                if (t->message_id) {
-                        refs = isempty(t->references) ? mem_strdup(t->message_id)
-                                                      : mem_printf("%s %s", t->references, t->message_id);
-                        if (!refs)
-                                return -ENOMEM;
+        if (!t->email) {
+                _cleanup_(strv_freep) char **bodies = NULL;
+                r = sms_bodies(cf, text, &bodies);
+                for (char **b = bodies; r >= 0 && b && *b; b++) {
+                        m.body = *b;
+                        r = outbox_enqueue_in_txn(c->ctx.outbox, &m, NULL);
                 }
-                m.body = text;
-                m.subject = subject;
-                m.in_reply_to = t->message_id;
-                m.references = refs;
-                m.message_id = message_id;
-        } else {
-                SmsTextInfo info;
-                r = sms_text_compose(text, (unsigned) cf->sms_max_segments, cf->sms_fold_accents, &body, &info);
-                if (r < 0)
-                        return r;
-                m.body = body;
+                return r;
         }
+        subject = reply_subject(t->snapshot, t, lang);
+        /* Ours, recorded now, so that the customer's answer to it can be
+         * matched to this conversation and order. */
+        message_id = smtp_new_message_id(!isempty(cf->mail_from)          ? cf->mail_from
+                                                 : !isempty(t->recipient) ? t->recipient
+                                                                          : "deliveryd@localhost");
+        if (!subject || !message_id)
+                return -ENOMEM;
+        if (t->message_id) {
+                _cleanup_free_ char *all = isempty(t->references) ? mem_strdup(t->message_id)
+                                                                  : mem_printf("%s %s", t->references, t->message_id);
+                if (!all || !(refs = msgids_bracketed(all)) || !(in_reply_to = msgids_bracketed(t->message_id)))
+                        return -ENOMEM;
+        }
+        m.body = text;
+        m.subject = subject;
+        m.in_reply_to = in_reply_to;
+        m.references = refs;
+        m.message_id = message_id;
         return outbox_enqueue_in_txn(c->ctx.outbox, &m, NULL);
 }
 

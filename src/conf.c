@@ -118,10 +118,10 @@ static const ConfKey conf_keys[] = {
           "File listing the products: SKU, names, price, stock, aliases." },
         { "store", "zones", CONF_PATH, "zones.conf", NULL, 0, 0, NULL, OFF(store_zones), true,
           "File listing the delivery zones: neighbourhoods, CEP prefixes, streets, fee and delivery time." },
-        { "store", "timezone", CONF_STRING, "America/Sao_Paulo", NULL, 0, 0, NULL, OFF(store_timezone), false,
-          "Time zone (a tz database name) of the times on the tracking page." },
         { "store", "templates", CONF_PATH, "templates", NULL, 0, 0, NULL, OFF(store_templates), true,
           "Directory of the reply templates: pt-BR/ID.txt and en/ID.txt for every template id." },
+        { "store", "timezone", CONF_STRING, "America/Sao_Paulo", NULL, 0, 0, NULL, OFF(store_timezone), false,
+          "Time zone (a tz database name) of the times on the tracking page." },
 
         { "http", "listen", CONF_LISTEN, "127.0.0.1:8080", NULL, 0, 0, NULL, OFF(http_listen), false,
           "Address of the HTTP service (webhooks, health, metrics, tracking pages); port 0 picks a free port; "

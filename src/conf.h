@@ -88,8 +88,8 @@ typedef struct Config {
         char *store_name;
         char *store_catalog;
         char *store_zones;
-        char *store_timezone;
         char *store_templates;
+        char *store_timezone;
 
         /* [http] */
         char *http_listen;

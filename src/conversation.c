@@ -446,14 +446,20 @@ static int say_outside(const ConvEnv *env, ConvState *s, ConvActions *out, const
 }
 
 /* Take address (the customer's words) as the delivery address, or as the
- * neighbourhood of the one given before (bare).  Returns 1 when the address
+ * neighbourhood of the one given before (bare); context is the whole
+ * message it came in, or NULL.  Returns 1 when the address
  * is now placed in a zone, 0 when a question or refusal was queued,
  * -errno. */
-static int apply_address(const ConvEnv *env, ConvState *s, const char *address, bool bare, ConvActions *out) {
+static int apply_address(const ConvEnv *env, ConvState *s, const char *address, bool bare, const char *context,
+                         ConvActions *out) {
         const Zone *z = NULL;
         _cleanup_free_ char *place = NULL;
         int k = catalog_locate(catalog(env), address, bare, &z, &place);
 
+        /* The rules keep the street and number; the neighbourhood or CEP
+         * may be elsewhere in the message ("…, Tatuapé", "cep 08090-000"). */
+        if (k == ZONE_PLACE_UNKNOWN && context && !streq(context, address))
+                k = catalog_locate(catalog(env), context, false, &z, &place);
         if (k < 0)
                 return k;
         if (!bare) {
@@ -580,15 +586,13 @@ static int build_order(const ConvEnv *env, ConvState *s, const ConvInput *in, Co
                 changed = true;
         }
         if (r->address) {
-                k = apply_address(env, s, r->address, false, out);
+                k = apply_address(env, s, r->address, false, in->text, out);
                 if (k < 0)
                         return k;
                 if (k == 0)
                         return 0; /* one question at a time */
                 changed = true;
         }
-        if (!changed && !asked && r->n_items > 0)
-                return 0; /* only removals of what was not there */
         if (!changed && !asked && r->intent == NLU_INTENT_PLACE_ORDER && s->n_items == 0) {
                 s->phase = CONV_ORDERING;
                 return say(env, s, out, "item_unknown", NULL, 0);
@@ -841,10 +845,21 @@ bool conversation_expired(const ConvEnv *env, const ConvState *s) {
         return env->now_usec >= s->updated_usec + idle;
 }
 
-/* Words that show a language: a longer message, or one that is not just
- * "sim", "ok" or a number. */
-static void update_lang(ConvState *s, const NluResult *r) {
-        bool telling = r->intent != NLU_INTENT_CONFIRM && r->intent != NLU_INTENT_DENY && r->intent != NLU_INTENT_OTHER;
+/* The conversation keeps its language; a message changes it only when it
+ * says enough to tell ("add a brownie" in a Portuguese conversation is
+ * not enough; "Hi, can I order two pizzas" is). */
+static void update_lang(ConvState *s, const NluResult *r, const char *text) {
+        size_t words = 0;
+
+        for (const char *p = text; p && *p;) {
+                p += strspn(p, " \t\r\n,.!?;:");
+                if (!*p)
+                        break;
+                words++;
+                p += strcspn(p, " \t\r\n,.!?;:");
+        }
+        bool telling = words >= 4 && r->intent != NLU_INTENT_CONFIRM && r->intent != NLU_INTENT_DENY &&
+                r->intent != NLU_INTENT_OTHER;
         if (!s->lang_set || telling) {
                 s->lang = r->lang;
                 s->lang_set = true;
@@ -865,13 +880,13 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
                         out->why = "opted out: not answered";
                         return 0;
                 }
-                update_lang(s, r);
+                update_lang(s, r, in->text);
                 out->opt = CONV_OPT_IN;
                 s->phase = CONV_IDLE;
                 out->why = "opted in";
                 return say(env, s, out, "opted_in", NULL, 0);
         }
-        update_lang(s, r);
+        update_lang(s, r, in->text);
         if (r->intent == NLU_INTENT_OPT_OUT) {
                 order_clear(s);
                 s->phase = CONV_IDLE;
@@ -981,7 +996,7 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
         case CONV_AWAIT_NEIGHBOURHOOD:
                 if (!r->address && r->n_items == 0 &&
                     (r->intent == NLU_INTENT_OTHER || r->intent == NLU_INTENT_PLACE_ORDER)) {
-                        k = apply_address(env, s, in->text, true, out);
+                        k = apply_address(env, s, in->text, true, NULL, out);
                         if (k <= 0)
                                 return k;
                         out->why = "address placed";
@@ -997,7 +1012,7 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
         if (s->phase == CONV_ORDERING && r->intent == NLU_INTENT_OTHER && !s->address && s->n_items > 0 &&
             strlen(in->text) >= 6) {
                 /* the answer to "which address?" that the rules did not read as one */
-                k = apply_address(env, s, in->text, false, out);
+                k = apply_address(env, s, in->text, false, NULL, out);
                 if (k <= 0)
                         return k;
                 return next_step(env, s, out);

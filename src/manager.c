@@ -38,8 +38,8 @@
 #include "listen.h"
 #include "log.h"
 #include "metrics.h"
-#include "orders.h"
 #include "nlu-client.h"
+#include "orders.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
 #include "outbox-eum.h"
@@ -851,8 +851,106 @@ static Snapshot *current_snapshot(void *userdata) {
         return m->snapshot;
 }
 
+/* ---- what the conversation does to orders ------------------------------ */
+
+static int64_t chat_stock(void *userdata, const char *sku) {
+        Manager *m = userdata;
+        int64_t n;
+
+        return stock_available(m->store, sku, &n) < 0 ? -1 : n;
+}
+
+/* "2026-12-04T18:15:00Z" → usec; 0 when it is not one. */
+static uint64_t parse_utc(const char *s) {
+        struct tm tm = {};
+        const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+
+        if (!end)
+                return 0;
+        time_t t = timegm(&tm);
+        return t < 0 ? 0 : (uint64_t) t * USEC_PER_SEC;
+}
+
+static int chat_find_order(void *userdata, const char *customer, const char *id, ConvOrder *ret) {
+        Manager *m = userdata;
+        char latest[ORDER_ID_LEN + 1];
+        json_t *o = NULL;
+        int r;
+
+        if (!id) {
+                r = orders_latest_active(m->orders, customer, latest);
+                if (r == -ENOENT)
+                        return 0;
+                if (r < 0)
+                        return r;
+                id = latest;
+        }
+        r = orders_get_for_customer(m->orders, id, customer, NULL, &o);
+        if (r == -ENOENT || r == -EINVAL)
+                return 0;
+        if (r < 0)
+                return r;
+        *ret = (ConvOrder){};
+        strscpy(ret->id, sizeof ret->id, json_string_value(json_object_get(o, "id")) ?: id);
+        strscpy(ret->status, sizeof ret->status, json_string_value(json_object_get(o, "status")) ?: "CREATED");
+        ret->eta_usec = parse_utc(json_string_value(json_object_get(o, "eta")));
+        json_decref(o);
+        return 1;
+}
+
+_Static_assert((int) ORDER_PAYMENT_PIX == (int) NLU_PAYMENT_PIX && (int) ORDER_PAYMENT_CARD == (int) NLU_PAYMENT_CARD &&
+                       (int) ORDER_PAYMENT_CASH == (int) NLU_PAYMENT_CASH,
+               "payment methods are the same in both enums");
+
+static int chat_create_order(void *userdata, const char *customer, bool email, const ConvDraft *d,
+                             char ret_id[static NLU_ORDER_ID_LEN + 1]) {
+        Manager *m = userdata;
+        _cleanup_free_ OrderItemDraft *items = mem_new(OrderItemDraft, d->n_lines + 1);
+        char token[ORDER_TOKEN_LEN + 1];
+        const Zone *zone = NULL;
+
+        if (!items)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_lines; i++)
+                items[i] = (OrderItemDraft){ .sku = d->lines[i].sku,
+                                             .name = d->lines[i].name,
+                                             .qty = d->lines[i].qty,
+                                             .unit_price_cents = d->lines[i].unit_price_cents };
+        for (size_t i = 0; i < catalog_n_zones(m->snapshot->catalog); i++)
+                if (streq(catalog_zone(m->snapshot->catalog, i)->id, d->zone))
+                        zone = catalog_zone(m->snapshot->catalog, i);
+        const OrderDraft od = {
+                .customer = customer,
+                .channel = email ? "email" : "sms",
+                .lang = nlu_lang_to_string(d->lang),
+                .address = d->address,
+                .zone = d->zone,
+                .zone_name = zone ? zone->name : NULL,
+                .delivery_fee_cents = d->fee_cents,
+                .payment = (OrderPayment) d->payment,
+                .change_for_cents = d->change_for_cents,
+                .eta_usec = d->eta_usec,
+                .items = items,
+                .n_items = d->n_lines,
+        };
+        return orders_create_in_txn(m->orders, &od, now_realtime(), ret_id, token);
+}
+
+static int chat_order_request(void *userdata _unused_, const char *customer, ConvRequestKind kind, const char *order_id,
+                              const char *address _unused_) {
+        log_event("order_request order=%s customer=%s kind=%s", order_id, customer,
+                  kind == CONV_REQUEST_CANCEL ? "cancel" : "change_address");
+        return 0;
+}
+
 static ChatHooks manager_chat_hooks(Manager *m) {
-        return (ChatHooks){ .userdata = m };
+        return (ChatHooks){
+                .stock = chat_stock,
+                .find_order = chat_find_order,
+                .create_order = chat_create_order,
+                .order_request = chat_order_request,
+                .userdata = m,
+        };
 }
 
 static Snapshot *chat_snapshot(void *userdata) {

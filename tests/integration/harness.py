@@ -197,7 +197,8 @@ class Daemon:
         env.update(self.env)
         self.proc = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
-        threading.Thread(target=self._read_log, daemon=True).start()
+        self.log_reader = threading.Thread(target=self._read_log, daemon=True)
+        self.log_reader.start()
         self.ready_message = None
         if wait_ready:
             try:
@@ -270,7 +271,10 @@ class Daemon:
 
     def wait(self, timeout=TIMEOUT):
         try:
-            return self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout)
+            # the whole log, up to the exit, before anyone reads it
+            self.log_reader.join(timeout)
+            return code
         except subprocess.TimeoutExpired:
             self.kill()
             raise AssertionError("deliveryd did not exit within %ss; log:\n%s" % (timeout, "\n".join(self.log)))

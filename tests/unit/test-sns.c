@@ -44,11 +44,6 @@ static int teardown(void **state _unused_) {
         return 0;
 }
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 static uint64_t now_usec(void) {
         struct timespec ts;
 

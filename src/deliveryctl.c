@@ -383,14 +383,28 @@ static void show_order(json_t *o) {
                        *str(v, "reason") ? ": " : "", str(v, "reason"));
 }
 
-/* order ID */
+/* order ID | order ID set-status STATUS | order ID paid */
 static int verb_order(const Config *c, char **args) {
-        json_t *req = json_pack("{s:s}", "id", args[0]);
+        const char *command = "order";
+        json_t *req;
         int r;
 
+        if (args[1] && streq(args[1], "set-status") && args[2]) {
+                command = "order-set-status";
+                req = json_pack("{s:s,s:s}", "id", args[0], "status", args[2]);
+        } else if (args[1] && streq(args[1], "paid") && !args[2]) {
+                command = "order-paid";
+                req = json_pack("{s:s}", "id", args[0]);
+        } else if (!args[1])
+                req = json_pack("{s:s}", "id", args[0]);
+        else {
+                fprintf(stderr, "deliveryctl: usage: deliveryctl order ID [--json] | order ID set-status STATUS | "
+                                "order ID paid\n");
+                return EXIT_USAGE;
+        }
         if (!req)
                 return EXIT_FAILURE;
-        r = run_command(c, "order", req, show_order);
+        r = run_command(c, command, req, show_order);
         json_decref(req);
         return r;
 }
@@ -587,7 +601,10 @@ static const Verb verbs[] = {
           "again or give it up",
           NULL, NULL },
         { "orders", 0, 0, verb_orders, "orders [--json]       orders, oldest first", NULL, NULL },
-        { "order", 1, 1, verb_order, "order ID [--json]     one order with its items and history", NULL, NULL },
+        { "order", 1, 3, verb_order,
+          "order ID [--json] | order ID set-status STATUS | order ID paid   one order with its items and history; "
+          "report the store's or courier's step (PREPARING, READY, IN_DELIVERY, DELIVERED); confirm its Pix payment",
+          NULL, NULL },
         { "conversation", 1, 2, verb_conversation,
           "conversation CUSTOMER [--json] | conversation CUSTOMER resume   a customer's conversation; end a "
           "handoff to a person",

@@ -167,7 +167,12 @@ class Workflow(harness.DaemonTestCase):
         self.assertEqual(status, 409, body)
 
     def test_sold_out(self):
-        # Two customers see the last 8 açaí available; the second SIM loses.
+        """Two customers see the last 8 açaí; the first SIM reserves them
+        (the availability task), so the second customer's SIM meets an
+        empty stock and is told so; cancelling gives the 8 back.  (The
+        workflow's own unavailable branch, for stock that goes between the
+        SIM and the reservation, is test-engine-local's: a race the
+        conversation's own check leaves too narrow to hit from here.)"""
         d = self.start()
         self.assertEqual(self.stock(d, "sobremesa-acai"), 8)
         a, b = "+5511900000003", "+5511900000004"
@@ -179,18 +184,15 @@ class Workflow(harness.DaemonTestCase):
         first = self.wait_for("A's order", lambda: [o for o in json.loads(d.ctl("orders", "--json").stdout)
                                                    if o["customer"] == a])[0]["id"]
         self.wait_status(d, first, "CONFIRMED")
-        self.sms(d, b, "sim")
-        orders_b = self.wait_for("B's order or refusal",
-                                 lambda: [o for o in json.loads(d.ctl("orders", "--json").stdout)
-                                          if o["customer"] == b] or
-                                 [m for m in self.outbox(d) if m["to"] == b and "esgot" in m["body"].lower()])
-        if "id" in orders_b[0] and "channel" in orders_b[0] and "customer" in orders_b[0]:
-            second = orders_b[0]["id"]
-            o = self.wait_status(d, second, "CANCELLED")
-            self.assertEqual(o["cancel_reason"], "unavailable")
-            self.wait_body(d, second, "cancelado")
-        # Either way: A holds all 8, nothing went below zero.
         self.assertEqual(self.stock(d, "sobremesa-acai"), 0)
+        self.sms(d, b, "sim")
+        self.wait_to(d, b, "acabou")
+        self.assertEqual([o for o in json.loads(d.ctl("orders", "--json").stdout) if o["customer"] == b], [])
+        self.sms(d, a, "quero cancelar")
+        self.wait_to(d, a, "cancelar o pedido")
+        self.sms(d, a, "sim")
+        self.wait_status(d, first, "CANCELLED")
+        self.assertEqual(self.stock(d, "sobremesa-acai"), 8)
 
     def test_pix_paid(self):
         d = self.start()
@@ -344,62 +346,62 @@ class Workflow(harness.DaemonTestCase):
 
     def test_kill_soak(self):
         """A small soak (30 orders, not the issue's 200): kill -9 at random
-        moments while orders run, restart, and every order ends as it would
-        have: stock exact, every message once."""
+        moments while orders move and customers cancel, restart, and every
+        order ends as it would have: stock exact, no message twice."""
         import random
         rnd = random.Random(5)
         d = self.start()
         state = d.state
-        skus = {"pz-margherita": 20, "bebida-coca-2l": 40}
+        skus = ("lanche-x-burguer", "bebida-coca-2l")
         start_stock = {s: self.stock(d, s) for s in skus}
         ids = []
         for i in range(30):
             who = "+55119000001%02d" % i
-            ids.append((who, self.place(d, who, "quero 1 margherita e 1 coca pra Rua Augusta 1500, pago no cartão")))
-        daemons = [d]
-
-        def current():
-            return daemons[-1]
-
+            ids.append((who, self.place(d, who, "quero 1 x-burguer e 1 coca pra Rua Augusta 1500, pago no cartão")))
+        cur = d
+        nxt = {"CONFIRMED": "PREPARING", "PREPARING": "READY", "READY": "IN_DELIVERY", "IN_DELIVERY": "DELIVERED"}
         for round_ in range(6):
-            cur = current()
-            # Move some orders along, then kill at a random moment.
             for who, oid in rnd.sample(ids, 8):
-                o = self.order_json(cur, oid)
-                nxt = {"CONFIRMED": "PREPARING", "PREPARING": "READY", "READY": "IN_DELIVERY",
-                       "IN_DELIVERY": "DELIVERED"}.get(o["status"])
-                if nxt:
-                    cur.ctl("order", oid, "set-status", nxt, check=False)
+                if rnd.random() < 0.25:
+                    self.sms(cur, who, "quero cancelar")
+                    self.sms(cur, who, "sim")
+                    continue
+                s = self.order_json(cur, oid)["status"]
+                if s in nxt:
+                    cur.ctl("order", oid, "set-status", nxt[s], check=False)
             time.sleep(rnd.random() * 0.2)
             os.kill(cur.proc.pid, signal.SIGKILL)
             cur.proc.wait()
-            nd = self.daemon(overrides=BASE, state=state)
-            nd.start()
-            daemons.append(nd)
-        cur = current()
-        # Finish every order; half of them cancelled before preparing.
-        for n, (who, oid) in enumerate(ids):
+            cur = self.daemon(overrides=BASE, state=state)
+            cur.start()
+        # Let every cancellation that was asked settle, then deliver the rest.
+        for who, oid in ids:
             o = self.wait_for("order %s settled" % oid,
                               lambda: (lambda o: o if o["status"] != "CREATED" else None)(self.order_json(cur, oid)))
-            if n % 2 == 0 and o["status"] == "CONFIRMED":
-                self.sms(cur, who, "quero cancelar")
-                self.wait_to(cur, who, "cancelar o pedido")
-                self.sms(cur, who, "sim")
-                self.wait_status(cur, oid, "CANCELLED")
-                continue
-            order = ["CONFIRMED", "PREPARING", "READY", "IN_DELIVERY", "DELIVERED"]
-            for s in order[order.index(o["status"]) + 1:]:
-                cur.ctl("order", oid, "set-status", s)
-                self.wait_status(cur, oid, s)
-        delivered = [oid for _, oid in ids if self.order_json(cur, oid)["status"] == "DELIVERED"]
-        cancelled = [oid for _, oid in ids if self.order_json(cur, oid)["status"] == "CANCELLED"]
-        self.assertEqual(len(delivered) + len(cancelled), len(ids))
+            while o["status"] in nxt:
+                r = cur.ctl("order", oid, "set-status", nxt[o["status"]], check=False)
+                if r.returncode != 0:
+                    self.assertIn("cancel", r.stderr + json.dumps(self.order_json(cur, oid)))
+                o = self.order_json(cur, oid)
+        final = {oid: self.order_json(cur, oid) for _, oid in ids}
+        self.assertEqual({o["status"] for o in final.values()} - {"DELIVERED", "CANCELLED"}, set())
+        self.assertGreater(len([o for o in final.values() if o["status"] == "CANCELLED"]), 0)
         for s in skus:
-            self.assertEqual(self.stock(cur, s), start_stock[s] - len(delivered), s)
-        for _, oid in ids:
+            taken = sum(it["qty"] for o in final.values() if o["status"] == "DELIVERED" for it in o["items"]
+                        if it["sku"] == s)
+            self.assertEqual(self.stock(cur, s), start_stock[s] - taken, s)
+        for oid, o in final.items():
             bodies = self.bodies(cur, oid)
-            self.assertEqual(len(bodies), len(set(bodies)), (oid, bodies))
+            # Each step's notice at most once (replies to the customer's
+            # own repeated requests may repeat).
+            for step in ("sendo preparado", "está pronto", "saiu para entrega"):
+                self.assertLessEqual(len([b for b in bodies if step in b]), 1, (oid, bodies))
             self.assertEqual(len([b for b in bodies if "confirmado!" in b]), 1, (oid, bodies))
+            if o["status"] == "CANCELLED":
+                self.assertEqual(o["cancel_reason"], "customer")
+                self.assertEqual(len([b for b in bodies if "foi cancelado" in b]), 1, (oid, bodies))
+            else:
+                self.assertEqual(len([b for b in bodies if "entregue" in b]), 1, (oid, bodies))
 
 
 if __name__ == "__main__":

@@ -608,6 +608,8 @@ static const char *waiting_state(AslExecution *x, char *buf, size_t size) {
 
         if (asl_execution_status(x) != ASL_RUNNING)
                 return asl_status_to_string(asl_execution_status(x));
+        if (asl_execution_transitions(x) == 0)
+                return "(new)";
         if (asl_execution_pending_tasks(x, &t, &n) < 0 || n == 0) {
                 asl_tasks_free(t, n);
                 return "(timer)";
@@ -657,9 +659,11 @@ static int drive(EngineLocal *l, const char *id, AslExecution *x, uint64_t now) 
         }
 }
 
-static void trace(const char *id, const char *from, const char *to) {
-        if (!streq(from, to))
-                log_event("workflow order=%s old=%s new=%s", id, from, to);
+/* Every transition, one line: where the execution waited, what moved it
+ * (the time, or the event the callback carried), where it waits now, and
+ * how many state transitions that took. */
+static void trace(const char *id, const char *from, const char *to, const char *cause, unsigned steps) {
+        log_event("workflow order=%s old=%s new=%s cause=%s transitions=%u", id, from, to, cause, steps);
 }
 
 /* One transition of execution id in the caller's transaction: the time is
@@ -682,6 +686,7 @@ static int transition_in_txn(EngineLocal *l, const char *id, json_t *callback, c
         if (asl_execution_status(x) != ASL_RUNNING)
                 return callback ? -ENOENT : 0;
         from = waiting_state(x, before, sizeof before);
+        unsigned t0 = asl_execution_transitions(x);
         r = asl_execution_advance_time(x, now);
         if (r < 0)
                 return r;
@@ -696,7 +701,9 @@ static int transition_in_txn(EngineLocal *l, const char *id, json_t *callback, c
         r = exec_save(l, id, x, false, now);
         if (r < 0)
                 return r;
-        trace(id, from, waiting_state(x, after, sizeof after));
+        trace(id, from, waiting_state(x, after, sizeof after),
+              callback ? strempty(json_string_value(json_object_get(callback, "event"))) : "time",
+              asl_execution_transitions(x) - t0);
         return 0;
 }
 

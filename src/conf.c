@@ -33,10 +33,10 @@ static const char *const nlu_backend_table[] = { [NLU_RULES] = "rules", [NLU_BED
 static const char *const engine_backend_table[] = {
         [ENGINE_LOCAL] = "local", [ENGINE_STEPFUNCTIONS] = "stepfunctions", NULL
 };
-static const char *const engine_cancel_until_table[] = {
-        [ENGINE_CANCEL_UNTIL_CONFIRMED] = "CONFIRMED", [ENGINE_CANCEL_UNTIL_PREPARING] = "PREPARING",
-        [ENGINE_CANCEL_UNTIL_READY] = "READY", NULL
-};
+static const char *const engine_cancel_until_table[] = { [ENGINE_CANCEL_UNTIL_CONFIRMED] = "CONFIRMED",
+                                                         [ENGINE_CANCEL_UNTIL_PREPARING] = "PREPARING",
+                                                         [ENGINE_CANCEL_UNTIL_READY] = "READY",
+                                                         NULL };
 static const char *const sms_transport_table[] = {
         [SMS_TRANSPORT_LOG] = "log", [SMS_TRANSPORT_SNS] = "sns", [SMS_TRANSPORT_EUM] = "eum", NULL
 };
@@ -233,10 +233,10 @@ static const ConfKey conf_keys[] = {
           OFF(engine_cancel_until), true,
           "The last order status at which a customer may cancel: CONFIRMED (not once it is being prepared), "
           "PREPARING or READY. Later cancellations are refused with the reason." },
-        { "engine", "late_grace", CONF_DURATION, "5min", NULL, 0, USEC(86400), NULL, OFF(engine_late_grace_usec),
-          true, "An order not delivered this long after its ETA is late: the customer gets a delay notice." },
-        { "engine", "delay_step", CONF_DURATION, "10min", NULL, USEC(1), USEC(86400), NULL,
-          OFF(engine_delay_step_usec), true, "How much later the new ETA of a late order is, from the time it was late." },
+        { "engine", "late_grace", CONF_DURATION, "5min", NULL, 0, USEC(86400), NULL, OFF(engine_late_grace_usec), true,
+          "An order not delivered this long after its ETA is late: the customer gets a delay notice." },
+        { "engine", "delay_step", CONF_DURATION, "10min", NULL, USEC(1), USEC(86400), NULL, OFF(engine_delay_step_usec),
+          true, "How much later the new ETA of a late order is, from the time it was late." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
           "How SMS replies leave: log (journal only), sns (Amazon SNS Publish) or eum (AWS End User Messaging SMS "
           "SendTextMessage)." },

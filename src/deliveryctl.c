@@ -398,8 +398,9 @@ static int verb_order(const Config *c, char **args) {
         } else if (!args[1])
                 req = json_pack("{s:s}", "id", args[0]);
         else {
-                fprintf(stderr, "deliveryctl: usage: deliveryctl order ID [--json] | order ID set-status STATUS | "
-                                "order ID paid\n");
+                fprintf(stderr,
+                        "deliveryctl: usage: deliveryctl order ID [--json] | order ID set-status STATUS | "
+                        "order ID paid\n");
                 return EXIT_USAGE;
         }
         if (!req)

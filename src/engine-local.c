@@ -332,8 +332,8 @@ static int render(const Snapshot *s, NluLang lang, const char *id, const Templat
 }
 
 /* Render template_id for order (JSON) and queue it to the customer. */
-static int notify_order(LocalTask *lt, json_t *order, const char *template_id, const char *reason,
-                        const char *status, int64_t *ret_id, TaskFailure *f) {
+static int notify_order(LocalTask *lt, json_t *order, const char *template_id, const char *reason, const char *status,
+                        int64_t *ret_id, TaskFailure *f) {
         const Snapshot *s = snapshot(lt->l);
         _cleanup_free_ char *body = NULL, *subject = NULL, *reason_text = NULL, *total = NULL, *fee = NULL,
                             *status_text = NULL;
@@ -734,8 +734,7 @@ static int next_deadline(EngineLocal *l, uint64_t *ret) {
                 return r;
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW)
-                *ret = sqlite3_column_type(st, 0) == SQLITE_NULL ? UINT64_MAX
-                                                                 : (uint64_t) sqlite3_column_int64(st, 0);
+                *ret = sqlite3_column_type(st, 0) == SQLITE_NULL ? UINT64_MAX : (uint64_t) sqlite3_column_int64(st, 0);
         else
                 r = store_check(l->ctx.store, rc, "read next deadline");
         sqlite3_finalize(st);
@@ -873,8 +872,7 @@ static int local_run_due(void *b) {
                 if (r < 0) {
                         if (store_failed(l->ctx.store))
                                 return -EIO;
-                        log_warning_errno(r, "Workflow of order %s could not advance, trying again shortly: %m",
-                                          *name);
+                        log_warning_errno(r, "Workflow of order %s could not advance, trying again shortly: %m", *name);
                         failed = true;
                         continue;
                 }
@@ -917,10 +915,10 @@ static int local_start_in_txn(void *b, const char *id, json_t *input) {
                 return -ENOMEM;
         if (json_object_set_new(in, "order_id", json_string(id)) < 0 ||
             json_object_set(in, "address", json_object_get(order, "address")) < 0 ||
-            json_object_set_new(in, "settings",
-                                json_pack("{s:I}", "payment_timeout_seconds",
-                                          (json_int_t) ((c->engine_payment_timeout_usec + USEC_PER_SEC - 1) /
-                                                        USEC_PER_SEC))) < 0)
+            json_object_set_new(
+                    in, "settings",
+                    json_pack("{s:I}", "payment_timeout_seconds",
+                              (json_int_t) ((c->engine_payment_timeout_usec + USEC_PER_SEC - 1) / USEC_PER_SEC))) < 0)
                 return -ENOMEM;
         if (getrandom(&seed, sizeof seed, 0) != (ssize_t) sizeof seed)
                 return -errno;
@@ -1008,8 +1006,9 @@ static int local_execution_json(void *b, const char *id, json_t **ret) {
 static int local_notify_in_txn(void *b, const char *id, const char *template_id, const char *status) {
         EngineLocal *l = b;
         _cleanup_(json_decrefp) json_t *order = NULL;
-        TaskContext tc = { .store = l->ctx.store, .orders = l->ctx.orders, .snapshot = snapshot(l),
-                           .now_usec = now_usec(l) };
+        TaskContext tc = {
+                .store = l->ctx.store, .orders = l->ctx.orders, .snapshot = snapshot(l), .now_usec = now_usec(l)
+        };
         LocalTask lt = { .l = l, .tc = &tc, .execution = id };
         TaskFailure f = {};
         int r;

@@ -64,7 +64,7 @@ int engine_new(const EngineContext *ctx, Engine **ret, char **ret_error) {
                 return -ENOMEM;
         e->ctx = *ctx;
         e->ops = backends[b];
-        r = e->ops->new(&e->ctx, &e->backend, ret_error);
+        r = e->ops->new (&e->ctx, &e->backend, ret_error);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(e);
@@ -256,8 +256,8 @@ int engine_event_in_txn(Engine *e, const char *order_id, const char *event, json
                 return -EBADMSG;
         if (cur == ORDER_CANCELLED || cur == ORDER_DELIVERED) {
                 if (ret_refused_reason)
-                        *ret_refused_reason = cur == ORDER_CANCELLED ? "the order is cancelled"
-                                                                     : "the order was already delivered";
+                        *ret_refused_reason =
+                                cur == ORDER_CANCELLED ? "the order is cancelled" : "the order was already delivered";
                 return -EPERM;
         }
         r = e->ops->waiting(e->backend, id, &wait);

@@ -1140,7 +1140,8 @@ static int chat_order_request(void *userdata, const char *customer, ConvRequestK
         const char *why = NULL;
         int r;
 
-        log_event("order_request order=%s customer=%s kind=%s", order_id, customer, cancel ? "cancel" : "change_address");
+        log_event("order_request order=%s customer=%s kind=%s", order_id, customer,
+                  cancel ? "cancel" : "change_address");
         if (!cancel) {
                 data = json_pack("{s:s}", "address", strempty(address));
                 if (!data)
@@ -1166,8 +1167,8 @@ static int chat_order_request(void *userdata, const char *customer, ConvRequestK
         if (r == -EBUSY || r == -ENOENT) {
                 /* Between two steps (a retry) or no workflow: the customer was
                  * told the request was forwarded; the store sees it here. */
-                log_warning("Order %s: the %s request could not reach its workflow (%s); handle it by hand.",
-                            order_id, cancel ? "cancel" : "address change",
+                log_warning("Order %s: the %s request could not reach its workflow (%s); handle it by hand.", order_id,
+                            cancel ? "cancel" : "address change",
                             r == -EBUSY ? "it is between two steps" : "it has none");
                 return 0;
         }

@@ -943,8 +943,9 @@ static int local_waiting(void *b, const char *id, char **ret) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                if (sqlite3_column_type(st, 0) == SQLITE_NULL ||
-                    !streq((const char *) sqlite3_column_text(st, 1), "RUNNING"))
+                if (!streq((const char *) sqlite3_column_text(st, 1), "RUNNING"))
+                        r = -ENOENT; /* over: nothing waits any more */
+                else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
                         r = -EBUSY;
                 else {
                         *ret = mem_strdup((const char *) sqlite3_column_text(st, 0));

@@ -1164,12 +1164,17 @@ static int chat_order_request(void *userdata, const char *customer, ConvRequestK
                 outbox_kick(m->outbox);
                 return 0;
         }
-        if (r == -EBUSY || r == -ENOENT) {
-                /* Between two steps (a retry) or no workflow: the customer was
-                 * told the request was forwarded; the store sees it here. */
-                log_warning("Order %s: the %s request could not reach its workflow (%s); handle it by hand.", order_id,
-                            cancel ? "cancel" : "address change",
-                            r == -EBUSY ? "it is between two steps" : "it has none");
+        if (r == -EBUSY) {
+                /* Between two steps (a retry): the customer was told the
+                 * request was forwarded; the store sees it here. */
+                log_warning("Order %s: the %s request came while its workflow was between two steps; handle it by "
+                            "hand.",
+                            order_id, cancel ? "cancel" : "address change");
+                return 0;
+        }
+        if (r == -ENOENT) {
+                log_notice("Order %s: no workflow waits for the %s request; handle it by hand.", order_id,
+                           cancel ? "cancel" : "address change");
                 return 0;
         }
         return r;

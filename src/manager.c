@@ -217,7 +217,7 @@ static void apply_log_level(Manager *m) {
  * zone is: TZ is set once, before anything formats a time, and not on
  * reload (store.timezone needs a restart). */
 static int manager_set_timezone(Manager *m) {
-        const char *tz = config(m)->store_timezone;
+        const char *tz = strempty(config(m)->store_timezone);
         _cleanup_free_ char *path = mem_printf("/usr/share/zoneinfo/%s", tz);
 
         if (!path)

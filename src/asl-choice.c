@@ -409,14 +409,7 @@ static bool compare_op(const Op *op, json_t *a, json_t *b) {
         case KIND_NUMERIC:
                 if (!json_is_number(a) || !json_is_number(b))
                         return false;
-                if (json_is_integer(a) && json_is_integer(b)) {
-                        json_int_t x = json_integer_value(a), y = json_integer_value(b);
-                        c = x < y ? -1 : x > y;
-                } else {
-                        double x = json_number_value(a), y = json_number_value(b);
-                        c = x < y ? -1 : x > y;
-                }
-                return cmp_result(op->cmp, c);
+                return cmp_result(op->cmp, asl_number_cmp(a, b));
         case KIND_BOOLEAN:
                 return json_is_boolean(a) && json_is_boolean(b) && json_is_true(a) == json_is_true(b);
         case KIND_TIMESTAMP: {

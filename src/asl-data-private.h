@@ -15,6 +15,7 @@
 
 #define ASL_MATCHES_MAX 100000 /* values one selection may hold */
 #define ASL_SCAN_DEPTH_MAX 512 /* levels one ".." descends */
+#define ASL_VISITS_MAX 1000000 /* values one selection may look at */
 #define ASL_OUTPUT_MAX (256 * 1024) /* bytes of one string an intrinsic makes */
 
 typedef struct AslPath AslPath;
@@ -39,3 +40,7 @@ bool asl_path_is_context(const AslPath *p);
 
 /* asl_path_select() with a parsed path; text is the path for messages. */
 int asl_path_eval(const AslPath *path, const char *text, json_t *input, json_t *context, json_t **ret, AslFailure *f);
+
+/* Compare two JSON numbers by value (exactly when both are integers):
+ * -1, 0 or 1. */
+int asl_number_cmp(json_t *a, json_t *b);

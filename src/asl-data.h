@@ -63,7 +63,8 @@ int asl_path_select(const char *path, json_t *input, json_t *context, json_t **r
 /* Apply ResultPath: a new document that is input with value stored at
  * reference_path (NULL path = JSON null in the definition: discard the
  * result, keep input; "$": the value itself).  Intermediate objects are
- * created; a path through a non-object is a States.Runtime failure.  value
+ * created; a path through a non-object or past an array's end is a
+ * States.ResultPathMatchFailure (AWS's name for it).  value
  * and input are not stolen.  0 and a new reference in *ret; -EINVAL with
  * f; -ENOMEM. */
 int asl_path_apply_result(const char *reference_path, json_t *input, json_t *value, json_t **ret, AslFailure *f);

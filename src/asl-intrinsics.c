@@ -69,9 +69,9 @@ typedef struct Ctx {
         AslFailure *f;
 } Ctx;
 
-/* Argument types: 's' string, 'i' integer, 'a' array, 'o' object, 'b'
- * boolean, '*' anything.  The last letter repeats when max_args is
- * SIZE_MAX. */
+/* Argument types: 's' string, 'i' number (rounded to an integer), 'I'
+ * integer, 'a' array, 'o' object, 'b' boolean, '*' anything.  The last
+ * letter repeats when max_args is SIZE_MAX. */
 struct Func {
         const char *name;
         size_t min_args, max_args;
@@ -103,14 +103,16 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Call *, call_free);
 
 /* ---- helpers --------------------------------------------------------------- */
 
+/* A number as an integer: AWS rounds a non-integer to the nearest one,
+ * halves up, as Java's Math.round() does. */
 static bool integral(json_t *v, int64_t *ret) {
         if (json_is_integer(v)) {
                 *ret = json_integer_value(v);
                 return true;
         }
         if (json_is_real(v)) {
-                double d = json_real_value(v);
-                if (d == floor(d) && fabs(d) < 9e15) {
+                double d = floor(json_real_value(v) + 0.5);
+                if (fabs(d) < 9e15) {
                         *ret = (int64_t) d;
                         return true;
                 }
@@ -130,6 +132,8 @@ static bool type_ok(char t, json_t *v) {
                 return json_is_string(v);
         case 'i':
                 return integral(v, &i);
+        case 'I':
+                return json_is_integer(v) || (json_is_real(v) && json_real_value(v) == floor(json_real_value(v)));
         case 'a':
                 return json_is_array(v);
         case 'o':
@@ -146,6 +150,8 @@ static const char *type_name(char t) {
         case 's':
                 return "a string";
         case 'i':
+                return "a number";
+        case 'I':
                 return "an integer";
         case 'a':
                 return "an array";
@@ -163,6 +169,16 @@ static char arg_type(const Func *fn, size_t i) {
         if (n == 0)
                 return '*';
         return fn->types[MIN(i, n - 1)];
+}
+
+/* Characters (code points) of a UTF-8 string, as AWS counts its limits. */
+static size_t utf8_chars(json_t *v) {
+        const unsigned char *p = (const unsigned char *) json_string_value(v);
+        size_t n = 0, len = json_string_length(v);
+
+        for (size_t i = 0; i < len; i++)
+                n += (p[i] & 0xC0) != 0x80;
+        return n;
 }
 
 static int new_string(Ctx *c, const char *name, const char *s, size_t len, json_t **ret) {
@@ -197,7 +213,7 @@ static int buf_add(Buf *b, const char *s, size_t n) {
 }
 
 /* A number as AWS prints it: integers without a point, other values as
- * short as they read back exactly. */
+ * short as they read back exactly, with a point. */
 static void number_text(json_t *v, char *buf, size_t size) {
         if (json_is_integer(v)) {
                 snprintf(buf, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -209,9 +225,55 @@ static void number_text(json_t *v, char *buf, size_t size) {
                 if (strtod(buf, NULL) == d)
                         break;
         }
+        /* A real keeps its point (3.0), as Java's Double prints it. */
+        if (!strpbrk(buf, ".eEni") && strlen(buf) + 3 <= size)
+                memcpy(buf + strlen(buf), ".0", 3);
 }
 
 /* ---- the functions --------------------------------------------------------- */
+
+/* One States.Format argument as AWS prints it: a string as it is, other
+ * scalars as JSON, arrays and objects as Java prints its lists and maps:
+ * [a, b] and {k=v, k2=v2}.  -E2BIG past ASL_OUTPUT_MAX. */
+static int format_value(Buf *out, json_t *v) {
+        char num[64];
+        const char *k;
+        json_t *e;
+        size_t i;
+        int r;
+
+        if (out->n > ASL_OUTPUT_MAX)
+                return -E2BIG;
+        if (json_is_string(v))
+                return buf_add(out, json_string_value(v), json_string_length(v));
+        if (json_is_number(v)) {
+                number_text(v, num, sizeof num);
+                return buf_add(out, num, strlen(num));
+        }
+        if (json_is_boolean(v))
+                return json_is_true(v) ? buf_add(out, "true", 4) : buf_add(out, "false", 5);
+        if (json_is_array(v)) {
+                if ((r = buf_add(out, "[", 1)) < 0)
+                        return r;
+                json_array_foreach (v, i, e)
+                        if ((i > 0 && (r = buf_add(out, ", ", 2)) < 0) || (r = format_value(out, e)) < 0)
+                                return r;
+                return buf_add(out, "]", 1);
+        }
+        if (json_is_object(v)) {
+                bool first = true;
+                if ((r = buf_add(out, "{", 1)) < 0)
+                        return r;
+                json_object_foreach (v, k, e) {
+                        if ((!first && (r = buf_add(out, ", ", 2)) < 0) || (r = buf_add(out, k, strlen(k))) < 0 ||
+                            (r = buf_add(out, "=", 1)) < 0 || (r = format_value(out, e)) < 0)
+                                return r;
+                        first = false;
+                }
+                return buf_add(out, "}", 1);
+        }
+        return buf_add(out, "null", 4);
+}
 
 /* How many "{}" a States.Format template has, or -EINVAL for a lone brace. */
 static int format_walk(const char *t, json_t **argv, size_t n_args, Buf *out) {
@@ -227,23 +289,9 @@ static int format_walk(const char *t, json_t **argv, size_t n_args, Buf *out) {
                         if (out) {
                                 if (k >= n_args)
                                         return -EINVAL;
-                                json_t *v = argv[k];
-                                char num[64];
-                                if (json_is_string(v))
-                                        r = buf_add(out, json_string_value(v), json_string_length(v));
-                                else if (json_is_number(v)) {
-                                        number_text(v, num, sizeof num);
-                                        r = buf_add(out, num, strlen(num));
-                                } else if (json_is_true(v))
-                                        r = buf_add(out, "true", 4);
-                                else if (json_is_false(v))
-                                        r = buf_add(out, "false", 5);
-                                else
-                                        r = buf_add(out, "null", 4);
+                                r = format_value(out, argv[k]);
                                 if (r < 0)
                                         return r;
-                                if (out->n > ASL_OUTPUT_MAX)
-                                        return -E2BIG;
                         }
                         k++;
                         p++;
@@ -261,12 +309,6 @@ static int fn_format(Ctx *c, const Call *call, json_t **argv, json_t **ret) {
         Buf b = {};
         int r;
 
-        for (size_t i = 1; i < call->n_args; i++)
-                if (json_is_object(argv[i]) || json_is_array(argv[i]))
-                        return asl_failure_set(c->f, FAIL,
-                                               "States.Format: argument %zu is an object or an array; only strings, "
-                                               "numbers, booleans and null are formatted",
-                                               i + 1);
         r = format_walk(t, NULL, 0, NULL);
         if (r < 0)
                 return asl_failure_set(c->f, FAIL, "States.Format: a '{' or '}' that is not '{}' must be escaped");
@@ -303,11 +345,31 @@ static int fn_string_to_json(Ctx *c, const Call *call _unused_, json_t **argv, j
 }
 
 static int fn_json_to_string(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
-        char *s = json_dumps(argv[0], JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = NULL;
         int r;
 
-        if (!s)
-                return -ENOMEM;
+        /* Numbers as short as they read back exactly (0.1, not jansson's
+         * default 0.10000000000000001), as AWS prints them. */
+        for (int prec = 15; prec <= 17 && !s; prec++) {
+                unsigned long before = alloc_failures();
+                s = json_dumps(argv[0], JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
+                if (!s)
+                        return -ENOMEM;
+                if (prec == 17)
+                        break;
+                json_t *back = json_loads(s, JSON_DECODE_ANY, NULL);
+                if (!back) {
+                        free(s);
+                        if (alloc_failures() != before)
+                                return -ENOMEM;
+                        return asl_failure_set(c->f, FAIL, "States.JsonToString: cannot print the value");
+                }
+                if (!json_equal(back, argv[0])) {
+                        free(s);
+                        s = NULL;
+                }
+                json_decref(back);
+        }
         r = new_string(c, "States.JsonToString", s, strlen(s), ret);
         free(s);
         return r;
@@ -439,7 +501,7 @@ static int fn_base64_encode(Ctx *c, const Call *call _unused_, json_t **argv, js
         char *s;
         int r;
 
-        if (len > TEXT_INPUT_MAX)
+        if (utf8_chars(argv[0]) > TEXT_INPUT_MAX)
                 return asl_failure_set(c->f, FAIL, "States.Base64Encode: input longer than %d characters",
                                        TEXT_INPUT_MAX);
         s = base64_encode(json_string_value(argv[0]), len);
@@ -493,7 +555,7 @@ static int fn_hash(Ctx *c, const Call *call _unused_, json_t **argv, json_t **re
                 return asl_failure_set(c->f, FAIL,
                                        "States.Hash: unknown algorithm '%.40s' (MD5, SHA-1, SHA-256, SHA-384, SHA-512)",
                                        name);
-        if (json_string_length(argv[0]) > TEXT_INPUT_MAX)
+        if (utf8_chars(argv[0]) > TEXT_INPUT_MAX)
                 return asl_failure_set(c->f, FAIL, "States.Hash: input longer than %d characters", TEXT_INPUT_MAX);
         if (EVP_Digest(json_string_value(argv[0]), json_string_length(argv[0]), digest, &n, md, NULL) != 1)
                 return -ENOMEM;
@@ -617,7 +679,7 @@ static const Func funcs[] = {
         { "States.ArrayPartition", 2, 2, "ai", fn_array_partition },
         { "States.ArrayContains", 2, 2, "a*", fn_array_contains },
         { "States.ArrayRange", 3, 3, "iii", fn_array_range },
-        { "States.ArrayGetItem", 2, 2, "ai", fn_array_get_item },
+        { "States.ArrayGetItem", 2, 2, "aI", fn_array_get_item },
         { "States.ArrayLength", 1, 1, "a", fn_array_length },
         { "States.ArrayUnique", 1, 1, "a", fn_array_unique },
         { "States.Base64Encode", 1, 1, "s", fn_base64_encode },

@@ -13,8 +13,8 @@
  * Security: paths come from the admin's definition, the values from
  * customers' orders and task results.  Paths are at most ASL_PATH_MAX
  * bytes, filters nest at most ASL_DEPTH_MAX deep, a scan descends at most
- * ASL_SCAN_DEPTH_MAX levels and a selection holds at most
- * ASL_MATCHES_MAX nodes.
+ * ASL_SCAN_DEPTH_MAX levels, a selection holds at most ASL_MATCHES_MAX
+ * nodes and visits at most ASL_VISITS_MAX.
  */
 #include "asl-data.h"
 
@@ -263,6 +263,10 @@ static int parse_quoted(Parser *p, char **ret) {
         }
         p->pos++;
         out[n] = '\0';
+        if (!normalize_utf8_valid(out, n)) {
+                free(out);
+                return perr(p, "a name that is not UTF-8");
+        }
         *ret = out;
         return 0;
 }
@@ -374,6 +378,8 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
 
         skip_ws(p);
         if (peek(p) == '!' && peek_at(p, 1) != '=') {
+                if (++p->depth > ASL_DEPTH_MAX)
+                        return perr(p, "filter nested too deep");
                 p->pos++;
                 x = mem_new(Filter, 1);
                 if (!x)
@@ -382,6 +388,7 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
                 r = parse_filter_primary(p, &x->a);
                 if (r < 0)
                         return r;
+                p->depth--;
                 *ret = TAKE_PTR(x);
                 return 0;
         }
@@ -437,25 +444,27 @@ static int parse_filter_primary(Parser *p, Filter **ret) {
         return 0;
 }
 
-static int parse_filter_and(Parser *p, Filter **ret) {
+/* level 0: a || b || …, of level 1: a && b && …, of primaries. */
+static int parse_filter_binary(Parser *p, unsigned level, Filter **ret) {
         _cleanup_(filter_freep) Filter *left = NULL;
+        char tok = level == 0 ? '|' : '&';
         int r;
 
-        r = parse_filter_primary(p, &left);
+        r = level == 0 ? parse_filter_binary(p, 1, &left) : parse_filter_primary(p, &left);
         if (r < 0)
                 return r;
         for (;;) {
                 skip_ws(p);
-                if (peek(p) != '&' || peek_at(p, 1) != '&')
+                if (peek(p) != tok || peek_at(p, 1) != tok)
                         break;
                 p->pos += 2;
                 Filter *x = mem_new(Filter, 1);
                 if (!x)
                         return poom(p);
-                x->op = FOP_AND;
+                x->op = level == 0 ? FOP_OR : FOP_AND;
                 x->a = TAKE_PTR(left);
                 left = x;
-                r = parse_filter_primary(p, &x->b);
+                r = level == 0 ? parse_filter_binary(p, 1, &x->b) : parse_filter_primary(p, &x->b);
                 if (r < 0)
                         return r;
         }
@@ -464,29 +473,7 @@ static int parse_filter_and(Parser *p, Filter **ret) {
 }
 
 static int parse_filter_or(Parser *p, Filter **ret) {
-        _cleanup_(filter_freep) Filter *left = NULL;
-        int r;
-
-        r = parse_filter_and(p, &left);
-        if (r < 0)
-                return r;
-        for (;;) {
-                skip_ws(p);
-                if (peek(p) != '|' || peek_at(p, 1) != '|')
-                        break;
-                p->pos += 2;
-                Filter *x = mem_new(Filter, 1);
-                if (!x)
-                        return poom(p);
-                x->op = FOP_OR;
-                x->a = TAKE_PTR(left);
-                left = x;
-                r = parse_filter_and(p, &x->b);
-                if (r < 0)
-                        return r;
-        }
-        *ret = TAKE_PTR(left);
-        return 0;
+        return parse_filter_binary(p, 0, ret);
 }
 
 /* After '[': a bracket segment up to and including ']'. */
@@ -651,12 +638,16 @@ static int parse_path_at(Parser *p, PathRoot root, AslPath **ret) {
                                 p->pos++;
                         if (p->pos == start)
                                 return perr(p, "expected a name after '.'");
+                        if (!normalize_utf8_valid(p->s + start, p->pos - start))
+                                return perr(p, "a name that is not UTF-8");
                         seg.type = SEG_CHILD;
                         seg.name = mem_strndup(p->s + start, p->pos - start);
                         if (!seg.name)
                                 return poom(p);
-                        if (peek(p) == '(')
+                        if (peek(p) == '(') {
+                                seg_done(&seg);
                                 return perr(p, "path functions are not supported");
+                        }
                 } else if (c == '[') {
                         p->pos++;
                         r = parse_bracket(p, &seg);
@@ -783,7 +774,7 @@ static void nodes_done(Nodes *n) {
 typedef struct Eval {
         json_t *root; /* $ */
         AslFailure *f;
-        unsigned depth;
+        size_t visits; /* values a segment was applied to, for ASL_VISITS_MAX */
 } Eval;
 
 static int nodes_add(Eval *e, Nodes *n, json_t *v) {
@@ -820,6 +811,10 @@ static int seg_apply(Eval *e, const Seg *s, json_t *node, Nodes *out) {
         size_t idx;
         int r;
 
+        /* Chained ".." and filters multiply: bound the work, not just the
+         * matches. */
+        if (++e->visits > ASL_VISITS_MAX)
+                return asl_failure_set(e->f, "States.Runtime", "a path visited more than %d values", ASL_VISITS_MAX);
         switch (s->type) {
         case SEG_CHILD: {
                 json_t *v = json_is_object(node) ? json_object_get(node, s->name) : NULL;
@@ -987,6 +982,15 @@ static int operand_value(Eval *e, const Operand *o, json_t *cur, json_t **ret, j
         return 0;
 }
 
+int asl_number_cmp(json_t *a, json_t *b) {
+        if (json_is_integer(a) && json_is_integer(b)) {
+                json_int_t x = json_integer_value(a), y = json_integer_value(b);
+                return x < y ? -1 : x > y;
+        }
+        double x = json_number_value(a), y = json_number_value(b);
+        return x < y ? -1 : x > y;
+}
+
 /* Jayway's comparisons: numbers by value, strings by code unit, anything
  * else only for (in)equality; different types are unequal. */
 static bool compare(FilterOp op, json_t *a, json_t *b) {
@@ -995,13 +999,7 @@ static bool compare(FilterOp op, json_t *a, json_t *b) {
         if (!a || !b)
                 return op == FOP_NE;
         if (json_is_number(a) && json_is_number(b)) {
-                if (json_is_integer(a) && json_is_integer(b)) {
-                        json_int_t x = json_integer_value(a), y = json_integer_value(b);
-                        c = x < y ? -1 : x > y;
-                } else {
-                        double x = json_number_value(a), y = json_number_value(b);
-                        c = x < y ? -1 : x > y;
-                }
+                c = asl_number_cmp(a, b);
         } else if (json_is_string(a) && json_is_string(b)) {
                 c = strcmp(json_string_value(a), json_string_value(b));
         } else {
@@ -1031,10 +1029,8 @@ static int filter_match(Eval *e, const Filter *x, json_t *cur, bool *ret) {
         bool m1, m2;
         int r;
 
-        if (++e->depth > ASL_DEPTH_MAX) {
-                e->depth--;
-                return asl_failure_set(e->f, "States.Runtime", "filter evaluation nested too deep");
-        }
+        /* No depth check here: the parser bounded the nesting, and a chain of
+         * && or || is as long as the path allows (ASL_PATH_MAX). */
         switch (x->op) {
         case FOP_OR:
         case FOP_AND:
@@ -1070,7 +1066,6 @@ static int filter_match(Eval *e, const Filter *x, json_t *cur, bool *ret) {
         }
         json_decref(oa);
         json_decref(ob);
-        e->depth--;
         return r < 0 ? r : 0;
 }
 

@@ -129,22 +129,27 @@ typedef struct Loader {
         unsigned depth;
 } Loader;
 
-/* Record the first problem; -EINVAL, or -ENOMEM when it cannot be said. */
-_printf_(2, 3) static int load_fail(Loader *ld, const char *fmt, ...) {
-        va_list ap;
+/* Record the first problem in *slot; -EINVAL, or -ENOMEM when it cannot be said. */
+static int vfail(char **slot, const char *fmt, va_list ap) {
         char *m = NULL;
 
-        if (ld->error)
+        if (*slot)
                 return -EINVAL;
-        va_start(ap, fmt);
         if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
-        va_end(ap);
-        if (!m)
                 return -ENOMEM;
-        ld->error = mem_strdup(m);
+        *slot = mem_strdup(m); /* through the wrapper, so that OOM tests reach it */
         free(m);
-        return ld->error ? -EINVAL : -ENOMEM;
+        return *slot ? -EINVAL : -ENOMEM;
+}
+
+_printf_(2, 3) static int load_fail(Loader *ld, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = vfail(&ld->error, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 /* Prefix a message of asl-data's *_check() with where it was found. */
@@ -1255,7 +1260,6 @@ static int effective_input(AslExecution *e, Frame *f, json_t *st, bool with_para
         int r;
 
         (void) e;
-        (void) f;
         r = select_field(st, "InputPath", f->input, ctx, &in, fl);
         if (r < 0 || !params) {
                 if (r >= 0)
@@ -1705,6 +1709,7 @@ static int run_map(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
                 if (json_array_append_new(inputs, in) < 0)
                         return -ENOMEM;
         }
+        json_decref(f->results); /* a retry runs the iterations again */
         f->results = json_array();
         if (!f->results)
                 return -ENOMEM;
@@ -1743,6 +1748,7 @@ static int run_parallel(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
         r = effective_input(e, f, st, true, ctx, &eff, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
+        json_decref(f->results); /* a retry runs the branches again */
         f->results = json_array();
         if (!f->results)
                 return -ENOMEM;
@@ -2373,19 +2379,12 @@ typedef struct Restore {
 
 _printf_(2, 3) static int restore_fail(Restore *rs, const char *fmt, ...) {
         va_list ap;
-        char *m = NULL;
+        int r;
 
-        if (rs->error)
-                return -EINVAL;
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        r = vfail(&rs->error, fmt, ap);
         va_end(ap);
-        if (!m)
-                return -ENOMEM;
-        rs->error = mem_strdup(m);
-        free(m);
-        return rs->error ? -EINVAL : -ENOMEM;
+        return r;
 }
 
 static int get_u64(json_t *o, const char *k, uint64_t *ret) {

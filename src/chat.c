@@ -25,6 +25,7 @@ struct Turn {
         Turn *next, **pprev;
         int64_t id;
         bool email;
+        int authenticated; /* 1 yes, 0 no, -1 unknown */
         char *customer, *recipient, *body, *subject, *message_id, *in_reply_to, *references;
         Snapshot *snapshot;
         NluQuery *query;
@@ -356,13 +357,16 @@ static int apply(Chat *c, const Turn *t, const ConvEnv *env, const ConvState *s,
         }
         for (char **p = a->replies; p && *p; p++)
                 if ((r = enqueue_reply(c, t, *p, a->opt_out_confirmation, s->lang,
-                                       a->request_order[0] ? a->request_order : NULL)) < 0)
+                                       a->request_order[0]         ? a->request_order
+                                               : a->about_order[0] ? a->about_order
+                                                                   : (s->order_id[0] ? s->order_id : NULL))) < 0)
                         return r;
         if (a->create) {
                 _cleanup_free_ char *text = NULL;
                 if (!c->ctx.hooks.create_order)
                         return -EOPNOTSUPP;
-                r = c->ctx.hooks.create_order(c->ctx.hooks.userdata, t->customer, t->email, a->create, id);
+                r = c->ctx.hooks.create_order(c->ctx.hooks.userdata, t->customer, t->email, t->message_id, t->subject,
+                                              a->create, id);
                 if (r < 0)
                         return r;
                 if ((r = conversation_placed(env, a->create, id, &text)) < 0 ||
@@ -420,7 +424,12 @@ static int run_turn(Chat *c, Turn *t, NluResult *r) {
         }
         old = s->phase;
         const ConvInput in = {
-                .customer = t->customer, .email = t->email, .nlu = r, .text = t->body, .opted_out = opted > 0
+                .customer = t->customer,
+                .email = t->email,
+                .nlu = r,
+                .text = t->body,
+                .opted_out = opted > 0,
+                .unauthenticated = t->email && t->authenticated == 0,
         };
         if ((k = conversation_turn(&env, s, &in, &a)) < 0 || (k = apply(c, t, &env, s, &a)) < 0 ||
             (k = save_state(c, t->customer, s)) < 0 || (k = inbox_mark_done(c->ctx.inbox, t->id, false)) < 0 ||
@@ -493,6 +502,7 @@ static void on_delivery(void *userdata, const InboxDelivery *d) {
         t->chat = c;
         t->id = d->id;
         t->email = d->channel == INBOX_EMAIL;
+        t->authenticated = d->authenticated;
         t->customer = mem_strdup(d->customer);
         t->body = mem_strdup(d->body);
         t->recipient = dup_opt(d->recipient);

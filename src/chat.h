@@ -36,10 +36,12 @@ typedef struct Chat Chat;
 typedef struct ChatHooks {
         int64_t (*stock)(void *userdata, const char *sku); /* see ConvEnv */
         int (*find_order)(void *userdata, const char *customer, const char *id, ConvOrder *ret);
-        /* Create d for customer (reached by e-mail when email) and start its
-         * workflow; the new id in ret_id. */
-        int (*create_order)(void *userdata, const char *customer, bool email, const ConvDraft *d,
-                            char ret_id[static NLU_ORDER_ID_LEN + 1]);
+        /* Create d for customer (reached by e-mail when email; thread_id and
+         * subject, may be NULL: the customer's mail that confirmed it, for the
+         * order's notifications to thread) and start its workflow; the new id
+         * in ret_id. */
+        int (*create_order)(void *userdata, const char *customer, bool email, const char *thread_id,
+                            const char *subject, const ConvDraft *d, char ret_id[static NLU_ORDER_ID_LEN + 1]);
         /* The customer asked to cancel order_id, or to deliver it to address. */
         int (*order_request)(void *userdata, const char *customer, ConvRequestKind kind, const char *order_id,
                              const char *address);

@@ -187,6 +187,9 @@ static const ConfKey conf_keys[] = {
         { "aws", "endpoint_eum", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_eum), false,
           "URL of the End User Messaging SMS API (sms.transport=eum); empty: "
           "https://sms-voice.REGION.amazonaws.com/. For VPC endpoints and tests." },
+        { "aws", "endpoint_bedrock", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_bedrock), true,
+          "Base URL of the Bedrock Runtime API (nlu.backend=bedrock), http:// or https://, without a path; empty: "
+          "https://bedrock-runtime.REGION.amazonaws.com. For VPC endpoints and tests." },
 
         { "pix", "key", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_key), true,
           "The store's Pix key (e-mail, +55 phone, CPF/CNPJ digits or random key) in the BR Codes of Pix orders. "
@@ -208,6 +211,16 @@ static const ConfKey conf_keys[] = {
           "order id words. Product names and aliases come from store.catalog." },
         { "nlu", "max_input", CONF_SIZE, "4K", NULL, 256, 64 * 1024, NULL, OFF(nlu_max_input), true,
           "Most bytes of one message that are read for its meaning; the rest is ignored." },
+        { "nlu", "model_id", CONF_STRING, "anthropic.claude-3-haiku-20240307-v1:0", NULL, 0, 0, NULL, OFF(nlu_model_id),
+          true, "With nlu.backend=bedrock: the model (or inference profile) id or ARN that the Converse API calls." },
+        { "nlu", "timeout_ms", CONF_UINT, "3000", NULL, 100, 60000, NULL, OFF(nlu_timeout_ms), true,
+          "With nlu.backend=bedrock: milliseconds Bedrock may take (credentials included) before the rules answer "
+          "instead." },
+        { "nlu", "max_calls_per_hour", CONF_UINT, "30", NULL, 0, 100000, NULL, OFF(nlu_max_calls_per_hour), true,
+          "With nlu.backend=bedrock: most Bedrock calls per customer in an hour; further messages are understood "
+          "by the rules. 0: never call Bedrock." },
+        { "nlu", "max_tokens", CONF_UINT, "400", NULL, 64, 4096, NULL, OFF(nlu_max_tokens), true,
+          "With nlu.backend=bedrock: the maxTokens of the answer (the tool call is short)." },
         { "conversation", "idle_timeout", CONF_DURATION, "30min", NULL, 0, USEC(7 * 24 * 3600), NULL,
           OFF(conversation_idle_timeout), true,
           "An order being put together is forgotten after this long without a message from the customer; 0: "
@@ -705,6 +718,11 @@ static void conf_validate(const Config *c, Diags *diags) {
                 diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
                           "control.socket: '%s' is not a usable Unix socket path (absolute, at most 107 bytes)",
                           strempty(c->control_socket));
+        }
+        if (c->nlu_backend == NLU_BEDROCK && isempty(c->nlu_model_id)) {
+                src = source_of(c, &c->nlu_model_id);
+                diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
+                          "nlu.model_id: must not be empty with nlu.backend=bedrock");
         }
 }
 

@@ -128,6 +128,7 @@ typedef struct Config {
         char *aws_region;
         char *aws_endpoint_sns;
         char *aws_endpoint_eum;
+        char *aws_endpoint_bedrock;
 
         /* [pix] */
         char *pix_key;
@@ -141,6 +142,10 @@ typedef struct Config {
         int nlu_backend; /* NluBackend */
         char *nlu_rules;
         uint64_t nlu_max_input;
+        char *nlu_model_id;
+        uint64_t nlu_timeout_ms;
+        uint64_t nlu_max_calls_per_hour;
+        uint64_t nlu_max_tokens;
         uint64_t conversation_idle_timeout, conversation_handoff_timeout;
         char *conversation_handoff_to;
         int engine_backend; /* EngineBackend */

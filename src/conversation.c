@@ -732,6 +732,7 @@ static int say_about_order(const ConvEnv *env, ConvState *s, const ConvInput *in
         if (k <= 0)
                 return k;
         snprintf(order_id_text, sizeof order_id_text, "%s", o.id);
+        strscpy(out->about_order, sizeof out->about_order, o.id);
         if (o.eta_usec > 0) {
                 conv_format_clock(o.eta_usec, clock, sizeof clock);
                 snprintf(minutes, sizeof minutes, "%" PRIu64,
@@ -764,6 +765,7 @@ static int ask_about_order(const ConvEnv *env, ConvState *s, const ConvInput *in
                 return k;
         snprintf(order_id_text, sizeof order_id_text, "%s", o.id);
         strscpy(s->order_id, sizeof s->order_id, o.id);
+        strscpy(out->about_order, sizeof out->about_order, o.id);
         const TemplateVar v[] = { { "order_id", order_id_text } };
         if (in->nlu->intent == NLU_INTENT_CANCEL_ORDER) {
                 s->phase = CONV_AWAIT_CANCEL;
@@ -874,6 +876,18 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
         const NluResult *r = in->nlu;
         int k;
 
+        /* STOP is recorded when the message is stored (before it is
+         * acknowledged); each STOP is confirmed once, even though the
+         * customer counts as opted out already. */
+        if (r->intent == NLU_INTENT_OPT_OUT) {
+                update_lang(s, r, in->text);
+                order_clear(s);
+                s->phase = CONV_IDLE;
+                out->opt = CONV_OPT_OUT;
+                out->opt_out_confirmation = true;
+                out->why = "opted out";
+                return say(env, s, out, "opted_out", NULL, 0);
+        }
         /* Opted out: only START is heard, and nothing else is answered. */
         if (in->opted_out) {
                 if (!nlu_result_has(r, NLU_SIGNAL_OPT_IN)) {
@@ -887,14 +901,6 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
                 return say(env, s, out, "opted_in", NULL, 0);
         }
         update_lang(s, r, in->text);
-        if (r->intent == NLU_INTENT_OPT_OUT) {
-                order_clear(s);
-                s->phase = CONV_IDLE;
-                out->opt = CONV_OPT_OUT;
-                out->opt_out_confirmation = true;
-                out->why = "opted out";
-                return say(env, s, out, "opted_out", NULL, 0);
-        }
         if (s->phase == CONV_HANDOFF) {
                 if (env->now_usec < s->handoff_until_usec) {
                         out->why = "handoff: a person answers";
@@ -915,6 +921,16 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
         if (nlu_result_has(r, NLU_SIGNAL_OPT_IN) && r->intent == NLU_INTENT_OTHER) {
                 out->why = "already opted in";
                 return say(env, s, out, "opted_in", NULL, 0);
+        }
+
+        /* A mail that may not be from whom it says gets general answers
+         * only: it cannot place, change or cancel an order. */
+        if (in->unauthenticated &&
+            (brings_order(r) || r->intent == NLU_INTENT_PLACE_ORDER || r->intent == NLU_INTENT_CANCEL_ORDER ||
+             r->intent == NLU_INTENT_CHANGE_ADDRESS ||
+             (r->intent == NLU_INTENT_CONFIRM && s->phase != CONV_IDLE && s->phase != CONV_ORDERING))) {
+                out->why = "unauthenticated mail: no orders";
+                return say(env, s, out, "mail_unauthenticated", NULL, 0);
         }
 
         switch (r->intent) {

@@ -103,6 +103,7 @@ typedef struct ConvInput {
         const NluResult *nlu;
         const char *text; /* the customer's words, for the store's alert */
         bool opted_out; /* as the outbox has it now */
+        bool unauthenticated; /* an e-mail whose sender failed DMARC, or SPF and DKIM: no orders */
 } ConvInput;
 
 typedef enum ConvOptChange {
@@ -143,6 +144,7 @@ typedef struct ConvActions {
         ConvOptChange opt;
         char *alert; /* a text to the store (conversation.handoff_to), or NULL */
         ConvDraft *create; /* an order to create, or NULL: then conversation_placed() gives the reply */
+        char about_order[NLU_ORDER_ID_LEN + 1]; /* the order the replies are about, "" for none */
         ConvRequestKind request;
         char request_order[NLU_ORDER_ID_LEN + 1];
         char *request_address;

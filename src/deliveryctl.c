@@ -16,15 +16,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
+#include <systemd/sd-event.h>
 
 #include "alloc.h"
 #include "asl-run.h"
 #include "asl.h"
+#include "aws-credentials.h"
 #include "base64.h"
 #include "conf.h"
 #include "control.h"
 #include "log.h"
 #include "nlu.h"
+#include "nlu-client.h"
 #include "snapshot.h"
 #include "strutil.h"
 
@@ -39,7 +43,7 @@ typedef struct Verb {
         unsigned min_args, max_args; /* after the verb */
         int (*run)(const Config *c, char **args); /* returns an exit status */
         const char *usage;
-        int (*run_local)(const Snapshot *s, char **args); /* instead of run: no daemon needed */
+        int (*run_local)(Snapshot *s, char **args); /* instead of run: no daemon needed */
         int (*run_alone)(char **args); /* instead of run: no daemon, no configuration, own options */
 } Verb;
 
@@ -289,13 +293,28 @@ static int verb_inject(const Config *c, char **args) {
         return r;
 }
 
+/* A message's text on one line of a listing: line breaks shown as " / ". */
+static void print_oneline(const char *text) {
+        for (const char *p = text; *p; p++) {
+                if (*p == '\r')
+                        continue;
+                if (*p == '\n')
+                        fputs(" / ", stdout);
+                else
+                        putchar(*p);
+        }
+        putchar('\n');
+}
+
 static void show_inbox(json_t *s) {
         json_t *row;
         size_t i;
 
-        json_array_foreach (s, i, row)
-                printf("%6lld %-8s %-5s %-6s %-24s %s\n", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
-                       str(row, "source"), str(row, "customer"), str(row, "body"));
+        json_array_foreach (s, i, row) {
+                printf("%6lld %-8s %-5s %-6s %-24s ", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
+                       str(row, "source"), str(row, "customer"));
+                print_oneline(str(row, "body"));
+        }
 }
 
 static int verb_inbox(const Config *c, char **args _unused_) {
@@ -306,9 +325,11 @@ static void show_outbox(json_t *s) {
         json_t *row;
         size_t i;
 
-        json_array_foreach (s, i, row)
-                printf("%6lld %-8s %-5s %2lld %-24s %s\n", num(row, "id", NULL), str(row, "status"),
-                       str(row, "channel"), num(row, "attempts", NULL), str(row, "to"), str(row, "body"));
+        json_array_foreach (s, i, row) {
+                printf("%6lld %-8s %-5s %2lld %-24s ", num(row, "id", NULL), str(row, "status"), str(row, "channel"),
+                       num(row, "attempts", NULL), str(row, "to"));
+                print_oneline(str(row, "body"));
+        }
 }
 
 static void show_outbox_changed(json_t *s) {
@@ -447,13 +468,77 @@ static int verb_conversation(const Config *c, char **args) {
         return r;
 }
 
-/* What the rules make of TEXT, as one JSON object (DESIGN.md's contract). */
-static int verb_parse(const Snapshot *s, char **args) {
-        _cleanup_(nlu_result_freep) NluResult *res = NULL;
-        _cleanup_free_ char *json = NULL;
+typedef struct ParseAnswer {
+        bool done;
+        NluResult *result;
+        char *fallback; /* why the rules answered, or NULL */
+        NluClient *client;
+} ParseAnswer;
+
+static void on_parsed(void *userdata, NluResult *result) {
+        ParseAnswer *a = userdata;
+        const char *why = nlu_client_fallback_reason(a->client);
+
+        a->done = true;
+        a->result = result;
+        a->fallback = why ? mem_strdup(why) : NULL;
+}
+
+/* nlu.backend = bedrock: the daemon's own client on a local loop, with
+ * the same credentials chain, so that the admin sees what Bedrock makes
+ * of TEXT (or why the rules answered instead). */
+static int parse_with_client(Snapshot *s, const char *text, NluResult **ret, char **ret_fallback) {
+        _cleanup_(aws_credentials_provider_freep) AwsCredentialsProvider *creds = NULL;
+        _cleanup_(nlu_client_freep) NluClient *client = NULL;
+        _cleanup_(curl_event_freep) CurlEvent *curl = NULL;
+        ParseAnswer a = {};
+        sd_event *e = NULL;
         int r;
 
-        r = nlu_parse(s, args[0], strlen(args[0]), &res);
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+                return -EIO;
+        r = sd_event_new(&e);
+        if (r < 0)
+                goto finish;
+        if ((r = curl_event_new(e, &curl)) < 0 || (r = aws_credentials_provider_new(e, curl, NULL, &creds)) < 0)
+                goto finish;
+        const NluClientOptions o = { .curl = curl, .credentials = creds };
+        r = nlu_client_new_with(e, &o, &client);
+        if (r < 0)
+                goto finish;
+        a.client = client;
+        r = nlu_client_parse(client, s, "deliveryctl", text, strlen(text), on_parsed, &a, NULL);
+        while (r >= 0 && !a.done)
+                r = sd_event_run(e, UINT64_MAX);
+        if (r >= 0 && !a.result)
+                r = -ENOMEM;
+        if (r >= 0) {
+                *ret = TAKE_PTR(a.result);
+                *ret_fallback = TAKE_PTR(a.fallback);
+                r = 0;
+        }
+finish:
+        nlu_result_free(a.result);
+        free(a.fallback);
+        client = nlu_client_free(client);
+        creds = aws_credentials_provider_free(creds);
+        curl = curl_event_free(curl);
+        sd_event_unref(e);
+        curl_global_cleanup();
+        return r;
+}
+
+/* What the backend (or its fallback, the rules) makes of TEXT, as one JSON
+ * object (DESIGN.md's contract). */
+static int verb_parse(Snapshot *s, char **args) {
+        _cleanup_(nlu_result_freep) NluResult *res = NULL;
+        _cleanup_free_ char *json = NULL, *fallback = NULL;
+        int r;
+
+        if (s->config->nlu_backend == NLU_BEDROCK)
+                r = parse_with_client(s, args[0], &res, &fallback);
+        else
+                r = nlu_parse(s, args[0], strlen(args[0]), &res);
         if (r < 0) {
                 fprintf(stderr, "deliveryctl: parse: %s\n", strerror(-r));
                 return EXIT_FAILURE;
@@ -463,6 +548,8 @@ static int verb_parse(const Snapshot *s, char **args) {
                 fprintf(stderr, "deliveryctl: parse: %s\n", strerror(ENOMEM));
                 return EXIT_FAILURE;
         }
+        if (fallback)
+                fprintf(stderr, "deliveryctl: parse: bedrock not used (%s); the rules answered.\n", fallback);
         printf("%s\n", json);
         return EXIT_SUCCESS;
 }
@@ -610,8 +697,9 @@ static const Verb verbs[] = {
           "conversation CUSTOMER [--json] | conversation CUSTOMER resume   a customer's conversation; end a "
           "handoff to a person",
           NULL, NULL },
-        { "parse", 1, 1, NULL, "parse TEXT            what the rules understand in a customer's TEXT, as JSON",
-          verb_parse, NULL },
+        { "parse", 1, 1, NULL,
+          "parse TEXT            what nlu.backend (or the rules) understands in a customer's TEXT, as JSON", verb_parse,
+          NULL },
         { "asl", 1, 1, NULL,
           "asl run DEFINITION [--input FILE] [--tasks FILE] [--max-transitions N]   run a state machine offline "
           "with scripted tasks",

@@ -38,6 +38,9 @@ struct Inbox {
         InboxRequest *head, *tail;
         unsigned n_pending;
 
+        InboxStoreHook store_hook;
+        void *store_hook_data;
+
         InboxConsumer consumer;
         void *consumer_data;
         sd_event_source *dispatch_defer;
@@ -255,9 +258,16 @@ void inbox_flush(Inbox *ib) {
                 if (rc != SQLITE_OK)
                         break;
                 q->outcome = q->msg->ignore_reason ? INBOX_IGNORED : INBOX_STORED;
+                if (q->outcome == INBOX_STORED && ib->store_hook) {
+                        r = ib->store_hook(ib->store_hook_data, q->msg, q->id);
+                        if (r < 0)
+                                break;
+                }
         }
         if (r >= 0 && rc != SQLITE_OK)
                 r = store_check(ib->store, rc, "store inbound message");
+        else if (r < 0 && !store_failed(ib->store))
+                rc = SQLITE_ERROR; /* the hook refused: nothing of the batch is kept */
         if (r >= 0 && rc == SQLITE_OK) {
                 r = store_commit(ib->store);
                 if (r >= 0)
@@ -402,6 +412,11 @@ static void dispatch(Inbox *ib) {
 static int on_dispatch(sd_event_source *s _unused_, void *userdata) {
         dispatch(userdata);
         return 0;
+}
+
+void inbox_set_store_hook(Inbox *ib, InboxStoreHook hook, void *userdata) {
+        ib->store_hook = hook;
+        ib->store_hook_data = userdata;
 }
 
 int inbox_set_consumer(Inbox *ib, InboxConsumer consumer, void *userdata) {

@@ -91,6 +91,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Inbox *, inbox_free);
  * or body. */
 int inbox_submit(Inbox *ib, InboxMessage *m, InboxDone done, void *userdata, InboxRequest **ret_request);
 
+/* Called for every message stored (not duplicates, not ignored) inside
+ * the batch's transaction, before it is committed and acknowledged: what
+ * must be recorded before the sender is told "received" (a STOP) is
+ * recorded here.  A negative return fails the whole batch (the senders
+ * try again).  NULL: none. */
+typedef int (*InboxStoreHook)(void *userdata, const InboxMessage *m, int64_t id);
+void inbox_set_store_hook(Inbox *ib, InboxStoreHook hook, void *userdata);
+
 /* The callback will not be called; the request is freed by the inbox. */
 void inbox_request_cancel(InboxRequest *r);
 

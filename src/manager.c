@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "aws-credentials.h"
 #include "chat.h"
 #include "control.h"
 #include "curl-event.h"
@@ -96,7 +97,11 @@ struct Manager {
         OutboxSns *outbox_sns;
         OutboxEum *outbox_eum;
         CurlEvent *curl;
+        /* The one AWS credentials chain (environment, shared file, container,
+         * IMDS) of every AWS client: SNS/EUM transports and nlu bedrock. */
+        AwsCredentialsProvider *aws_credentials;
         SnsIngress *sns;
+        /* What customers' messages mean (nlu.backend, the rules as fallback). */
         NluClient *nlu;
         Chat *chat;
         Engine *engine;
@@ -222,9 +227,11 @@ static int manager_set_timezone(Manager *m) {
 
         if (!path)
                 return log_oom();
-        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0)
+        if (isempty(tz) || tz[0] == '/' || strstr(tz, "..") || access(path, R_OK) < 0) {
                 log_warning("store.timezone '%s' is not a time zone of /usr/share/zoneinfo; times are shown in UTC.",
-                            tz);
+                            strempty(tz));
+                tz = "UTC";
+        }
         if (setenv("TZ", tz, 1) < 0)
                 return log_error_errno(errno, "Failed to set TZ: %m");
         tzset();
@@ -280,6 +287,8 @@ static int manager_reload(Manager *m, Diags *diags) {
                         m->loaded_at = now_realtime();
                         apply_log_level(m);
                         http_server_set_max_body(m->http, config(m)->http_max_body);
+                        /* A rotated credentials file or a new role is read at the next call. */
+                        aws_credentials_provider_invalidate(m->aws_credentials);
                         manager_sync_stock(m);
                         metrics_inc(&m->metrics, METRIC_RELOADS_OK);
                         record_config(m, "reloaded", NULL);
@@ -1086,8 +1095,8 @@ _Static_assert((int) ORDER_PAYMENT_PIX == (int) NLU_PAYMENT_PIX && (int) ORDER_P
                        (int) ORDER_PAYMENT_CASH == (int) NLU_PAYMENT_CASH,
                "payment methods are the same in both enums");
 
-static int chat_create_order(void *userdata, const char *customer, bool email, const ConvDraft *d,
-                             char ret_id[static NLU_ORDER_ID_LEN + 1]) {
+static int chat_create_order(void *userdata, const char *customer, bool email, const char *thread_id,
+                             const char *subject, const ConvDraft *d, char ret_id[static NLU_ORDER_ID_LEN + 1]) {
         Manager *m = userdata;
         _cleanup_free_ OrderItemDraft *items = mem_new(OrderItemDraft, d->n_lines + 1);
         char token[ORDER_TOKEN_LEN + 1];
@@ -1114,6 +1123,8 @@ static int chat_create_order(void *userdata, const char *customer, bool email, c
                 .payment = (OrderPayment) d->payment,
                 .change_for_cents = d->change_for_cents,
                 .eta_usec = d->eta_usec,
+                .mail_message_id = email ? thread_id : NULL,
+                .mail_subject = email ? subject : NULL,
                 .items = items,
                 .n_items = d->n_lines,
         };
@@ -1180,6 +1191,23 @@ static int chat_order_request(void *userdata, const char *customer, ConvRequestK
         return r;
 }
 
+/* STOP and START take effect before the message is acknowledged, so that
+ * nothing else reaches a customer who said STOP, even if the daemon stops
+ * before the conversation answers. */
+static int inbox_store_hook(void *userdata, const InboxMessage *msg, int64_t id _unused_) {
+        Manager *m = userdata;
+        _cleanup_(nlu_result_freep) NluResult *r = NULL;
+        int k = nlu_parse(m->snapshot, msg->body, strlen(msg->body), &r);
+
+        if (k < 0)
+                return k;
+        if (r->intent == NLU_INTENT_OPT_OUT)
+                return outbox_set_opt_out_in_txn(m->outbox, msg->customer, true);
+        if (nlu_result_has(r, NLU_SIGNAL_OPT_IN))
+                return outbox_set_opt_out_in_txn(m->outbox, msg->customer, false);
+        return 0;
+}
+
 static ChatHooks manager_chat_hooks(Manager *m) {
         return (ChatHooks){
                 .stock = chat_stock,
@@ -1217,7 +1245,13 @@ static Snapshot *chat_snapshot(void *userdata) {
 }
 
 static int manager_new_chat(Manager *m) {
-        int r = nlu_client_new(m->event, m->curl, &m->nlu);
+        /* Bedrock (nlu.backend = bedrock) with the daemon's credentials chain. */
+        const NluClientOptions nlu_options = {
+                .curl = m->curl,
+                .credentials = m->aws_credentials,
+                .metrics = &m->metrics,
+        };
+        int r = nlu_client_new_with(m->event, &nlu_options, &m->nlu);
 
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the NLU client: %m");
@@ -1235,6 +1269,7 @@ static int manager_new_chat(Manager *m) {
         r = chat_new(&ctx, &m->chat);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the conversation: %m");
+        inbox_set_store_hook(m->inbox, inbox_store_hook, m);
         return 0;
 }
 
@@ -1318,16 +1353,8 @@ static int manager_new_outbox(Manager *m) {
         }
 
         if (config(m)->sms_transport == SMS_TRANSPORT_SNS || config(m)->sms_transport == SMS_TRANSPORT_EUM) {
-                _cleanup_(aws_credentials_freep) AwsCredentials *creds = NULL;
                 bool sns = config(m)->sms_transport == SMS_TRANSPORT_SNS;
 
-                /* The environment's keys (systemd credentials or the unit's
-                 * Environment=); without them every send is deferred. */
-                r = aws_credentials_from_env(environ, &creds);
-                if (r < 0)
-                        log_warning_errno(r,
-                                          "No AWS credentials in the environment (AWS_ACCESS_KEY_ID, "
-                                          "AWS_SECRET_ACCESS_KEY): outbound SMS are deferred: %m");
                 if (sns) {
                         const OutboxSnsOptions so = {
                                 .curl = m->curl,
@@ -1335,7 +1362,7 @@ static int manager_new_outbox(Manager *m) {
                                 .endpoint = config(m)->aws_endpoint_sns,
                                 .sender_id = config(m)->sms_sender_id,
                                 .origination_number = config(m)->sms_origination_number,
-                                .credentials = creds,
+                                .provider = m->aws_credentials,
                                 .connect_to = config(m)->http_client_connect_to,
                                 .ca_file = config(m)->http_client_ca_file,
                         };
@@ -1347,7 +1374,7 @@ static int manager_new_outbox(Manager *m) {
                                 .region = config(m)->aws_region,
                                 .endpoint = config(m)->aws_endpoint_eum,
                                 .origination_identity = config(m)->sms_origination_number,
-                                .credentials = creds,
+                                .provider = m->aws_credentials,
                                 .connect_to = config(m)->http_client_connect_to,
                                 .ca_file = config(m)->http_client_ca_file,
                         };
@@ -1401,6 +1428,11 @@ int manager_start(Manager *m) {
         r = curl_event_new(m->event, &m->curl);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the HTTP client: %m");
+        /* Nothing is read before the first AWS call; temporary credentials are
+         * refreshed before they expire. */
+        r = aws_credentials_provider_new(m->event, m->curl, NULL, &m->aws_credentials);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the AWS credentials provider: %m");
         r = manager_new_outbox(m);
         if (r < 0)
                 return r;
@@ -1517,6 +1549,7 @@ Manager *manager_free(Manager *m) {
         smtp_sender_free(m->smtp); /* after the outbox: answers to it are dropped */
         outbox_sns_free(m->outbox_sns); /* after the outbox: its rows stay 'sending' */
         outbox_eum_free(m->outbox_eum);
+        aws_credentials_provider_free(m->aws_credentials); /* after its users */
         lmtp_ingress_free(m->lmtp);
         curl_event_free(m->curl);
         store_close(m->store);

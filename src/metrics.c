@@ -19,6 +19,8 @@ static const struct {
         const char *label; /* label name */
         const char *value; /* label value, also the JSON sub-key */
         const char *help;
+        const char *outer_label; /* a second label, before the first; NULL: none */
+        const char *outer_value; /* also the JSON key between the family and the value */
 } metric_table[_METRIC_MAX] = {
         [METRIC_RELOADS_OK] = { "deliveryd_reloads_total", "result", "ok", "Configuration reloads by result." },
         [METRIC_RELOADS_REFUSED] = { "deliveryd_reloads_total", "result", "refused", NULL },
@@ -58,6 +60,23 @@ static const struct {
                                                       "customer may get them twice." },
         [METRIC_OUTBOUND_POSSIBLE_DUPLICATES_EMAIL] = { "deliveryd_outbound_possible_duplicates_total", "channel",
                                                         "email", NULL },
+#define NLU(id, backend, outcome, help)                                                                                \
+        [id] = { "deliveryd_nlu_requests_total", "outcome", outcome, help, "backend", backend }
+        NLU(METRIC_NLU_RULES_OK, "rules", "ok",
+            "Messages understood, by backend and outcome: rules ok (nlu.backend=rules) or fallback (answering "
+            "for another backend); bedrock ok, or why its answer was not used."),
+        NLU(METRIC_NLU_RULES_FALLBACK, "rules", "fallback", NULL),
+        NLU(METRIC_NLU_BEDROCK_OK, "bedrock", "ok", NULL),
+        NLU(METRIC_NLU_BEDROCK_INVALID, "bedrock", "invalid", NULL),
+        NLU(METRIC_NLU_BEDROCK_NO_TOOL, "bedrock", "no_tool", NULL),
+        NLU(METRIC_NLU_BEDROCK_THROTTLED, "bedrock", "throttled", NULL),
+        NLU(METRIC_NLU_BEDROCK_HTTP_ERROR, "bedrock", "http_error", NULL),
+        NLU(METRIC_NLU_BEDROCK_NETWORK, "bedrock", "network", NULL),
+        NLU(METRIC_NLU_BEDROCK_TIMEOUT, "bedrock", "timeout", NULL),
+        NLU(METRIC_NLU_BEDROCK_BACKOFF, "bedrock", "backoff", NULL),
+        NLU(METRIC_NLU_BEDROCK_BUDGET, "bedrock", "budget", NULL),
+        NLU(METRIC_NLU_BEDROCK_CREDENTIALS, "bedrock", "credentials", NULL),
+#undef NLU
         [METRIC_CONVERSATION_TURNS_OK] = { "deliveryd_conversation_turns_total", "outcome", "ok",
                                            "Customer messages answered by the conversation, by outcome." },
         [METRIC_CONVERSATION_TURNS_FAILED] = { "deliveryd_conversation_turns_total", "outcome", "failed", NULL },
@@ -108,7 +127,11 @@ char *metrics_render_prometheus(const Metrics *m, const MetricGauge *gauges, siz
                 const char *name = metric_table[i].name;
                 if (i == 0 || !streq(metric_table[i - 1].name, name))
                         buf_printf(&b, "# HELP %s %s\n# TYPE %s counter\n", name, metric_table[i].help, name);
-                if (metric_table[i].label)
+                if (metric_table[i].outer_label)
+                        buf_printf(&b, "%s{%s=\"%s\",%s=\"%s\"} %llu\n", name, metric_table[i].outer_label,
+                                   metric_table[i].outer_value, metric_table[i].label, metric_table[i].value,
+                                   (unsigned long long) m->value[i]);
+                else if (metric_table[i].label)
                         buf_printf(&b, "%s{%s=\"%s\"} %llu\n", name, metric_table[i].label, metric_table[i].value,
                                    (unsigned long long) m->value[i]);
                 else
@@ -124,6 +147,18 @@ char *metrics_render_prometheus(const Metrics *m, const MetricGauge *gauges, siz
         return b.data;
 }
 
+/* o[key], created empty when missing; NULL on OOM. */
+static json_t *sub_object(json_t *o, const char *key) {
+        json_t *sub = json_object_get(o, key);
+
+        if (sub)
+                return sub;
+        sub = json_object();
+        if (!sub || json_object_set_new(o, key, sub) < 0)
+                return NULL;
+        return sub;
+}
+
 json_t *metrics_to_json(const Metrics *m) {
         json_t *o = json_object();
 
@@ -136,13 +171,12 @@ json_t *metrics_to_json(const Metrics *m) {
                 if (!v)
                         goto oom;
                 if (metric_table[i].label) {
-                        json_t *sub = json_object_get(o, key);
+                        json_t *sub = sub_object(o, key);
+                        if (sub && metric_table[i].outer_label)
+                                sub = sub_object(sub, metric_table[i].outer_value);
                         if (!sub) {
-                                sub = json_object();
-                                if (!sub || json_object_set_new(o, key, sub) < 0) {
-                                        json_decref(v);
-                                        goto oom;
-                                }
+                                json_decref(v);
+                                goto oom;
                         }
                         if (json_object_set_new(sub, metric_table[i].value, v) < 0)
                                 goto oom;

@@ -40,6 +40,18 @@ typedef enum MetricId {
         METRIC_OUTBOUND_EXPIRED_EMAIL,
         METRIC_OUTBOUND_POSSIBLE_DUPLICATES_SMS,
         METRIC_OUTBOUND_POSSIBLE_DUPLICATES_EMAIL,
+        METRIC_NLU_RULES_OK, /* nlu: backend=rules, chosen by nlu.backend */
+        METRIC_NLU_RULES_FALLBACK, /* backend=rules, answering for another backend */
+        METRIC_NLU_BEDROCK_OK, /* backend=bedrock, one per NluBedrockOutcome, in its order */
+        METRIC_NLU_BEDROCK_INVALID,
+        METRIC_NLU_BEDROCK_NO_TOOL,
+        METRIC_NLU_BEDROCK_THROTTLED,
+        METRIC_NLU_BEDROCK_HTTP_ERROR,
+        METRIC_NLU_BEDROCK_NETWORK,
+        METRIC_NLU_BEDROCK_TIMEOUT,
+        METRIC_NLU_BEDROCK_BACKOFF,
+        METRIC_NLU_BEDROCK_BUDGET,
+        METRIC_NLU_BEDROCK_CREDENTIALS,
         METRIC_CONVERSATION_TURNS_OK, /* the conversation: one per outcome */
         METRIC_CONVERSATION_TURNS_FAILED,
         METRIC_CONVERSATION_TURNS_CORRUPT,

@@ -2,7 +2,11 @@
 /*
  * nlu-client.c — the loop's side of understanding: queries wait in a list
  * and are answered from a defer event source, so that callers see the
- * same order of events whatever the backend.
+ * same order of events whatever the backend.  With nlu.backend = bedrock
+ * a query first waits for Bedrock (nlu-bedrock.c) and is answered from its
+ * callback; when Bedrock refuses to start (backoff, budget) or ends without
+ * a usable answer, the rules answer, from the defer source or from that
+ * callback.
  *
  * Security: see nlu-client.h.
  */
@@ -11,7 +15,9 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "nlu-bedrock.h"
 #include "nlu-client.h"
+#include "nlu-rules.h"
 
 struct NluQuery {
         NluClient *client;
@@ -22,11 +28,16 @@ struct NluQuery {
         size_t len;
         NluDone done;
         void *userdata;
+        NluBedrockQuery *bedrock; /* in flight: the defer source leaves the query alone */
+        const char *fallback; /* why the rules answer instead of nlu.backend, or NULL */
 };
 
 struct NluClient {
         sd_event *event;
         CurlEvent *curl;
+        Metrics *metrics;
+        NluBedrock *bedrock; /* NULL without curl */
+        const char *fallback; /* of the query whose done runs */
         sd_event_source *defer;
         NluQuery *queries, **tail;
         unsigned n_pending;
@@ -46,6 +57,7 @@ static void query_unlink(NluQuery *q) {
 static NluQuery *query_free(NluQuery *q) {
         if (!q)
                 return NULL;
+        nlu_bedrock_query_free(q->bedrock);
         snapshot_unref(q->snapshot);
         free(q->customer);
         free(q->text);
@@ -53,36 +65,100 @@ static NluQuery *query_free(NluQuery *q) {
         return NULL;
 }
 
+/* Unlink q, call its done with result (the rules' when NULL), free it. */
+static void query_answer(NluQuery *q, NluResult *result) {
+        NluClient *c = q->client;
+        const Config *conf = q->snapshot->config;
+
+        query_unlink(q);
+        if (!result && nlu_rules_parse(q->snapshot->nlu_rules, q->text, q->len, conf->nlu_max_input, &result) < 0)
+                result = NULL;
+        if (c->metrics && result && (conf->nlu_backend == NLU_RULES || q->fallback))
+                metrics_inc(c->metrics, q->fallback ? METRIC_NLU_RULES_FALLBACK : METRIC_NLU_RULES_OK);
+        c->fallback = q->fallback;
+        q->done(q->userdata, result);
+        c->fallback = NULL;
+        query_free(q);
+}
+
+static NluQuery *first_ready(NluClient *c) {
+        for (NluQuery *q = c->queries; q; q = q->next)
+                if (!q->bedrock)
+                        return q;
+        return NULL;
+}
+
 static int on_defer(sd_event_source *s _unused_, void *userdata) {
         NluClient *c = userdata;
+        unsigned n = 0;
 
         /* Answer what is queued now; what a callback queues waits for the
          * next turn of the loop. */
-        unsigned n = c->n_pending;
-        while (n-- > 0 && c->queries) {
-                NluQuery *q = c->queries;
-                NluResult *result = NULL;
-
-                query_unlink(q);
-                if (nlu_parse(q->snapshot, q->text, q->len, &result) < 0)
-                        result = NULL;
-                q->done(q->userdata, result);
-                query_free(q);
+        for (NluQuery *q = c->queries; q; q = q->next)
+                n += !q->bedrock;
+        while (n-- > 0) {
+                NluQuery *q = first_ready(c);
+                if (!q)
+                        break;
+                query_answer(q, NULL);
         }
-        if (!c->queries)
+        if (!first_ready(c))
                 (void) sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
         return 0;
 }
 
+/* What the parse contract (and so the tool) does not carry, the
+ * conversation still reads: corrections ("tira a coca", "na verdade 3"),
+ * START, "troco para 100".  They come from the rules' reading of the same
+ * text; the contract's fields stay Bedrock's. */
+static void add_rules_signals(NluQuery *q, NluResult *result) {
+        _cleanup_(nlu_result_freep) NluResult *rules = NULL;
+
+        if (nlu_rules_parse(q->snapshot->nlu_rules, q->text, q->len, q->snapshot->config->nlu_max_input, &rules) < 0)
+                return;
+        result->signals = rules->signals;
+        result->bare_qty = rules->bare_qty;
+        if (result->change_for_cents == 0 && result->payment == NLU_PAYMENT_CASH)
+                result->change_for_cents = rules->change_for_cents;
+}
+
+static void on_bedrock(void *userdata, NluBedrockOutcome outcome, NluResult *result) {
+        NluQuery *q = userdata;
+
+        /* Its own done may free it: ended queries are only freed. */
+        q->bedrock = nlu_bedrock_query_free(q->bedrock);
+        if (outcome != NLU_BEDROCK_OK)
+                q->fallback = nlu_bedrock_outcome_to_string(outcome);
+        else if (result)
+                add_rules_signals(q, result);
+        query_answer(q, result);
+}
+
 int nlu_client_new(sd_event *e, CurlEvent *curl, NluClient **ret) {
+        const NluClientOptions o = { .curl = curl };
+
+        return nlu_client_new_with(e, &o, ret);
+}
+
+int nlu_client_new_with(sd_event *e, const NluClientOptions *o, NluClient **ret) {
         NluClient *c = mem_new(NluClient, 1);
         int r;
 
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(e);
-        c->curl = curl;
+        c->curl = o->curl;
+        c->metrics = o->metrics;
         c->tail = &c->queries;
+        if (o->curl) {
+                const NluBedrockOptions bo = { .curl = o->curl, .credentials = o->credentials, .metrics = o->metrics };
+
+                r = nlu_bedrock_new(e, &bo, &c->bedrock);
+                if (r < 0) {
+                        nlu_client_free(c);
+                        return r;
+                }
+        }
         r = sd_event_add_defer(e, &c->defer, on_defer, c);
         if (r < 0) {
                 nlu_client_free(c);
@@ -102,6 +178,7 @@ NluClient *nlu_client_free(NluClient *c) {
                 query_unlink(q);
                 query_free(q);
         }
+        nlu_bedrock_free(c->bedrock);
         sd_event_source_disable_unref(c->defer);
         sd_event_unref(c->event);
         free(c);
@@ -133,7 +210,25 @@ int nlu_client_parse(NluClient *c, Snapshot *s, const char *customer, const char
         *c->tail = q;
         c->tail = &q->next;
         c->n_pending++;
-        (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+        if (s->config->nlu_backend == NLU_BEDROCK) {
+                int r = -ENETUNREACH;
+
+                if (c->bedrock)
+                        r = nlu_bedrock_query(c->bedrock, s, customer, text, len, on_bedrock, q, &q->bedrock);
+                if (r == -ENOMEM) {
+                        query_unlink(q);
+                        query_free(q);
+                        return r;
+                }
+                if (r < 0) /* not asked: the rules answer from the defer source */
+                        q->fallback = r == -EBUSY   ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BACKOFF)
+                                : r == -EDQUOT      ? nlu_bedrock_outcome_to_string(NLU_BEDROCK_BUDGET)
+                                : r == -ENETUNREACH ? "no HTTP client"
+                                : r == -EINVAL      ? "no request: empty text or a bad aws.endpoint_bedrock"
+                                                    : "not sent";
+        }
+        if (!q->bedrock)
+                (void) sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
         if (ret_query)
                 *ret_query = q;
         return 0;
@@ -144,6 +239,10 @@ void nlu_query_cancel(NluQuery *q) {
                 return;
         query_unlink(q);
         query_free(q);
+}
+
+const char *nlu_client_fallback_reason(const NluClient *c) {
+        return c->fallback;
 }
 
 unsigned nlu_client_n_pending(const NluClient *c) {

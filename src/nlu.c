@@ -171,8 +171,8 @@ static int rules_parse(const Snapshot *s, const char *text, size_t len, NluResul
 
 static const NluBackendOps backends[_NLU_BACKEND_MAX] = {
         [NLU_RULES] = { .parse = rules_parse },
-        /* [NLU_BEDROCK]: not written yet; until then, and whenever it
-         * fails, the rules answer. */
+        /* [NLU_BEDROCK]: asynchronous, in nlu-client.c (nlu-bedrock.c);
+         * here, without a loop, the rules answer. */
 };
 
 int nlu_parse(const Snapshot *s, const char *text, size_t len, NluResult **ret) {

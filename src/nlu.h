@@ -4,8 +4,9 @@
  * written in, and the pieces an order needs (items, payment method,
  * address, order id).  The interface the conversation calls; the work is
  * done by a backend chosen by name with nlu.backend (a table in nlu.c:
- * "rules", nlu-rules.c, offline; "bedrock" comes later and falls back to
- * the rules).  An NluResult prints as the JSON object of
+ * "rules", nlu-rules.c, offline; "bedrock", nlu-bedrock.c, answers over
+ * the network and so only through nlu-client.h, falling back to the
+ * rules).  An NluResult prints as the JSON object of
  * "deliveryctl parse" (DESIGN.md's public contract).
  *
  * Security: the text is untrusted customer input (SMS, mail); see the

@@ -24,7 +24,8 @@
 
 typedef struct EumSend {
         struct EumSend *next, **prev_next;
-        CurlTransfer *transfer;
+        OutboxEum *eum;
+        AwsCall *call;
         OutboxSendDone done;
         void *done_data;
 } EumSend;
@@ -36,6 +37,7 @@ struct OutboxEum {
         char *ca_file;
         char **connect_to;
         AwsCredentials *credentials;
+        AwsCredentialsProvider *provider;
         EumSend *in_flight;
 };
 
@@ -134,34 +136,43 @@ static void unlink_send(EumSend *q) {
                 q->next->prev_next = q->prev_next;
 }
 
-static void on_response(int result, const CurlResponse *resp, void *userdata) {
+static void send_free(EumSend *q) {
+        aws_call_free(q->call);
+        free(q);
+}
+
+/* End q (linked) with res; error NULL: "eum: out of memory" unless OK. */
+static void send_finish(EumSend *q, OutboxResult res, const char *id, const char *error) {
+        unlink_send(q);
+        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "eum: out of memory"));
+        send_free(q);
+}
+
+static void on_response(int result, const CurlResponse *resp, bool no_credentials, void *userdata) {
         EumSend *q = userdata;
         _cleanup_free_ char *id = NULL, *error = NULL;
         OutboxResult res;
 
+        if (no_credentials) {
+                const char *why = aws_credentials_provider_error(q->eum->provider);
+
+                error = mem_printf("eum: no AWS credentials: %s", why ?: strerror(-result));
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, error);
+                return;
+        }
         res = outbox_eum_parse_response(result, resp ? resp->body : NULL, resp ? resp->body_len : 0, &id, &error);
-        unlink_send(q);
-        curl_event_transfer_free(q->transfer);
-        q->done(q->done_data, res, id, error ? error : (res == OUTBOX_RESULT_OK ? NULL : "eum: out of memory"));
-        free(q);
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
+        send_finish(q, res, id, error);
 }
 
 static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done, void *done_data) {
         OutboxEum *s = userdata;
         _cleanup_free_ char *body = NULL;
-        _cleanup_free_ EumSend *q = NULL;
+        EumSend *q;
         int r;
 
         if (!s || d->channel != OUTBOX_SMS)
                 return -EINVAL;
-        if (!s->credentials) {
+        if (!s->credentials && !s->provider) {
                 done(done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: no AWS credentials");
                 return 0;
         }
@@ -172,7 +183,6 @@ static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
         }
         if (r < 0)
                 return r;
-
         const SigV4Header headers[] = {
                 { "Content-Type", EUM_CONTENT_TYPE },
                 { "X-Amz-Target", EUM_TARGET },
@@ -194,21 +204,23 @@ static int eum_send(void *userdata, const OutboxDelivery *d, OutboxSendDone done
         q = mem_new(EumSend, 1);
         if (!q)
                 return -ENOMEM;
-        r = aws_post(s->curl, &post, now_usec(), on_response, q, &q->transfer);
-        if (r == -EINVAL) {
+        q->eum = s;
+        r = aws_call(s->curl, s->provider, &post, on_response, q, &q->call);
+        if (r < 0) {
+                send_free(q);
+                if (r != -EINVAL)
+                        return r;
                 /* A recipient or body the signer refuses will never sign. */
                 done(done_data, OUTBOX_RESULT_PERMFAIL, NULL, "eum: request cannot be signed");
                 return 0;
         }
-        if (r < 0)
-                return r;
         q->done = done;
         q->done_data = done_data;
         q->next = s->in_flight;
         if (q->next)
                 q->next->prev_next = &q->next;
         q->prev_next = &s->in_flight;
-        s->in_flight = TAKE_PTR(q);
+        s->in_flight = q;
         return 0;
 }
 
@@ -246,7 +258,8 @@ int outbox_eum_new(const OutboxEumOptions *o, OutboxEum **ret) {
                 return -ENOMEM;
         if (o->connect_to && !(s->connect_to = strv_copy(o->connect_to)))
                 return -ENOMEM;
-        if (o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
+        s->provider = o->provider;
+        if (!s->provider && o->credentials && (r = aws_credentials_copy(o->credentials, &s->credentials)) < 0)
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
@@ -258,10 +271,7 @@ OutboxEum *outbox_eum_free(OutboxEum *s) {
         while (s->in_flight) {
                 EumSend *q = s->in_flight;
 
-                unlink_send(q);
-                curl_event_transfer_free(q->transfer);
-                q->done(q->done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: shutting down");
-                free(q);
+                send_finish(q, OUTBOX_RESULT_TEMPFAIL, NULL, "eum: shutting down");
         }
         free(s->region);
         free(s->url);

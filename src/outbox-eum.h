@@ -31,7 +31,10 @@ typedef struct OutboxEumOptions {
         const char *region; /* NULL or "": "us-east-1" */
         const char *endpoint; /* NULL or "": https://sms-voice.REGION.amazonaws.com/ */
         const char *origination_identity; /* OriginationIdentity; NULL or "": none */
-        const AwsCredentials *credentials; /* copied; NULL: every send TEMPFAILs */
+        /* Where credentials come from at each send (refreshed before they
+         * expire); must outlive the transport.  NULL: credentials below. */
+        AwsCredentialsProvider *provider;
+        const AwsCredentials *credentials; /* without a provider: copied; NULL: every send TEMPFAILs */
         char *const *connect_to; /* as CurlRequest.connect_to; copied */
         const char *ca_file; /* NULL or "": the system's */
 } OutboxEumOptions;

@@ -33,7 +33,10 @@ typedef struct OutboxSnsOptions {
         const char *endpoint; /* NULL or "": https://sns.REGION.amazonaws.com/ */
         const char *sender_id; /* AWS.SNS.SMS.SenderID; NULL or "": none */
         const char *origination_number; /* AWS.MM.SMS.OriginationNumber; NULL or "": none */
-        const AwsCredentials *credentials; /* copied; NULL: every send TEMPFAILs */
+        /* Where credentials come from at each send (refreshed before they
+         * expire); must outlive the transport.  NULL: credentials below. */
+        AwsCredentialsProvider *provider;
+        const AwsCredentials *credentials; /* without a provider: copied; NULL: every send TEMPFAILs */
         char *const *connect_to; /* as CurlRequest.connect_to; copied */
         const char *ca_file; /* NULL or "": the system's */
 } OutboxSnsOptions;

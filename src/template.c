@@ -47,6 +47,7 @@ static const TemplateDecl template_decls[] = {
         { "cart_updated", "lines total" },
         { "cart_expired", "" },
         { "cart_cleared", "" },
+        { "mail_unauthenticated", "" },
         { "menu", "lines" },
         { "menu_line", "name price" },
         { "menu_line_sold_out", "name price" },

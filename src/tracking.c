@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "macro.h"
+#include "sns.h"
 
 const char *const tracking_page_headers[] = {
         "Content-Security-Policy",
@@ -146,20 +147,14 @@ static const char *status_words(const Words *w, const char *status) {
 
 /* "2026-12-04T18:15:00Z" in local time, in w's format; "" when it does not parse. */
 static void local_time(const Words *w, const char *rfc3339, char *buf, size_t size) {
-        struct tm tm = {};
+        uint64_t usec;
+        struct tm tm;
         time_t t;
-        int y, mo, d, h, mi, s;
 
         buf[0] = '\0';
-        if (!rfc3339 || sscanf(rfc3339, "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &s) != 6)
+        if (sns_parse_timestamp(rfc3339, &usec) < 0)
                 return;
-        tm.tm_year = y - 1900;
-        tm.tm_mon = mo - 1;
-        tm.tm_mday = d;
-        tm.tm_hour = h;
-        tm.tm_min = mi;
-        tm.tm_sec = s;
-        t = timegm(&tm);
+        t = (time_t) (usec / USEC_PER_SEC);
         if (!localtime_r(&t, &tm) ||
             (w->decimal == ',' ? strftime(buf, size, "%d/%m %H:%M", &tm) : strftime(buf, size, "%b %d, %H:%M", &tm)) ==
                     0)

@@ -196,6 +196,8 @@ class Daemon:
         self.notify = NotifyListener(npath)
         env = dict(os.environ)
         env.update({"NOTIFY_SOCKET": npath, "DELIVERYD_LOG_PREFIX": "1"})
+        if VALGRIND:
+            env["DELIVERYD_PCRE2_JIT"] = "0"  # valgrind cannot follow JIT code
         env.update(self.env)
         self.proc = subprocess.Popen(self.command(), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)

@@ -14,6 +14,8 @@ import glob
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -23,6 +25,7 @@ from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
 CASES = sorted(glob.glob(os.path.join(TOP_SRCDIR, "tests", "data", "conversation", "*.json")))
 DEFAULT_FROM = "+5511987654321"
 NO_WORKFLOW = "engine.definition=" + os.path.join(TOP_SRCDIR, "tests", "data", "engine", "no-workflow.asl.json")
+SWAKS = shutil.which("swaks")
 
 
 class Conversation(DaemonTestCase):
@@ -51,7 +54,13 @@ class Conversation(DaemonTestCase):
         case = json.load(open(path, encoding="utf-8"))
         # The conversation alone: a workflow that does nothing, so that its
         # messages do not mix with the replies (test-workflow.py runs the real one).
-        d = self.daemon(overrides=[NO_WORKFLOW] + case.get("config", [])).start()
+        overrides = [NO_WORKFLOW] + list(case.get("config", []))
+        lmtp = os.path.join(self.tmp, "lmtp.sock")
+        if any("lmtp" in step for step in case["steps"]):
+            if not SWAKS:
+                self.skipTest("swaks is not installed")
+            overrides.append("lmtp.listen=unix:" + lmtp)
+        d = self.daemon(overrides=overrides).start()
         seen = {}
         for n, step in enumerate(case["steps"], 1):
             where = "%s step %d (%s)" % (os.path.basename(path), n, step.get("sms") or step.get("note") or "")
@@ -72,6 +81,18 @@ class Conversation(DaemonTestCase):
                     f.write(step["mail"])
                 p = d.ctl("--json", "inject", "mail", eml, overrides=case.get("config", []))
                 self.wait_handled(d, json.loads(p.stdout)["id"])
+            if "lmtp" in step:
+                # as the local MTA hands it over, Authentication-Results and all
+                eml = os.path.join(self.tmp, "step-%d.eml" % n)
+                with open(eml, "w", encoding="utf-8", newline="\r\n") as f:
+                    f.write(step["lmtp"])
+                last = max([r["id"] for r in json.loads(d.ctl("inbox", "--json").stdout)] or [0])
+                p = subprocess.run([SWAKS, "--protocol", "LMTP", "--socket", lmtp, "--from", who, "--to",
+                                    step["to"], "--data", "@" + eml], capture_output=True, text=True, timeout=TIMEOUT)
+                self.assertIn("250 ", p.stdout, where)
+                rows = [r for r in json.loads(d.ctl("inbox", "--json").stdout) if r["id"] > last]
+                self.assertEqual(len(rows), 1, where)
+                self.wait_handled(d, rows[0]["id"])
             if "ctl" in step:
                 p = d.ctl(*step["ctl"], check=False)
                 self.assertEqual(p.returncode, step.get("exit", 0), "%s: %s%s" % (where, p.stdout, p.stderr))
@@ -85,12 +106,17 @@ class Conversation(DaemonTestCase):
                 self.check_replies(where, new, want)
             if new and new[-1].get("message_id"):
                 seen["last_message_id"] = new[-1]["message_id"]
+            if "capture_message_id" in step:
+                self.assertTrue(new and new[-1].get("message_id"), where)
+                seen[step["capture_message_id"]] = new[-1]["message_id"]
             for name, rx in step.get("capture", {}).items():
                 m = re.search(rx, "\n".join(r["body"] for r in new))
                 self.assertTrue(m, "%s: nothing to capture as %s" % (where, name))
                 seen[name] = m.group(1)
             for key, rx in step.get("reply_fields", {}).items():
                 self.assertTrue(new, where)
+                for name, value in seen.items():
+                    rx = rx.replace("{%s}" % name, value)
                 self.assertRegex(str(new[-1].get(key)), rx, "%s: %s" % (where, key))
             if "alert" in step:
                 to = step["alert"]["to"]

@@ -8,8 +8,10 @@ the MTA sees no answer and delivers again."""
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -73,6 +75,33 @@ class CrashBetweenCommitAndAck(DaemonTestCase):
         self.assertEqual(len(self.inbox(b)), 1)
         self.assertEqual(b.stop(), 0)
 
+    def test_stop_is_recorded_before_the_acknowledgement(self):
+        """The daemon dies right after the inbox commit, before the
+        conversation saw the STOP: the opt-out is in the store already, so
+        a message queued for that customer afterwards is never sent."""
+        a = self.daemon(wrapper=[FIU_RUN, "-f", ""] + KILL, env=ENV).start()
+        p = a.ctl("inject", "sms", "+5511987654321", "PARAR", check=False)
+        self.assertNotEqual(p.returncode, 0, "acknowledged although the daemon died before answering")
+        self.assertEqual(a.wait(), -9)
+        db = sqlite3.connect(os.path.join(a.state, "deliveryd.sqlite"))
+        self.assertEqual(db.execute("SELECT customer FROM opt_outs").fetchall(), [("+5511987654321",)])
+        with db:
+            db.execute("INSERT INTO outbox (channel, recipient, body, status, next_attempt_at, expires_at, created_at) "
+                       "VALUES ('sms', '+5511987654321', 'Promoção de hoje!', 'queued', 0, 9000000000000000, 0)")
+        db.close()
+
+        b = self.daemon(state=a.state).start()
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            rows = json.loads(b.ctl("outbox", "--json").stdout)
+            if len(rows) == 2 and all(r["status"] in ("sent", "failed") for r in rows):
+                break
+            self.assertLess(time.monotonic(), deadline, rows)
+            time.sleep(0.05)
+        status = {r["body"].split(",")[0].split("!")[0]: r["status"] for r in rows}
+        self.assertEqual(status["Promoção de hoje"], "failed", rows)  # the customer said STOP
+        self.assertEqual(status["Tudo certo"], "sent", rows)  # the one confirmation
+        self.assertEqual(b.stop(), 0)
 
 if __name__ == "__main__":
     main()

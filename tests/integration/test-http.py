@@ -63,7 +63,7 @@ class Http(DaemonTestCase):
         # every sample line is "name{labels} value" or "name value"
         for l in lines:
             if not l.startswith("#"):
-                self.assertRegex(l, r'^[a-z_]+(\{[a-z_]+="[^"]*"\})? [0-9.e+-]+$')
+                self.assertRegex(l, r'^[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? [0-9.e+-]+$')
         s = d.stats()
         self.assertEqual(s["counters"]["http_responses_total"]["4xx"], 2)
         self.assertEqual(d.stop(), 0)

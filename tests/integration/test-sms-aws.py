@@ -4,7 +4,7 @@
 The fake (FakeSns) is a plain-http server on 127.0.0.1 that the daemon
 reaches through aws.endpoint_sns.  It checks every request as SNS would:
 the path, the Content-Type, the form fields of Publish, X-Amz-Date, and
-the SigV4 Authorization header, recomputed here with hmac/hashlib from the
+the SigV4 Authorization header, recomputed (aws_fake.py) from the
 fake credentials the daemon has in its environment; a wrong signature gets
 403 SignatureDoesNotMatch.  It answers by phone number: the SNS sample
 PublishResponse, a Throttling error, the InvalidParameter error of the
@@ -14,9 +14,6 @@ put into the outbox with sqlite3 while the daemon is stopped, as in
 test-outbox.py."""
 
 import datetime
-import hashlib
-import hmac
-import http.server
 import json
 import os
 import re
@@ -27,6 +24,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
+from aws_fake import FakeAwsServer, check_sigv4  # noqa: E402
 from harness import TIMEOUT, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
 
 AKID = "AKIDEXAMPLE"
@@ -60,14 +58,7 @@ def insert(db, to, body):
     return cur.lastrowid
 
 
-def sigv4_signature(secret, date, region, service, string_to_sign):
-    def h(key, msg):
-        return hmac.new(key, msg.encode(), hashlib.sha256).digest()
-    k = h(h(h(h(("AWS4" + secret).encode(), date), region), service), "aws4_request")
-    return hmac.new(k, string_to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-class FakeSns:
+class FakeSns(FakeAwsServer):
     """A fake SNS Publish endpoint.  answers: phone -> list of (status, body),
     used in turn (the last one repeats).  problems: what was wrong with the
     requests; requests: the form of each request that passed the checks."""
@@ -75,36 +66,11 @@ class FakeSns:
     def __init__(self, answers):
         self.answers = {k: list(v) for k, v in answers.items()}
         self.reply_type = "text/xml"
-        self.problems = []
-        self.requests = []
-        self.lock = threading.Lock()
-        fake = self
+        super().__init__()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(n)
-                status, reply = fake.handle(self, body)
-                data = reply.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", fake.reply_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def respond(self, req, body):
+        status, reply = self.handle(req, body)
+        return status, {"Content-Type": self.reply_type}, reply
 
     def problem(self, msg):
         with self.lock:
@@ -115,32 +81,8 @@ class FakeSns:
     signed_headers = "content-type;host;x-amz-date;x-amz-security-token"
 
     def check_signature(self, req, body):
-        auth = req.headers.get("Authorization", "")
-        amz_date = req.headers.get("X-Amz-Date", "")
-        if not re.fullmatch(r"\d{8}T\d{6}Z", amz_date):
-            return "bad X-Amz-Date %r" % amz_date
-        t = datetime.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=datetime.timezone.utc)
-        if abs(time.time() - t.timestamp()) > 300:
-            return "X-Amz-Date %s is not now" % amz_date
-        m = re.fullmatch(r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
-                         r"SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})", auth)
-        if not m:
-            return "malformed Authorization %r" % auth
-        akid, date, region, service, signed, signature = m.groups()
-        if (akid, date, region, service) != (AKID, amz_date[:8], REGION, self.service):
-            return "wrong credential scope %r" % (m.groups()[:4],)
-        if signed != self.signed_headers:
-            return "unexpected SignedHeaders %r" % signed
-        if req.headers.get("X-Amz-Security-Token") != TOKEN:
-            return "wrong X-Amz-Security-Token"
-        canonical_headers = "".join("%s:%s\n" % (name, " ".join(req.headers.get(name, "").split()))
-                                    for name in signed.split(";"))
-        canonical = "\n".join(["POST", "/", "", canonical_headers, signed, hashlib.sha256(body).hexdigest()])
-        scope = "%s/%s/%s/aws4_request" % (date, REGION, self.service)
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-        if not hmac.compare_digest(sigv4_signature(SECRET, date, REGION, self.service, to_sign), signature):
-            return "signature mismatch"
-        return None
+        return check_sigv4(req.headers, "POST", "/", body, AKID, SECRET, TOKEN, REGION, self.service,
+                           self.signed_headers)
 
     def handle(self, req, body):
         if req.path != "/":
@@ -315,6 +257,72 @@ class SmsAwsFakeSns(DaemonTestCase):
         self.assertEqual(d.stats()["outbox"], {"queued": 0, "sending": 0, "sent": 2, "deferred": 0, "failed": 1})
         # the body is customer data: never in the journal
         self.assertFalse([l for l in d.log if "saiu" in l])
+        self.assertEqual(d.stop(), 0)
+
+    def test_kill_9_while_sending_every_message_goes_after_restart(self):
+        """kill -9 while a Publish is in flight: after the restart every
+        decided message is sent, the interrupted one again, flagged as a
+        possible duplicate, and nothing is lost."""
+        phones = ["+551190000%04d" % i for i in range(6)]
+        hanging = phones[2]
+        received = threading.Event()
+        release = threading.Event()
+
+        class Hanging(FakeSns):
+            def respond(self, req, body):
+                if "PhoneNumber=%s" % urllib.parse.quote(hanging, safe="") in body.decode():
+                    received.set()
+                    release.wait(TIMEOUT)  # the daemon dies meanwhile
+                return super().respond(req, body)
+
+        first = Hanging({p: [(200, PUBLISH_RESPONSE)] for p in phones})
+        self.fakes.append(first)
+        state, ids = self.prepared_state([(p, "Pedido %d confirmado." % i) for i, p in enumerate(phones)])
+        d = self.sns_daemon(first, state)
+        self.assertTrue(received.wait(TIMEOUT), "the daemon never sent to %s" % hanging)
+        d.proc.kill()
+        d.proc.wait()
+        release.set()
+
+        second = self.fake({p: [(200, PUBLISH_RESPONSE)] for p in phones})
+        d = self.sns_daemon(second, state)
+        rows = self.wait_rows(d, {i: "sent" for i in ids})
+        interrupted = ids[phones.index(hanging)]
+        self.assertTrue(rows[interrupted]["possible_duplicate"], rows[interrupted])
+        # every row that was being sent at the kill is flagged and counted, and only those
+        flagged = [i for i in ids if rows[i]["possible_duplicate"]]
+        self.assertEqual(d.stats()["counters"]["outbound_possible_duplicates_total"]["sms"], len(flagged))
+        # each message reached the provider at least once across both runs
+        sent = [dict(f)["PhoneNumber"] for f in first.requests + second.requests]
+        self.assertEqual(set(sent), set(phones))
+        self.assertEqual(second.problems + first.problems, [])
+        self.assertEqual(d.stop(), 0)
+
+    def test_credentials_from_the_shared_file(self):
+        # The daemon's one credentials chain, not only the environment.
+        path = os.path.join(self.tmp, "aws-credentials")
+        with open(path, "w") as f:
+            f.write("[pizzaria]\naws_access_key_id = %s\naws_secret_access_key = %s\naws_session_token = %s\n"
+                    % (AKID, SECRET, TOKEN))
+        fake = self.fake({OK_PHONE: [(200, PUBLISH_RESPONSE)]})
+        state, (ok,) = self.prepared_state([(OK_PHONE, "x")])
+        d = self.sns_daemon(fake, state, env={"AWS_SHARED_CREDENTIALS_FILE": path, "AWS_PROFILE": "pizzaria",
+                                              "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "",
+                                              "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": ""})
+        rows = self.wait_rows(d, {ok: "sent"})
+        self.assertEqual(fake.problems, [])
+        self.assertEqual(rows[ok]["transport_id"], MESSAGE_ID)
+        self.assertEqual(d.stop(), 0)
+
+    def test_without_credentials_sms_are_deferred(self):
+        fake = self.fake({OK_PHONE: [(200, PUBLISH_RESPONSE)]})
+        state, (ok,) = self.prepared_state([(OK_PHONE, "x")])
+        d = self.sns_daemon(fake, state, env={"AWS_SHARED_CREDENTIALS_FILE": os.path.join(self.tmp, "none"),
+                                              "AWS_EC2_METADATA_DISABLED": "true", "AWS_ACCESS_KEY_ID": "",
+                                              "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": ""})
+        rows = self.wait_rows(d, {ok: "deferred"})
+        self.assertIn("no AWS credentials", rows[ok]["last_error"])
+        self.assertEqual(fake.requests, [])
         self.assertEqual(d.stop(), 0)
 
     def test_without_optional_attributes_only_the_sms_type_is_sent(self):

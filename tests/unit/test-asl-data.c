@@ -167,13 +167,16 @@ static const Row rows[] = {
         { TEMPLATE, "{'b.$':'States.ArrayLength($.n)'}", ORDER, NULL, "!States.IntrinsicFailure" },
         /* ---- intrinsics ------------------------------------------------------- */
         { INTRINSIC, "States.Format('Hello, {}!', $.name)", "{'name':'Ana'}", NULL, "'Hello, Ana!'" },
-        { INTRINSIC, "States.Format('{} x {} = {}', 2, 1.5, 3.0)", "{}", NULL, "'2 x 1.5 = 3'" },
+        { INTRINSIC, "States.Format('{} x {} = {}', 2, 1.5, 3.0)", "{}", NULL, "'2 x 1.5 = 3.0'" },
         { INTRINSIC, "States.Format('{}{}{}', true, null, 'z')", "{}", NULL, "'truenullz'" },
         { INTRINSIC, "States.Format('\\{\\} {} \\\\ it\\'s', 1)", "{}", NULL, "'{} 1 \\\\ it\\u0027s'" },
         { INTRINSIC, "States.Format($.t, $.v)", "{'t':'v={}','v':0.1}", NULL, "'v=0.1'" },
         { INTRINSIC, "States.Format('no placeholders')", "{}", NULL, "'no placeholders'" },
         { INTRINSIC, "States.Format($.t, 1)", "{'t':'{} {}'}", NULL, "!States.IntrinsicFailure" },
-        { INTRINSIC, "States.Format('{}', $.o)", "{'o':{}}", NULL, "!States.IntrinsicFailure" },
+        { INTRINSIC, "States.Format('{}', $.o)", "{'o':{'Arg1':1,'Arg2':[],'s':'x'}}", NULL,
+          "'{Arg1=1, Arg2=[], s=x}'" },
+        { INTRINSIC, "States.Format('{} {}', $.a, $.e)", "{'a':['x',2.5,null,{'k':true}],'e':{}}", NULL,
+          "'[x, 2.5, null, {k=true}] {}'" },
         { INTRINSIC, "States.Format($.n)", "{'n':1}", NULL, "!States.IntrinsicFailure" },
         { INTRINSIC, "States.StringToJson($.s)", "{'s':'{\\'a\\':[1,true]}'}", NULL, "{'a':[1,true]}" },
         { INTRINSIC, "States.StringToJson('42')", "{}", NULL, "42" },
@@ -181,6 +184,7 @@ static const Row rows[] = {
         { INTRINSIC, "States.JsonToString($.o)", "{'o':{'a':1,'b':[1,'x']}}", NULL,
           "'{\\'a\\':1,\\'b\\':[1,\\'x\\']}'" },
         { INTRINSIC, "States.JsonToString($.s)", "{'s':'x'}", NULL, "'\\'x\\''" },
+        { INTRINSIC, "States.JsonToString($.a)", "{'a':[0.1,3.0,12.99,-2,1e300]}", NULL, "'[0.1,3.0,12.99,-2,1e300]'" },
         { INTRINSIC, "States.Array(1, 'a', $.o, States.Array())", "{'o':{'k':null}}", NULL, "[1,'a',{'k':null},[]]" },
         { INTRINSIC, "States.Array()", "{}", NULL, "[]" },
         { INTRINSIC, "States.ArrayPartition($.a, 2)", "{'a':[1,2,3,4,5]}", NULL, "[[1,2],[3,4],[5]]" },
@@ -200,6 +204,8 @@ static const Row rows[] = {
         { INTRINSIC, "States.ArrayGetItem($.tags, 3)", ORDER, NULL, "'c'" },
         { INTRINSIC, "States.ArrayGetItem($.tags, $.n)", ORDER, NULL, "!States.IntrinsicFailure" },
         { INTRINSIC, "States.ArrayGetItem($.tags, 1.5)", ORDER, NULL, "!States.IntrinsicFailure" },
+        { INTRINSIC, "States.ArrayGetItem($.tags, 2.0)", ORDER, NULL, "'a'" },
+        { INTRINSIC, "States.ArrayGetItem($.tags, -1)", ORDER, NULL, "!States.IntrinsicFailure" },
         { INTRINSIC, "States.ArrayLength($.tags)", ORDER, NULL, "4" },
         { INTRINSIC, "States.ArrayLength($.empty)", ORDER, NULL, "0" },
         { INTRINSIC, "States.ArrayLength($.obj)", ORDER, NULL, "!States.IntrinsicFailure" },
@@ -229,7 +235,10 @@ static const Row rows[] = {
         { INTRINSIC, "States.JsonMerge($.a, $.b, false)", "{'a':[],'b':{}}", NULL, "!States.IntrinsicFailure" },
         { INTRINSIC, "States.MathAdd(111, -1)", "{}", NULL, "110" },
         { INTRINSIC, "States.MathAdd($.n, $.order.total)", ORDER, NULL, "104" },
-        { INTRINSIC, "States.MathAdd($.n, $.f)", ORDER, NULL, "!States.IntrinsicFailure" },
+        { INTRINSIC, "States.MathAdd($.n, $.f)", ORDER, NULL, "7" },
+        { INTRINSIC, "States.MathAdd(-1.5, 0.4)", "{}", NULL, "-1" },
+        { INTRINSIC, "States.ArrayPartition($.a, 1.6)", "{'a':[1,2,3]}", NULL, "[[1,2],[3]]" },
+        { INTRINSIC, "States.ArrayRange(0.6, 2.4, 1)", "{}", NULL, "[1,2]" },
         { INTRINSIC, "States.MathAdd(2147483648, 1)", "{}", NULL, "!States.IntrinsicFailure" },
         { INTRINSIC, "States.MathAdd($.s, 1)", ORDER, NULL, "!States.IntrinsicFailure" },
         { INTRINSIC, "States.MathRandom(7, 8)", "{}", NULL, "7" },
@@ -360,6 +369,9 @@ static const Row rows[] = {
         { CHECK_PATH, "$.a[?(@.x == $$.y)]", NULL, "ctx", "!" },
         { CHECK_PATH, "$['a\\q']", NULL, "", "!" },
         { CHECK_PATH, "$..", NULL, "", "!" },
+        { CHECK_PATH, "$.\xff", NULL, "", "!" },
+        { CHECK_PATH, "$['\xc3']", NULL, "", "!" },
+        { CHECK_PATH, "$.a[?(@.b == '\xff')]", NULL, "", "!" },
         /* ---- checks: templates ------------------------------------------------ */
         { CHECK_TEMPLATE, "{'a.$':'$.x','b':{'c.$':'States.UUID()'},'d':[{'e.$':'$$.Map.Item.Value'}]}", NULL, NULL,
           "" },
@@ -664,7 +676,14 @@ static int oom_attempt(void *userdata) {
         tmpl = json_loads("{\"cheap.$\":\"$..book[?(@.p < 10 && @.t == 'a')].t\",\"n.$\":\"States.ArrayLength("
                           "States.StringSplit($.s, ','))\",\"m.$\":\"States.Format('{} {}', $$.State.Name, "
                           "States.JsonToString($.store.book[0]))\",\"k\":[{\"h.$\":\"States.Hash($.s, 'MD5')\"}],"
-                          "\"u.$\":\"States.ArrayUnique(States.Array(1, 1, $.s))\"}",
+                          "\"u.$\":\"States.ArrayUnique(States.Array(1, 1, $.s))\","
+                          "\"j.$\":\"States.StringToJson(States.JsonToString($.store))\","
+                          "\"b.$\":\"States.Base64Decode(States.Base64Encode($.s))\","
+                          "\"p.$\":\"States.ArrayPartition(States.ArrayRange(1, 9, 2), 2)\","
+                          "\"g.$\":\"States.JsonMerge($.store, $.store.book[0], false)\","
+                          "\"c.$\":\"States.ArrayContains($.store.book, $.store.book[1])\","
+                          "\"i.$\":\"States.ArrayGetItem($.store.book, 1)\",\"sum.$\":\"States.MathAdd(1, 2)\","
+                          "\"x.$\":\"$.store.book[-1:]\",\"y.$\":\"$['store']..['p','t']\"}",
                           0, NULL);
         if (!input || !tmpl) {
                 r = -ENOMEM;
@@ -739,6 +758,25 @@ static void test_bounds(void **state _unused_) {
         assert_int_equal(asl_path_select("$..[0]", deep, NULL, &got, &f), -EINVAL);
         assert_string_equal(f.error, "States.Runtime");
         asl_failure_clear(&f);
+        json_decref(deep);
+
+        /* Filters inside a scan multiply the work: the visits are bounded. */
+        deep = json_array();
+        cur = deep;
+        for (int i = 0; i < 500; i++) {
+                json_t *n = json_array();
+                json_array_append_new(cur, n);
+                for (int k = 1; k < 10; k++)
+                        json_array_append_new(cur, json_integer(k));
+                cur = n;
+        }
+        assert_int_equal(asl_path_select("$..[?(@..z)]", deep, NULL, &got, &f), -EINVAL);
+        assert_string_equal(f.error, "States.Runtime");
+        assert_non_null(strstr(f.cause, "visited"));
+        asl_failure_clear(&f);
+        assert_int_equal(asl_path_select("$..[?(@ == 9)]", deep, NULL, &got, &f), 0);
+        assert_int_equal(json_array_size(got), 500);
+        json_decref(got);
         json_decref(deep);
 
         json_t *rule = json_pack("{s:s,s:b}", "Variable", "$.a", "IsNull", 1);

@@ -106,6 +106,48 @@ static void test_group_commit_and_dedupe(void **state _unused_) {
         assert_int_equal(count("SELECT count(*) FROM inbox"), 2);
 }
 
+/* The store hook runs inside the batch, for stored messages only; when it
+ * refuses, nothing of the batch is kept and every sender is told so. */
+static int hook_calls;
+static int hook(void *userdata, const InboxMessage *m, int64_t id) {
+        const char *refuse = userdata;
+
+        assert_true(id > 0);
+        hook_calls++;
+        if (refuse && streq(m->body, refuse))
+                return -EIO;
+        /* what it writes commits with the messages */
+        return sqlite3_exec(store_db(store), "INSERT INTO meta (key, value) VALUES ('hook-' || random(), 'x')", NULL,
+                            NULL, NULL) == SQLITE_OK
+                ? 0
+                : -EIO;
+}
+
+static void test_store_hook(void **state _unused_) {
+        Seen a = {}, b = {}, c = {}, d = {};
+        int before = count("SELECT count(*) FROM inbox");
+
+        inbox_set_store_hook(inbox, hook, (void *) "refuse me");
+        hook_calls = 0;
+        assert_int_equal(inbox_submit(inbox, sms("hook:1", NULL, "+5511900000011", "PARAR"), on_done, &a, NULL), 0);
+        assert_int_equal(inbox_submit(inbox, sms("hook:1", NULL, "+5511900000011", "PARAR"), on_done, &b, NULL), 0);
+        run_loop();
+        assert_int_equal(a.outcome, INBOX_STORED);
+        assert_int_equal(b.outcome, INBOX_DUPLICATE);
+        assert_int_equal(hook_calls, 1); /* not for the duplicate */
+        assert_int_equal(count("SELECT count(*) FROM meta WHERE key LIKE 'hook-%'"), 1);
+
+        assert_int_equal(inbox_submit(inbox, sms("hook:2", NULL, "+5511900000012", "oi"), on_done, &c, NULL), 0);
+        assert_int_equal(inbox_submit(inbox, sms("hook:3", NULL, "+5511900000013", "refuse me"), on_done, &d, NULL), 0);
+        run_loop();
+        assert_int_equal(c.outcome, INBOX_FAILED);
+        assert_int_equal(d.outcome, INBOX_FAILED);
+        assert_int_equal(count("SELECT count(*) FROM inbox"), before + 1);
+        assert_int_equal(count("SELECT count(*) FROM meta WHERE key LIKE 'hook-%'"), 1);
+        assert_false(store_failed(store));
+        inbox_set_store_hook(inbox, NULL, NULL);
+}
+
 static void test_invalid_refused(void **state _unused_) {
         assert_int_equal(inbox_submit(inbox, sms(NULL, NULL, "+5511900000001", "x"), on_done, NULL, NULL), -EINVAL);
         assert_int_equal(inbox_submit(inbox, sms("k:1", NULL, "", "x"), on_done, NULL, NULL), -EINVAL);
@@ -288,6 +330,7 @@ static void test_failure_reported_to_all(void **state _unused_) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_group_commit_and_dedupe),
+                cmocka_unit_test(test_store_hook),
                 cmocka_unit_test(test_invalid_refused),
                 cmocka_unit_test(test_ignored_stored_as_ignored),
                 cmocka_unit_test(test_cancel),

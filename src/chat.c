@@ -355,7 +355,17 @@ static int apply(Chat *c, const Turn *t, const ConvEnv *env, const ConvState *s,
                 if (r < 0)
                         return r;
         }
-        for (char **p = a->replies; p && *p; p++)
+        /* A request the workflow refuses is answered with the reason, by
+         * the hook: then "we are handling it" would be wrong. */
+        bool answered = false;
+        if (a->request != CONV_REQUEST_NONE && c->ctx.hooks.order_request) {
+                r = c->ctx.hooks.order_request(c->ctx.hooks.userdata, t->customer, a->request, a->request_order,
+                                               a->request_address);
+                if (r < 0)
+                        return r;
+                answered = r > 0;
+        }
+        for (char **p = a->replies; !answered && p && *p; p++)
                 if ((r = enqueue_reply(c, t, *p, a->opt_out_confirmation, s->lang,
                                        a->request_order[0]         ? a->request_order
                                                : a->about_order[0] ? a->about_order
@@ -371,12 +381,6 @@ static int apply(Chat *c, const Turn *t, const ConvEnv *env, const ConvState *s,
                         return r;
                 if ((r = conversation_placed(env, a->create, id, &text)) < 0 ||
                     (r = enqueue_reply(c, t, text, false, a->create->lang, id)) < 0)
-                        return r;
-        }
-        if (a->request != CONV_REQUEST_NONE && c->ctx.hooks.order_request) {
-                r = c->ctx.hooks.order_request(c->ctx.hooks.userdata, t->customer, a->request, a->request_order,
-                                               a->request_address);
-                if (r < 0)
                         return r;
         }
         if (a->alert && (r = enqueue_alert(c, t, a->alert)) < 0)

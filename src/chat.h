@@ -42,7 +42,9 @@ typedef struct ChatHooks {
          * in ret_id. */
         int (*create_order)(void *userdata, const char *customer, bool email, const char *thread_id,
                             const char *subject, const ConvDraft *d, char ret_id[static NLU_ORDER_ID_LEN + 1]);
-        /* The customer asked to cancel order_id, or to deliver it to address. */
+        /* The customer asked to cancel order_id, or to deliver it to address.
+         * 0: handed over (the conversation's own reply goes); 1: refused and
+         * answered with the reason (the conversation's reply does not go). */
         int (*order_request)(void *userdata, const char *customer, ConvRequestKind kind, const char *order_id,
                              const char *address);
         void *userdata;

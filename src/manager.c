@@ -1173,7 +1173,7 @@ static int chat_order_request(void *userdata, const char *customer, ConvRequestK
                 if (r < 0)
                         return r;
                 outbox_kick(m->outbox);
-                return 0;
+                return 1;
         }
         if (r == -EBUSY) {
                 /* Between two steps (a retry): the customer was told the

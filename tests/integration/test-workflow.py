@@ -256,6 +256,8 @@ class Workflow(harness.DaemonTestCase):
         self.wait_to(d, who, "cancelar o pedido")
         self.sms(d, who, "sim")
         self.wait_body(d, oid, "Não é mais possível cancelar")
+        # the refusal is the answer: no "we are handling it" before it
+        self.assertFalse([b for b in self.bodies(d, oid) if b.startswith("Recebemos sua solicitação")])
         o = self.order_json(d, oid)
         self.assertEqual(o["status"], "PREPARING")
         self.assertEqual(self.stock(d, "lanche-x-salada"), before - 1)

@@ -22,9 +22,6 @@
 #include "outbox-smtp.h"
 #include "strutil.h"
 
-#ifndef PKGDATADIR
-#define PKGDATADIR "/usr/share/deliveryd"
-#endif
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
@@ -234,10 +231,9 @@ static const ConfKey conf_keys[] = {
           "e-mail address; empty: no alert, only a log line." },
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
-        { "engine", "definition", CONF_PATH, PKGDATADIR "/order.asl.json", NULL, 0, 0, NULL, OFF(engine_definition),
-          false,
-          "The order workflow in Amazon States Language (the order.asl.json that make install puts in the data "
-          "directory); the local engine loads it at start and refuses to start when it is not valid." },
+        { "engine", "definition", CONF_PATH, "order.asl.json", NULL, 0, 0, NULL, OFF(engine_definition), false,
+          "The order workflow in Amazon States Language (statemachine/order.asl.json of the source, installed "
+          "beside deliveryd.conf); the local engine loads it at start and refuses to start when it is not valid." },
         { "engine", "payment_timeout", CONF_DURATION, "15min", NULL, USEC(1), USEC(86400), NULL,
           OFF(engine_payment_timeout_usec), true,
           "How long a Pix payment may take: an order not paid by then is cancelled (reason timeout) and its "

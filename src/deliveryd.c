@@ -16,6 +16,7 @@
 #include "listen.h"
 #include "log.h"
 #include "mail.h"
+#include "engine-local.h"
 #include "manager.h"
 #include "snapshot.h"
 #include "strutil.h"
@@ -145,6 +146,16 @@ int main(int argc, char *argv[]) {
                 for (size_t i = 0; i < diags.n; i++)
                         fprintf(stderr, "%s\n", diags.lines[i]);
                 diags_clear(&diags);
+                if (r >= 0 && check && snapshot->config->engine_backend == ENGINE_LOCAL) {
+                        _cleanup_free_ char *why = NULL;
+                        int k = engine_local_check_definition(snapshot->config->engine_definition, &why);
+                        if (k == -ENOMEM)
+                                return log_oom(), EXIT_FAILURE;
+                        if (k < 0) {
+                                fprintf(stderr, "%s\n", strempty(why));
+                                r = k;
+                        }
+                }
                 if (r < 0) {
                         fprintf(stderr, "%s: configuration has problems; see above\n", config_path);
                         return EXIT_FAILURE;

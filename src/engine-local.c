@@ -81,8 +81,9 @@ static int definition_hash(const char *text, char out[65]) {
         return 0;
 }
 
-static int load_definition(EngineLocal *l, char **ret_error) {
-        const char *path = snapshot(l)->config->engine_definition;
+/* Read and load the definition at path, with its hash (char[65]) when
+ * ret_hash is not NULL.  -EINVAL with the reason in *ret_error. */
+static int read_definition(const char *path, AslDefinition **ret_def, char *ret_hash, char **ret_error) {
         _cleanup_fclose_ FILE *f = NULL;
         _cleanup_free_ char *text = NULL, *err = NULL;
         size_t n = 0, size = 0;
@@ -118,14 +119,23 @@ static int load_definition(EngineLocal *l, char **ret_error) {
                 return -EINVAL;
         }
         text[n] = 0;
-        r = asl_definition_load(text, &l->def, &err);
+        r = asl_definition_load(text, ret_def, &err);
         if (r == -EINVAL) {
                 *ret_error = mem_printf("engine.definition %s: %s", path, strempty(err));
                 return r;
         }
         if (r < 0)
                 return r;
-        return definition_hash(text, l->def_hash);
+        return ret_hash ? definition_hash(text, ret_hash) : 0;
+}
+
+static int load_definition(EngineLocal *l, char **ret_error) {
+        return read_definition(snapshot(l)->config->engine_definition, &l->def, l->def_hash, ret_error);
+}
+
+int engine_local_check_definition(const char *path, char **ret_error) {
+        _cleanup_(asl_definition_unrefp) AslDefinition *def = NULL;
+        return read_definition(path, &def, NULL, ret_error);
 }
 
 /* ---- rows ---------------------------------------------------------------- */

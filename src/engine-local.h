@@ -25,3 +25,7 @@ extern const EngineOps engine_local_ops;
 /* The local tasks' names, NULL-terminated (static): notify, track, eta,
  * payment_received. */
 const char *const *engine_local_task_names(void);
+
+/* Whether the definition at path loads (what --check-config reports):
+ * 0, or -EINVAL with the reason in *ret_error (caller frees), -ENOMEM. */
+int engine_local_check_definition(const char *path, char **ret_error);

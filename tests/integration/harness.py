@@ -49,11 +49,11 @@ def write_text(path, text):
 
 
 def make_etc(tmp, extra="", name="deliveryd.conf"):
-    """Copy the example configuration, catalog, zones, nlu rules and templates into
-    tmp/etc and append extra to the config; returns the config path."""
+    """Copy the example configuration, catalog, zones, workflow, nlu rules and
+    templates into tmp/etc and append extra to the config; returns the config path."""
     etc = os.path.join(tmp, "etc")
     os.makedirs(etc, exist_ok=True)
-    for f in ("deliveryd.conf", "catalog.conf", "zones.conf"):
+    for f in ("deliveryd.conf", "catalog.conf", "zones.conf", "order.asl.json"):
         shutil.copy(os.path.join(ETC, f), os.path.join(etc, f))
     shutil.copytree(os.path.join(ETC, "nlu"), os.path.join(etc, "nlu"), dirs_exist_ok=True)
     shutil.copytree(os.path.join(ETC, "templates"), os.path.join(etc, "templates"), dirs_exist_ok=True)

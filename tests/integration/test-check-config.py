@@ -59,6 +59,19 @@ class CheckConfig(DaemonTestCase):
         self.assertIn(os.path.join(self.tmp, "nope.conf") + ": cannot read configuration: No such file or directory",
                       p.stderr)
 
+    def test_workflow_definition_is_checked(self):
+        bad = os.path.join(self.tmp, "order.asl.json")
+        write_text(bad, '{"StartAt": "Quote", "States": {"Quote": {"Type": "Task", "Resource": '
+                        '"arn:aws:states:::dynamodb:putItem", "End": true}}}')
+        p = check(os.path.join(ETC, "deliveryd.conf"), "-o", "engine.definition=" + bad)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("engine.definition %s: " % bad, p.stderr)
+        self.assertIn("Quote", p.stderr)
+        # the Step Functions backend does not load it
+        p = check(os.path.join(ETC, "deliveryd.conf"), "-o", "engine.definition=" + bad, "-o",
+                  "engine.backend=stepfunctions")
+        self.assertNotIn("engine.definition", p.stderr)
+
     def test_missing_catalog_points_at_the_key(self):
         conf = make_etc(self.tmp)
         text = read_text(conf).replace("catalog = catalog.conf", "catalog = menu.conf")

@@ -1227,6 +1227,8 @@ static int manager_new_engine(Manager *m) {
                 .outbox = m->outbox,
                 .snapshot = current_snapshot,
                 .userdata = m,
+                .curl = m->curl,
+                .credentials = m->aws_credentials,
         };
         int r = engine_new(&ctx, &m->engine, &error);
 

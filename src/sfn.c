@@ -163,26 +163,34 @@ int sfn_execution_arn(const char *state_machine_arn, const char *name, char **re
 
 /* ---- answers --------------------------------------------------------------- */
 
-static json_t *parse_object(const char *body, size_t len) {
+/* body as a JSON object: 0, -EBADMSG (not one), -ENOMEM. */
+static int parse_object(const char *body, size_t len, json_t **ret) {
+        unsigned long failures = alloc_failures();
         json_t *o;
 
         if (!body || len > SFN_MAX_RESPONSE)
-                return NULL;
+                return -EBADMSG;
         o = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-        if (o && !json_is_object(o)) {
+        if (!o)
+                return alloc_failures() != failures ? -ENOMEM : -EBADMSG;
+        if (!json_is_object(o)) {
                 json_decref(o);
-                return NULL;
+                return -EBADMSG;
         }
-        return o;
+        *ret = o;
+        return 0;
 }
 
 int sfn_parse_start_execution(const char *body, size_t len, char **ret_execution_arn) {
-        _cleanup_(json_decrefp) json_t *o = parse_object(body, len);
-        const char *arn = json_string_value(json_object_get(o, "executionArn"));
+        _cleanup_(json_decrefp) json_t *o = NULL;
+        const char *arn;
         char *s;
+        int r;
 
-        if (!o && alloc_failures() > 0)
-                return -ENOMEM;
+        r = parse_object(body, len, &o);
+        if (r < 0)
+                return r;
+        arn = json_string_value(json_object_get(o, "executionArn"));
         if (isempty(arn) || strlen(arn) > 2048)
                 return -EBADMSG;
         s = mem_strdup(arn);
@@ -198,12 +206,14 @@ static const char *const execution_statuses[] = { "RUNNING",   "SUCCEEDED", "FAI
 int sfn_parse_describe_execution(const char *body, size_t len, json_t **ret) {
         static const char *const strings[] = { "executionArn", "name", "status", "error", "cause", "input", "output" };
         static const char *const dates[] = { "startDate", "stopDate" };
-        _cleanup_(json_decrefp) json_t *o = parse_object(body, len), *out = NULL;
+        _cleanup_(json_decrefp) json_t *o = NULL, *out = NULL;
         const char *status;
         bool known = false;
+        int r;
 
-        if (!o)
-                return alloc_failures() > 0 ? -ENOMEM : -EBADMSG;
+        r = parse_object(body, len, &o);
+        if (r < 0)
+                return r;
         if (!json_is_string(json_object_get(o, "executionArn")) || !json_is_string(json_object_get(o, "name")))
                 return -EBADMSG;
         status = json_string_value(json_object_get(o, "status"));
@@ -241,12 +251,16 @@ static bool code_char(char c) {
 }
 
 int sfn_parse_error(const char *body, size_t len, char **ret_code, char **ret_message) {
-        _cleanup_(json_decrefp) json_t *o = parse_object(body, len);
-        const char *type = json_string_value(json_object_get(o, "__type"));
-        const char *msg = json_string_value(json_object_get(o, "message"));
+        _cleanup_(json_decrefp) json_t *o = NULL;
         _cleanup_free_ char *code = NULL, *message = NULL;
-        const char *hash;
+        const char *type, *msg, *hash;
         size_t n;
+
+        /* Not JSON (a proxy's HTML page): no code, no message. */
+        if (parse_object(body, len, &o) == -ENOMEM)
+                return -ENOMEM;
+        type = json_string_value(json_object_get(o, "__type"));
+        msg = json_string_value(json_object_get(o, "message"));
 
         if (!msg)
                 msg = json_string_value(json_object_get(o, "Message"));

@@ -95,7 +95,7 @@ bool sfn_name_is_valid(const char *name);
 int sfn_input_text(const json_t *input, char **ret);
 
 /* The request bodies, JSON indented by two spaces with a final newline, as
- * in the vectors (sfn/constructed-*.request.http).  New strings in *ret.
+ * in the vectors (sfn/, the constructed requests).  New strings in *ret.
  * StartExecution: {stateMachineArn, name, input}; -E2BIG when input is
  * longer than SFN_INPUT_MAX, -EINVAL (empty ARN, a name not valid).
  * SendTaskSuccess: {taskToken, output}; -E2BIG above SFN_INPUT_MAX.
@@ -186,7 +186,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(SfnClient *, sfn_client_free);
 
 /* Send action with body (copied).  done is called once, from the loop,
  * unless the call is freed first.  With ret == NULL the call belongs to
- * the client.  0; -EINVAL (bad action or empty body), -ENOMEM. */
+ * the client.  0; -EINVAL (bad action or empty body), -ENOKEY (neither a
+ * provider nor credentials: nothing to sign with), -ENOMEM. */
 int sfn_call(SfnClient *c, SfnAction action, const char *body, SfnDone done, void *userdata, SfnCall **ret);
 
 /* Cancels a call (its handler is not called).  Accepts NULL; returns NULL. */

@@ -25,13 +25,14 @@ task only once a task token is known, as SendTaskSuccess."""
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from aws_fake import FakeAwsServer, check_sigv4  # noqa: E402
-from harness import TIMEOUT, TOP_SRCDIR, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
+from harness import DELIVERYD, TIMEOUT, TOP_SRCDIR, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
 
 AKID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
@@ -304,6 +305,22 @@ class SfnFake(DaemonTestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertEqual(self.fake.problems, [])
         self.assertEqual(d.stop(), 0)
+
+    def test_check_config_wants_the_arn(self):
+        conf = os.path.join(TOP_SRCDIR, "etc", "deliveryd.conf")
+        p = subprocess.run([DELIVERYD, "-c", conf, "-o", "engine.backend=stepfunctions", "--check-config"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("engine.state_machine_arn: must be set with engine.backend=stepfunctions", p.stderr)
+        p = subprocess.run([DELIVERYD, "-c", conf, "-o", "engine.backend=stepfunctions", "-o",
+                            "engine.state_machine_arn=order", "--check-config"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("engine.state_machine_arn: 'order' is not a state machine ARN", p.stderr)
+        p = subprocess.run([DELIVERYD, "-c", conf, "-o", "engine.backend=stepfunctions", "-o",
+                            "engine.state_machine_arn=" + ARN, "--check-config"],
+                           capture_output=True, text=True, timeout=TIMEOUT)
+        self.assertEqual((p.returncode, p.stderr), (0, ""), p.stderr)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,8 @@ static int arm_at(EngineSfn *e, uint64_t at) {
 static int arm(EngineSfn *e) {
         sqlite3_stmt *st = NULL;
         uint64_t at = UINT64_MAX;
-        int r = sql_prepare(e->ctx.store, "SELECT MIN(next_attempt_at) FROM sfn_requests WHERE status = 'pending'", &st),
+        int r = sql_prepare(e->ctx.store, "SELECT MIN(next_attempt_at) FROM sfn_requests WHERE status = 'pending'",
+                            &st),
             rc;
 
         if (r < 0)
@@ -247,11 +248,14 @@ static int record(EngineSfn *e, SfnSend *q, const SfnReply *reply, const char **
                             (int64_t) (now + sfn_backoff_usec(attempts, ROW_BACKOFF_MAX_USEC, random_u64())), error,
                             (int64_t) now, q->row);
         else
-                r = sql_run(s, "UPDATE sfn_requests SET status = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                            "titii", status, (int64_t) attempts, error, (int64_t) now, q->row);
+                r = sql_run(
+                        s,
+                        "UPDATE sfn_requests SET status = ?, attempts = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                        "titii", status, (int64_t) attempts, error, (int64_t) now, q->row);
         if (r >= 0 && arn)
-                r = sql_run(s, "UPDATE sfn_executions SET execution_arn = ?, status = CASE status WHEN 'PENDING' THEN "
-                               "'STARTED' ELSE status END WHERE order_id = ?",
+                r = sql_run(s,
+                            "UPDATE sfn_executions SET execution_arn = ?, status = CASE status WHEN 'PENDING' THEN "
+                            "'STARTED' ELSE status END WHERE order_id = ?",
                             "tt", arn, q->order_id);
         if (r >= 0)
                 r = store_commit(s);
@@ -634,12 +638,12 @@ static int requests_json(EngineSfn *e, const char *id, json_t **ret) {
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-                if (json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:i,s:s?}", "id",
-                                                       (json_int_t) sqlite3_column_int64(st, 0), "action",
-                                                       (const char *) sqlite3_column_text(st, 1), "status",
-                                                       (const char *) sqlite3_column_text(st, 2), "attempts",
-                                                       sqlite3_column_int(st, 3), "last_error",
-                                                       (const char *) sqlite3_column_text(st, 4))) < 0) {
+                if (json_array_append_new(
+                            a,
+                            json_pack("{s:I,s:s,s:s,s:i,s:s?}", "id", (json_int_t) sqlite3_column_int64(st, 0),
+                                      "action", (const char *) sqlite3_column_text(st, 1), "status",
+                                      (const char *) sqlite3_column_text(st, 2), "attempts", sqlite3_column_int(st, 3),
+                                      "last_error", (const char *) sqlite3_column_text(st, 4))) < 0) {
                         r = -ENOMEM;
                         break;
                 }
@@ -668,7 +672,8 @@ static int sfn_execution_json(void *b, const char *id, json_t **ret) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-                const char *a = (const char *) sqlite3_column_text(st, 0), *d = (const char *) sqlite3_column_text(st, 2);
+                const char *a = (const char *) sqlite3_column_text(st, 0),
+                           *d = (const char *) sqlite3_column_text(st, 2);
                 arn = a ? mem_strdup(a) : NULL;
                 status = mem_strdup((const char *) sqlite3_column_text(st, 1));
                 described = d ? json_loads(d, 0, NULL) : NULL;
@@ -687,9 +692,9 @@ static int sfn_execution_json(void *b, const char *id, json_t **ret) {
                 describe(e, id, arn, described_at);
         /* PENDING: StartExecution not answered yet; STARTED: started, not
          * described yet; otherwise DescribeExecution's status. */
-        j = json_pack("{s:s,s:s,s:s,s:n,s:n,s:s?,s:s?,s:O?,s:O,s:[]}", "name", id, "backend", "stepfunctions",
-                      "status", status, "state", "next_deadline", "state_machine_arn", e->state_machine_arn,
-                      "execution_arn", arn, "described", described, "requests", requests, "history");
+        j = json_pack("{s:s,s:s,s:s,s:n,s:n,s:s?,s:s?,s:O?,s:O,s:[]}", "name", id, "backend", "stepfunctions", "status",
+                      status, "state", "next_deadline", "state_machine_arn", e->state_machine_arn, "execution_arn", arn,
+                      "described", described, "requests", requests, "history");
         if (!j)
                 return -ENOMEM;
         *ret = TAKE_PTR(j);

@@ -26,8 +26,8 @@
 #define SFN_CODE_MAX 128u
 
 static const char *const action_table[_SFN_ACTION_MAX] = {
-        [SFN_START_EXECUTION] = "StartExecution",     [SFN_SEND_TASK_SUCCESS] = "SendTaskSuccess",
-        [SFN_SEND_TASK_FAILURE] = "SendTaskFailure",  [SFN_SEND_TASK_HEARTBEAT] = "SendTaskHeartbeat",
+        [SFN_START_EXECUTION] = "StartExecution",       [SFN_SEND_TASK_SUCCESS] = "SendTaskSuccess",
+        [SFN_SEND_TASK_FAILURE] = "SendTaskFailure",    [SFN_SEND_TASK_HEARTBEAT] = "SendTaskHeartbeat",
         [SFN_DESCRIBE_EXECUTION] = "DescribeExecution",
 };
 
@@ -151,7 +151,8 @@ int sfn_execution_arn(const char *state_machine_arn, const char *name, char **re
         const char *p = state_machine_arn ? strstr(state_machine_arn, ":stateMachine:") : NULL;
         char *s;
 
-        if (!p || strncmp(state_machine_arn, "arn:", 4) != 0 || !sfn_name_is_valid(name) || !p[strlen(":stateMachine:")])
+        if (!p || strncmp(state_machine_arn, "arn:", 4) != 0 || !sfn_name_is_valid(name) ||
+            !p[strlen(":stateMachine:")])
                 return -EINVAL;
         s = mem_printf("%.*s:execution:%s:%s", (int) (p - state_machine_arn), state_machine_arn,
                        p + strlen(":stateMachine:"), name);
@@ -201,7 +202,7 @@ int sfn_parse_start_execution(const char *body, size_t len, char **ret_execution
 }
 
 static const char *const execution_statuses[] = { "RUNNING",   "SUCCEEDED", "FAILED",
-                                                   "TIMED_OUT", "ABORTED",   "PENDING_REDRIVE" };
+                                                  "TIMED_OUT", "ABORTED",   "PENDING_REDRIVE" };
 
 int sfn_parse_describe_execution(const char *body, size_t len, json_t **ret) {
         static const char *const strings[] = { "executionArn", "name", "status", "error", "cause", "input", "output" };
@@ -290,17 +291,26 @@ int sfn_parse_error(const char *body, size_t len, char **ret_code, char **ret_me
 
 /* Busy or broken on AWS's side: again, soon. */
 static const char *const retry_codes[] = {
-        "ThrottlingException", "Throttling",        "ThrottledException",   "TooManyRequestsException",
-        "RequestLimitExceeded", "ServiceUnavailable", "ServiceUnavailableException", "InternalFailure",
-        "InternalServerError", "InternalServerException", "RequestTimeout", "RequestTimeoutException",
+        "ThrottlingException",         "Throttling",           "ThrottledException",
+        "TooManyRequestsException",    "RequestLimitExceeded", "ServiceUnavailable",
+        "ServiceUnavailableException", "InternalFailure",      "InternalServerError",
+        "InternalServerException",     "RequestTimeout",       "RequestTimeoutException",
 };
 
 /* Our credentials, signature or clock: the request itself is fine and is
  * sent once they are. */
 static const char *const later_codes[] = {
-        "ExpiredToken",           "ExpiredTokenException",  "InvalidSignatureException", "SignatureDoesNotMatch",
-        "IncompleteSignature",    "InvalidClientTokenId",   "UnrecognizedClientException", "RequestExpired",
-        "MissingAuthenticationToken", "AccessDeniedException", "MissingAuthenticationTokenException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "RequestExpired",
+        "MissingAuthenticationToken",
+        "AccessDeniedException",
+        "MissingAuthenticationTokenException",
 };
 
 static bool in_table(const char *const *t, size_t n, const char *code) {
@@ -406,7 +416,8 @@ int sfn_client_new(const SfnClientOptions *o, SfnClient **ret) {
         c->region = mem_strdup(isempty(o->region) ? SFN_REGION_DEFAULT : o->region);
         if (!c->region)
                 return -ENOMEM;
-        c->url = !isempty(o->endpoint) ? mem_strdup(o->endpoint) : mem_printf("https://states.%s.amazonaws.com/", c->region);
+        c->url = !isempty(o->endpoint) ? mem_strdup(o->endpoint)
+                                       : mem_printf("https://states.%s.amazonaws.com/", c->region);
         if (!c->url)
                 return -ENOMEM;
         r = aws_url_split(c->url, &c->host, &c->path);

@@ -95,7 +95,9 @@ static int teardown(void **state _unused_) {
 }
 
 static void new_order(OrderPayment payment, char id[7]) {
-        const OrderItemDraft item = { .sku = "pz-calabresa", .name = "Pizza Calabresa", .qty = 2, .unit_price_cents = 5290 };
+        const OrderItemDraft item = {
+                .sku = "pz-calabresa", .name = "Pizza Calabresa", .qty = 2, .unit_price_cents = 5290
+        };
         const OrderDraft d = {
                 .customer = "+5511987654321",
                 .channel = "sms",
@@ -140,10 +142,11 @@ static json_t *request_body(const char *id, int n) {
         sqlite3_stmt *st = NULL;
         json_t *j = NULL;
 
-        assert_int_equal(sqlite3_prepare_v2(store_db(store),
-                                            "SELECT body FROM sfn_requests WHERE order_id = ? ORDER BY id LIMIT 1 OFFSET ?",
-                                            -1, &st, NULL),
-                         SQLITE_OK);
+        assert_int_equal(
+                sqlite3_prepare_v2(store_db(store),
+                                   "SELECT body FROM sfn_requests WHERE order_id = ? ORDER BY id LIMIT 1 OFFSET ?", -1,
+                                   &st, NULL),
+                SQLITE_OK);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, n);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -170,8 +173,8 @@ static void test_start_is_recorded(void **state _unused_) {
         assert_string_equal(json_string_value(json_object_get(in, "id")), id);
         assert_string_equal(json_string_value(json_object_get(in, "order_id")), id);
         assert_int_equal(json_integer_value(json_object_get(in, "total_cents")), 2 * 5290 + 500);
-        assert_int_equal(json_integer_value(json_object_get(json_object_get(in, "settings"), "payment_timeout_seconds")),
-                         900);
+        assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(in, "settings"), "payment_timeout_seconds")), 900);
         json_decref(in);
         json_decref(body);
 
@@ -196,7 +199,9 @@ static void test_start_is_recorded(void **state _unused_) {
 static void test_start_bounds(void **state _unused_) {
         char id[7];
         _cleanup_free_ char *pad = malloc(SFN_INPUT_MAX + 1), *r = NULL;
-        const OrderItemDraft item = { .sku = "pz-calabresa", .name = "Pizza Calabresa", .qty = 1, .unit_price_cents = 5290 };
+        const OrderItemDraft item = {
+                .sku = "pz-calabresa", .name = "Pizza Calabresa", .qty = 1, .unit_price_cents = 5290
+        };
         const OrderDraft d = { .customer = "+5511987654322",
                                .channel = "sms",
                                .lang = "pt",

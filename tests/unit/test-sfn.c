@@ -177,7 +177,8 @@ static void test_bounds(void **state _unused_) {
         assert_int_equal(sfn_start_execution_body(arn, "x\"y", "{}", &body), -EINVAL);
         assert_int_equal(sfn_start_execution_body("", "7KQ2XM", "{}", &body), -EINVAL);
         assert_true(sfn_name_is_valid("sms-12065550100-cae173d2"));
-        assert_false(sfn_name_is_valid("012345678901234567890123456789012345678901234567890123456789012345678901234567890"));
+        assert_false(
+                sfn_name_is_valid("012345678901234567890123456789012345678901234567890123456789012345678901234567890"));
         /* tokens: 1..2048 bytes; error and cause bounded */
         memset(token, 't', SFN_TOKEN_MAX + 1);
         token[SFN_TOKEN_MAX + 1] = 0;
@@ -204,7 +205,8 @@ static void test_execution_arn(void **state _unused_) {
         } rows[] = {
                 { "arn:aws:states:us-east-1:123456789012:stateMachine:OrderConversation", "sms-12065550100-cae173d2",
                   "arn:aws:states:us-east-1:123456789012:execution:OrderConversation:sms-12065550100-cae173d2" },
-                { "arn:aws-cn:states:cn-north-1:1:stateMachine:o", "7KQ2XM", "arn:aws-cn:states:cn-north-1:1:execution:o:7KQ2XM" },
+                { "arn:aws-cn:states:cn-north-1:1:stateMachine:o", "7KQ2XM",
+                  "arn:aws-cn:states:cn-north-1:1:execution:o:7KQ2XM" },
                 { "arn:aws:states:us-east-1:1:stateMachine:", "7KQ2XM", NULL },
                 { "states:us-east-1:1:stateMachine:o", "7KQ2XM", NULL },
                 { "arn:aws:states:us-east-1:1:activity:o", "7KQ2XM", NULL },
@@ -239,8 +241,8 @@ static void test_answer_vectors(void **state _unused_) {
         if (!start || !desc || !success)
                 skip();
         assert_int_equal(sfn_parse_start_execution(start, strlen(start), &arn), 0);
-        assert_string_equal(arn,
-                            "arn:aws:states:us-east-1:123456789012:execution:OrderConversation:sms-12065550100-cae173d2");
+        assert_string_equal(
+                arn, "arn:aws:states:us-east-1:123456789012:execution:OrderConversation:sms-12065550100-cae173d2");
         assert_int_equal(sfn_parse_describe_execution(desc, strlen(desc), &d), 0);
         assert_string_equal(json_string_value(json_object_get(d, "status")), "RUNNING");
         assert_string_equal(json_string_value(json_object_get(d, "name")), "sms-12065550100-cae173d2");
@@ -254,7 +256,11 @@ static void test_answer_vectors(void **state _unused_) {
         assert_string_equal(success, "{}\n");
         assert_int_equal(sfn_classify(SFN_SEND_TASK_SUCCESS, 200, NULL), SFN_RESULT_OK);
         /* answers that are not what they should be */
-        static const char *const bad_start[] = { "", "[]", "{}", "{\"executionArn\": 7}", "{\"executionArn\": \"\"}",
+        static const char *const bad_start[] = { "",
+                                                 "[]",
+                                                 "{}",
+                                                 "{\"executionArn\": 7}",
+                                                 "{\"executionArn\": \"\"}",
                                                  "{\"executionArn\": \"a\", \"executionArn\": \"b\"}" };
         for (size_t i = 0; i < ELEMENTSOF(bad_start); i++) {
                 char *a = NULL;
@@ -289,12 +295,12 @@ static void test_error_vectors(void **state _unused_) {
         } rows[] = {
                 { "constructed-error-execution-already-exists.http", SFN_START_EXECUTION, "ExecutionAlreadyExists",
                   "Execution Already Exists: 'arn:aws:states:", SFN_RESULT_OK, false },
-                { "constructed-error-invalid-token.http", SFN_SEND_TASK_SUCCESS, "InvalidToken", "Invalid Token: ",
-                  SFN_RESULT_PERMANENT, true },
+                { "constructed-error-invalid-token.http", SFN_SEND_TASK_SUCCESS, "InvalidToken",
+                  "Invalid Token: ", SFN_RESULT_PERMANENT, true },
                 { "constructed-error-task-does-not-exist.http", SFN_SEND_TASK_FAILURE, "TaskDoesNotExist",
                   "Task Does Not Exist: ", SFN_RESULT_PERMANENT, true },
-                { "constructed-error-task-timed-out.http", SFN_SEND_TASK_HEARTBEAT, "TaskTimedOut", "Task Timed Out: ",
-                  SFN_RESULT_PERMANENT, true },
+                { "constructed-error-task-timed-out.http", SFN_SEND_TASK_HEARTBEAT, "TaskTimedOut",
+                  "Task Timed Out: ", SFN_RESULT_PERMANENT, true },
                 { "constructed-error-throttling.http", SFN_START_EXECUTION, "ThrottlingException", "Rate exceeded",
                   SFN_RESULT_RETRY, false },
                 { "constructed-error-validation.http", SFN_START_EXECUTION, "ValidationException",
@@ -469,11 +475,11 @@ static void test_oom(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_names),           cmocka_unit_test(test_request_vectors),
-                cmocka_unit_test(test_input_text),      cmocka_unit_test(test_bounds),
-                cmocka_unit_test(test_execution_arn),   cmocka_unit_test(test_answer_vectors),
-                cmocka_unit_test(test_error_vectors),   cmocka_unit_test(test_parse_error_bounds),
-                cmocka_unit_test(test_classify),        cmocka_unit_test(test_backoff),
+                cmocka_unit_test(test_names),         cmocka_unit_test(test_request_vectors),
+                cmocka_unit_test(test_input_text),    cmocka_unit_test(test_bounds),
+                cmocka_unit_test(test_execution_arn), cmocka_unit_test(test_answer_vectors),
+                cmocka_unit_test(test_error_vectors), cmocka_unit_test(test_parse_error_bounds),
+                cmocka_unit_test(test_classify),      cmocka_unit_test(test_backoff),
                 cmocka_unit_test(test_oom),
         };
 

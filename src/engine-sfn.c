@@ -488,6 +488,14 @@ static void sfn_free(void *b) {
         free(e);
 }
 
+/* Queue action with body for id, due at once (after the commit). */
+static int queue_in_txn(EngineSfn *e, const char *id, SfnAction action, const char *body, uint64_t now) {
+        return sql_run(e->ctx.store,
+                       "INSERT INTO sfn_requests (order_id, action, body, status, next_attempt_at, created_at, "
+                       "updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+                       "tttii", id, sfn_action_to_string(action), body, (int64_t) now, (int64_t) now);
+}
+
 static int sfn_start_in_txn(void *b, const char *id, json_t *input) {
         EngineSfn *e = b;
         const Config *c = snapshot(e)->config;
@@ -540,10 +548,7 @@ static int sfn_start_in_txn(void *b, const char *id, json_t *input) {
                     (int64_t) now);
         if (r < 0)
                 return r;
-        return sql_run(e->ctx.store,
-                       "INSERT INTO sfn_requests (order_id, action, body, status, next_attempt_at, created_at, "
-                       "updated_at) VALUES (?, 'StartExecution', ?, 'pending', 0, ?, ?)",
-                       "ttii", id, body, (int64_t) now, (int64_t) now);
+        return queue_in_txn(e, id, SFN_START_EXECUTION, body, now);
 }
 
 /* The newest token of id and what it waits for: 0, -EBUSY (none), -ENOENT
@@ -597,10 +602,7 @@ static int sfn_send_in_txn(void *b, const char *id, json_t *output) {
         r = sfn_send_task_success_body(token, text, &body);
         if (r < 0)
                 return r;
-        r = sql_run(e->ctx.store,
-                    "INSERT INTO sfn_requests (order_id, action, body, status, next_attempt_at, created_at, "
-                    "updated_at) VALUES (?, 'SendTaskSuccess', ?, 'pending', 0, ?, ?)",
-                    "ttii", id, body, (int64_t) now, (int64_t) now);
+        r = queue_in_txn(e, id, SFN_SEND_TASK_SUCCESS, body, now);
         if (r < 0)
                 return r;
         /* A token answers once: the next event waits for the next token. */

@@ -187,6 +187,9 @@ static const ConfKey conf_keys[] = {
         { "aws", "endpoint_bedrock", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_bedrock), true,
           "Base URL of the Bedrock Runtime API (nlu.backend=bedrock), http:// or https://, without a path; empty: "
           "https://bedrock-runtime.REGION.amazonaws.com. For VPC endpoints and tests." },
+        { "aws", "endpoint_states", CONF_STRING, "", NULL, 0, 0, NULL, OFF(aws_endpoint_states), false,
+          "URL of the Step Functions API (engine.backend=stepfunctions), http:// or https://, with the path "
+          "requests are posted to; empty: https://states.REGION.amazonaws.com/. For VPC endpoints and tests." },
 
         { "pix", "key", CONF_STRING, "", NULL, 0, 0, NULL, OFF(pix_key), true,
           "The store's Pix key (e-mail, +55 phone, CPF/CNPJ digits or random key) in the BR Codes of Pix orders. "
@@ -234,6 +237,9 @@ static const ConfKey conf_keys[] = {
         { "engine", "definition", CONF_PATH, "order.asl.json", NULL, 0, 0, NULL, OFF(engine_definition), false,
           "The order workflow in Amazon States Language (statemachine/order.asl.json of the source, installed "
           "beside deliveryd.conf); the local engine loads it at start and refuses to start when it is not valid." },
+        { "engine", "state_machine_arn", CONF_STRING, "", NULL, 0, 0, NULL, OFF(engine_state_machine_arn), false,
+          "With engine.backend=stepfunctions: the ARN of the state machine (order.asl.json deployed on AWS) that "
+          "StartExecution starts, arn:aws:states:REGION:ACCOUNT:stateMachine:NAME; required there." },
         { "engine", "payment_timeout", CONF_DURATION, "15min", NULL, USEC(1), USEC(86400), NULL,
           OFF(engine_payment_timeout_usec), true,
           "How long a Pix payment may take: an order not paid by then is cancelled (reason timeout) and its "
@@ -719,6 +725,20 @@ static void conf_validate(const Config *c, Diags *diags) {
                 src = source_of(c, &c->nlu_model_id);
                 diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
                           "nlu.model_id: must not be empty with nlu.backend=bedrock");
+        }
+        if (c->engine_backend == ENGINE_STEPFUNCTIONS) {
+                const char *arn = c->engine_state_machine_arn;
+
+                src = source_of(c, &c->engine_state_machine_arn);
+                if (isempty(arn))
+                        diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
+                                  "engine.state_machine_arn: must be set with engine.backend=stepfunctions (the ARN "
+                                  "of the deployed order state machine)");
+                else if (strncmp(arn, "arn:", 4) != 0 || !strstr(arn, ":states:") || !strstr(arn, ":stateMachine:"))
+                        diags_add(diags, src && src->file ? src->file : c->path, src ? src->line : 0,
+                                  "engine.state_machine_arn: '%s' is not a state machine ARN "
+                                  "(arn:aws:states:REGION:ACCOUNT:stateMachine:NAME)",
+                                  arn);
         }
 }
 

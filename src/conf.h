@@ -129,6 +129,7 @@ typedef struct Config {
         char *aws_endpoint_sns;
         char *aws_endpoint_eum;
         char *aws_endpoint_bedrock;
+        char *aws_endpoint_states;
 
         /* [pix] */
         char *pix_key;
@@ -150,6 +151,7 @@ typedef struct Config {
         char *conversation_handoff_to;
         int engine_backend; /* EngineBackend */
         char *engine_definition;
+        char *engine_state_machine_arn;
         uint64_t engine_payment_timeout_usec;
         int engine_cancel_until; /* EngineCancelUntil */
         uint64_t engine_late_grace_usec;

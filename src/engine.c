@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "engine-local.h"
+#include "engine-sfn.h"
 #include "strutil.h"
 
 /* Longest address an event may carry (the conversation bounds it too). */
@@ -46,6 +47,7 @@ EngineEvent engine_event_from_string(const char *s) {
 /* One row per backend, indexed by EngineBackend; NULL: not in this build. */
 static const EngineOps *const backends[_ENGINE_BACKEND_MAX] = {
         [ENGINE_LOCAL] = &engine_local_ops,
+        [ENGINE_STEPFUNCTIONS] = &engine_sfn_ops,
 };
 
 int engine_new(const EngineContext *ctx, Engine **ret, char **ret_error) {
@@ -55,7 +57,7 @@ int engine_new(const EngineContext *ctx, Engine **ret, char **ret_error) {
         int r;
 
         if (b < 0 || b >= _ENGINE_BACKEND_MAX || !backends[b]) {
-                *ret_error = mem_printf("engine.backend=%s is not available in this version (only local is)",
+                *ret_error = mem_printf("engine.backend=%s is not available in this version",
                                         strempty(engine_backend_to_string(b)));
                 return -EOPNOTSUPP;
         }
@@ -269,7 +271,11 @@ int engine_event_in_txn(Engine *e, const char *order_id, const char *event, json
                         *ret_refused_reason = why;
                 return r;
         }
-        if (!wait)
+        if (!wait) {
+                if (ret_refused_reason)
+                        *ret_refused_reason = "the workflow waits for no event now (between two steps, or on Step "
+                                              "Functions no task token is known for it yet)";
                 return -EBUSY;
+        }
         return e->ops->send_in_txn(e->backend, id, output);
 }

@@ -2,7 +2,7 @@
 /*
  * engine.h — the order workflow's runner, one per daemon, behind a table of
  * backends chosen by engine.backend (engine-local.c: the durable local ASL
- * engine; stepfunctions later).  It owns nothing of the order itself: the
+ * engine; engine-sfn.c: AWS Step Functions).  It owns nothing of the order itself: the
  * workflow's tasks (tasks.h, and the notify / track / eta /
  * payment_received tasks of the local backend) change the order.
  *
@@ -26,6 +26,8 @@
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
+#include "aws-credentials.h"
+#include "curl-event.h"
 #include "macro.h"
 #include "orders.h"
 #include "outbox.h"
@@ -46,6 +48,10 @@ typedef struct EngineContext {
         void *userdata;
         EngineClock clock; /* NULL: CLOCK_REALTIME */
         void *clock_data;
+        /* For engine.backend = stepfunctions (borrowed; NULL for local):
+         * the daemon's HTTP client and AWS credentials chain. */
+        CurlEvent *curl;
+        AwsCredentialsProvider *credentials;
 } EngineContext;
 
 /* The events engine_event_in_txn() takes. */

@@ -958,7 +958,9 @@ static int order_event(Manager *m, const char *id, const char *event, json_t *da
                 *ret_http = r == -EPERM ? 409 : 400;
                 return r;
         case -EBUSY:
-                *ret_error = mem_printf("order %s is between two steps of its workflow; try again in a moment", canon);
+                *ret_error = why
+                        ? mem_printf("order %s: not now: %s", canon, why)
+                        : mem_printf("order %s is between two steps of its workflow; try again in a moment", canon);
                 *ret_http = 503;
                 return r;
         default:
@@ -1227,6 +1229,8 @@ static int manager_new_engine(Manager *m) {
                 .outbox = m->outbox,
                 .snapshot = current_snapshot,
                 .userdata = m,
+                .curl = m->curl,
+                .credentials = m->aws_credentials,
         };
         int r = engine_new(&ctx, &m->engine, &error);
 

@@ -207,6 +207,44 @@ static const StoreMigration migrations[] = {
           "        created_at INTEGER NOT NULL\n"
           ") STRICT, WITHOUT ROWID;\n"
           "CREATE INDEX execution_tokens_execution ON execution_tokens (execution);\n" },
+        { 9, "sfn",
+          /* engine.backend = stepfunctions (engine-sfn.c): one row per
+           * order whose workflow runs on AWS (its execution ARN once
+           * StartExecution answered, the last DescribeExecution answer);
+           * the calls made inside a transaction, with their bodies as
+           * sent, waiting to be sent after the commit, in id order per
+           * order ('pending' → 'done' or 'failed'); and the task tokens
+           * of the tasks that wait for an order's events, filled by the
+           * Lambda side or an operator. */
+          "CREATE TABLE sfn_executions (\n"
+          "        order_id      TEXT PRIMARY KEY,\n"
+          "        execution_arn TEXT,\n"
+          "        status        TEXT NOT NULL DEFAULT 'PENDING',\n"
+          "        described     TEXT,\n"
+          "        described_at  INTEGER,\n"
+          "        created_at    INTEGER NOT NULL\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE TABLE sfn_requests (\n"
+          "        id              INTEGER PRIMARY KEY,\n"
+          "        order_id        TEXT NOT NULL REFERENCES sfn_executions (order_id),\n"
+          "        action          TEXT NOT NULL CHECK (action IN ('StartExecution', 'SendTaskSuccess', "
+          "'SendTaskFailure', 'SendTaskHeartbeat')),\n"
+          "        body            TEXT NOT NULL,\n"
+          "        status          TEXT NOT NULL CHECK (status IN ('pending', 'done', 'failed')),\n"
+          "        attempts        INTEGER NOT NULL DEFAULT 0,\n"
+          "        next_attempt_at INTEGER NOT NULL,\n"
+          "        last_error      TEXT,\n"
+          "        created_at      INTEGER NOT NULL,\n"
+          "        updated_at      INTEGER NOT NULL\n"
+          ") STRICT;\n"
+          "CREATE INDEX sfn_requests_pending ON sfn_requests (order_id, id) WHERE status = 'pending';\n"
+          "CREATE TABLE sfn_task_tokens (\n"
+          "        token      TEXT PRIMARY KEY,\n"
+          "        order_id   TEXT NOT NULL REFERENCES sfn_executions (order_id),\n"
+          "        wait       TEXT NOT NULL CHECK (wait IN ('payment', 'status')),\n"
+          "        created_at INTEGER NOT NULL\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE INDEX sfn_task_tokens_order ON sfn_task_tokens (order_id);\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

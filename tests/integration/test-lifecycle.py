@@ -106,8 +106,10 @@ class Lifecycle(DaemonTestCase):
         port = d.http_port()
         # The harness gives -o http.listen; a changed -o cannot come from a
         # reload, so change a restart-only key in the file instead.
-        write_text(conf, read_text(conf) + "\n[engine]\nbackend = stepfunctions\n")
-        d.allowed += (r"engine\.backend changed, but it can only change with a restart",)
+        write_text(conf, read_text(conf) + "\n[engine]\nbackend = stepfunctions\n"
+                   "state_machine_arn = arn:aws:states:us-east-1:123456789012:stateMachine:order\n")
+        d.allowed += (r"engine\.backend changed, but it can only change with a restart",
+                      r"engine\.state_machine_arn changed, but it can only change with a restart")
         p = d.ctl("reload")
         self.assertIn("engine.backend changed, but it can only change with a restart", p.stderr)
         s = d.stats()

@@ -29,6 +29,7 @@ static const char *const phase_table[_CONV_PHASE_MAX] = {
         [CONV_AWAIT_CONFIRM] = "await_confirm",
         [CONV_AWAIT_CANCEL] = "await_cancel",
         [CONV_AWAIT_NEW_ADDRESS] = "await_new_address",
+        [CONV_AWAIT_ADDRESS_FEE] = "await_address_fee",
         [CONV_HANDOFF] = "handoff",
 };
 
@@ -756,6 +757,75 @@ static int say_about_order(const ConvEnv *env, ConvState *s, const ConvInput *in
                    ELEMENTSOF(v));
 }
 
+/* A new address for order o (the customer's words; context: the whole
+ * message): placed in a zone and quoted before anything is asked of the
+ * workflow.  Outside the zones, say so; a fee that changes, ask first;
+ * else hand it over. */
+static int propose_address(const ConvEnv *env, ConvState *s, const ConvOrder *o, const char *address,
+                           const char *context, ConvActions *out) {
+        const Zone *z = NULL;
+        _cleanup_free_ char *place = NULL;
+        char order_id_text[NLU_ORDER_ID_LEN + 1];
+        int k = catalog_locate(catalog(env), address, false, &z, &place);
+
+        if (k == ZONE_PLACE_UNKNOWN && context && !streq(context, address))
+                k = catalog_locate(catalog(env), context, false, &z, &place);
+        if (k < 0)
+                return k;
+        snprintf(order_id_text, sizeof order_id_text, "%s", o->id);
+        strscpy(out->about_order, sizeof out->about_order, o->id);
+        /* Dispatched already: the workflow refuses, with its reason. */
+        bool late = streq(o->status, "IN_DELIVERY") || streq(o->status, "DELIVERED") || streq(o->status, "CANCELLED");
+        if (late)
+                k = ZONE_PLACE_FOUND, z = NULL;
+        if (k == ZONE_PLACE_OUTSIDE) {
+                free(s->address);
+                s->address = mem_strdup(address);
+                if (!s->address)
+                        return -ENOMEM;
+                k = say_outside(env, s, out, place);
+                s->address = mfree(s->address);
+                s->phase = CONV_AWAIT_NEW_ADDRESS;
+                out->why = "new address outside the zones";
+                return k;
+        }
+        if (k == ZONE_PLACE_UNKNOWN) {
+                const TemplateVar v[] = { { "address", address } };
+                s->phase = CONV_AWAIT_NEW_ADDRESS;
+                out->why = "new address not placed";
+                return say(env, s, out, "ask_neighbourhood", v, ELEMENTSOF(v));
+        }
+        if (z && z->fee_cents != o->fee_cents) {
+                _cleanup_free_ char *old_fee = NULL, *new_fee = NULL, *total = NULL;
+                if ((k = money(o->fee_cents, s->lang, &old_fee)) < 0 ||
+                    (k = money(z->fee_cents, s->lang, &new_fee)) < 0 ||
+                    (k = money(o->total_cents - o->fee_cents + z->fee_cents, s->lang, &total)) < 0)
+                        return k;
+                free(s->address);
+                s->address = mem_strdup(address);
+                if (!s->address)
+                        return -ENOMEM;
+                const TemplateVar v[] = { { "order_id", order_id_text },
+                                          { "address", address },
+                                          { "old_fee", old_fee },
+                                          { "new_fee", new_fee },
+                                          { "total", total } };
+                s->phase = CONV_AWAIT_ADDRESS_FEE;
+                out->why = "new fee asked";
+                return say(env, s, out, "change_address_fee", v, ELEMENTSOF(v));
+        }
+        out->request = CONV_REQUEST_CHANGE_ADDRESS;
+        strscpy(out->request_order, sizeof out->request_order, o->id);
+        out->request_address = mem_strdup(address);
+        if (!out->request_address)
+                return -ENOMEM;
+        s->order_id[0] = 0;
+        s->phase = CONV_IDLE;
+        out->why = "address change requested";
+        const TemplateVar v[] = { { "order_id", order_id_text } };
+        return say(env, s, out, "request_forwarded", v, ELEMENTSOF(v));
+}
+
 static int ask_about_order(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActions *out) {
         ConvOrder o = {};
         char order_id_text[NLU_ORDER_ID_LEN + 1];
@@ -772,17 +842,8 @@ static int ask_about_order(const ConvEnv *env, ConvState *s, const ConvInput *in
                 out->why = "cancel asked";
                 return say(env, s, out, "cancel_ask", v, ELEMENTSOF(v));
         }
-        if (in->nlu->address) {
-                /* "change the address to Rua X 10": nothing left to ask */
-                out->request = CONV_REQUEST_CHANGE_ADDRESS;
-                strscpy(out->request_order, sizeof out->request_order, o.id);
-                out->request_address = mem_strdup(in->nlu->address);
-                if (!out->request_address)
-                        return -ENOMEM;
-                s->phase = CONV_IDLE;
-                out->why = "address change requested";
-                return say(env, s, out, "request_forwarded", v, ELEMENTSOF(v));
-        }
+        if (in->nlu->address) /* "change the address to Rua X 10" */
+                return propose_address(env, s, &o, in->nlu->address, in->text, out);
         s->phase = CONV_AWAIT_NEW_ADDRESS;
         out->why = "new address asked";
         return say(env, s, out, "change_address_ask", v, ELEMENTSOF(v));
@@ -993,10 +1054,17 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
                         out->why = "cancel withdrawn";
                         return say(env, s, out, "cancel_kept", v, ELEMENTSOF(v));
                 } else if (!cancel && (r->address || r->intent == NLU_INTENT_OTHER)) {
-                        out->request = CONV_REQUEST_CHANGE_ADDRESS;
-                        out->request_address = mem_strdup(r->address ?: in->text);
-                        if (!out->request_address)
-                                return -ENOMEM;
+                        /* the order as it is now: its fee may have changed since */
+                        ConvOrder o = {};
+                        k = env->find_order ? env->find_order(env->userdata, in->customer, s->order_id, &o) : 0;
+                        if (k < 0)
+                                return k;
+                        if (k == 0) {
+                                s->phase = CONV_IDLE;
+                                out->why = "no such order";
+                                return say(env, s, out, "unknown_order", v, ELEMENTSOF(v));
+                        }
+                        return propose_address(env, s, &o, r->address ?: in->text, in->text, out);
                 } else if (!cancel && r->intent == NLU_INTENT_DENY) {
                         s->phase = CONV_IDLE;
                         out->why = "address change withdrawn";
@@ -1008,6 +1076,37 @@ static int turn(const ConvEnv *env, ConvState *s, const ConvInput *in, ConvActio
                 s->phase = CONV_IDLE;
                 out->why = cancel ? "cancel requested" : "address change requested";
                 return say(env, s, out, "request_forwarded", v, ELEMENTSOF(v));
+        }
+        case CONV_AWAIT_ADDRESS_FEE: {
+                char order_id_text[NLU_ORDER_ID_LEN + 1];
+                snprintf(order_id_text, sizeof order_id_text, "%s", s->order_id);
+                const TemplateVar v[] = { { "order_id", order_id_text } };
+                strscpy(out->about_order, sizeof out->about_order, s->order_id);
+                if (r->intent == NLU_INTENT_CONFIRM && s->address) {
+                        out->request = CONV_REQUEST_CHANGE_ADDRESS;
+                        strscpy(out->request_order, sizeof out->request_order, s->order_id);
+                        out->request_address = TAKE_PTR(s->address);
+                        s->order_id[0] = 0;
+                        s->phase = CONV_IDLE;
+                        out->why = "address change requested";
+                        return say(env, s, out, "request_forwarded", v, ELEMENTSOF(v));
+                }
+                if (r->intent == NLU_INTENT_DENY) {
+                        s->address = mfree(s->address);
+                        s->order_id[0] = 0;
+                        s->phase = CONV_IDLE;
+                        out->why = "address change withdrawn";
+                        return say(env, s, out, "cancel_kept", v, ELEMENTSOF(v));
+                }
+                if (r->address) {
+                        /* yet another address */
+                        ConvOrder o = {};
+                        k = env->find_order ? env->find_order(env->userdata, in->customer, s->order_id, &o) : 0;
+                        if (k <= 0)
+                                return k;
+                        return propose_address(env, s, &o, r->address, in->text, out);
+                }
+                break;
         }
         case CONV_AWAIT_NEIGHBOURHOOD:
                 if (!r->address && r->n_items == 0 &&

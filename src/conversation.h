@@ -38,6 +38,7 @@ typedef enum ConvPhase {
         CONV_AWAIT_CONFIRM, /* the summary was sent: SIM / NÃO */
         CONV_AWAIT_CANCEL, /* "cancel order #X?" was asked */
         CONV_AWAIT_NEW_ADDRESS, /* the new address of order #X was asked for */
+        CONV_AWAIT_ADDRESS_FEE, /* the new address changes the fee: SIM / NÃO */
         CONV_HANDOFF, /* a person from the store answers; the bot is silent */
         _CONV_PHASE_MAX,
         _CONV_PHASE_INVALID = -EINVAL,
@@ -84,6 +85,7 @@ typedef struct ConvOrder {
         char id[NLU_ORDER_ID_LEN + 1];
         char status[16]; /* "CREATED" … "CANCELLED" */
         uint64_t eta_usec; /* 0: not known */
+        int64_t fee_cents, total_cents; /* its delivery fee and total now */
 } ConvOrder;
 
 typedef struct ConvEnv {

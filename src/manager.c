@@ -1089,6 +1089,8 @@ static int chat_find_order(void *userdata, const char *customer, const char *id,
         strscpy(ret->id, sizeof ret->id, json_string_value(json_object_get(o, "id")) ?: id);
         strscpy(ret->status, sizeof ret->status, json_string_value(json_object_get(o, "status")) ?: "CREATED");
         ret->eta_usec = parse_utc(json_string_value(json_object_get(o, "eta")));
+        ret->fee_cents = json_integer_value(json_object_get(o, "delivery_fee_cents"));
+        ret->total_cents = json_integer_value(json_object_get(o, "total_cents"));
         json_decref(o);
         return 1;
 }

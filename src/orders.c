@@ -441,8 +441,8 @@ int orders_set_eta_in_txn(Orders *o, const char *id_text, uint64_t eta_usec, uin
         return update_one(o, st, "update order ETA");
 }
 
-int orders_set_quote_in_txn(Orders *o, const char *id_text, const char *zone, const char *zone_name, int64_t fee_cents,
-                            uint64_t eta_usec, uint64_t now_usec) {
+int orders_set_quote_in_txn(Orders *o, const char *id_text, const char *address, const char *zone,
+                            const char *zone_name, int64_t fee_cents, uint64_t eta_usec, uint64_t now_usec) {
         char id[ORDER_ID_LEN + 1];
         sqlite3_stmt *st = NULL;
         int r;
@@ -453,7 +453,7 @@ int orders_set_quote_in_txn(Orders *o, const char *id_text, const char *zone, co
                 return -EINVAL;
         r = prepare(o,
                     "UPDATE orders SET zone = ?, zone_name = ?, delivery_fee_cents = ?, total_cents = subtotal_cents "
-                    "+ ?, eta = ?, updated_at = ? WHERE id = ?",
+                    "+ ?, eta = ?, updated_at = ?, address = coalesce(?, address) WHERE id = ?",
                     &st);
         if (r < 0)
                 return r;
@@ -466,7 +466,8 @@ int orders_set_quote_in_txn(Orders *o, const char *id_text, const char *zone, co
         else
                 sqlite3_bind_null(st, 5);
         sqlite3_bind_int64(st, 6, (int64_t) now_usec);
-        sqlite3_bind_text(st, 7, id, -1, SQLITE_STATIC);
+        bind_opt(st, 7, address);
+        sqlite3_bind_text(st, 8, id, -1, SQLITE_STATIC);
         return update_one(o, st, "update order quote");
 }
 

@@ -133,10 +133,11 @@ int orders_set_status_in_txn(Orders *o, const char *id, OrderStatus to, const ch
 /* Record a new ETA (usec since the epoch); inside the caller's transaction.  -ENOENT. */
 int orders_set_eta_in_txn(Orders *o, const char *id, uint64_t eta_usec, uint64_t now_usec);
 
-/* Record the zone and fee of a quote (total recomputed) and its ETA;
- * inside the caller's transaction.  -ENOENT, -EINVAL. */
-int orders_set_quote_in_txn(Orders *o, const char *id, const char *zone, const char *zone_name, int64_t fee_cents,
-                            uint64_t eta_usec, uint64_t now_usec);
+/* Record a quote: the address it was for (NULL: keep the order's), its
+ * zone and fee (total recomputed) and its ETA; inside the caller's
+ * transaction.  -ENOENT, -EINVAL. */
+int orders_set_quote_in_txn(Orders *o, const char *id, const char *address, const char *zone, const char *zone_name,
+                            int64_t fee_cents, uint64_t eta_usec, uint64_t now_usec);
 
 /* Record the payment's state ("authorised", "pending", "paid", "voided")
  * and the Pix code (may be NULL: kept as it is); inside the caller's

@@ -163,7 +163,7 @@ static int task_quote(TaskContext *ctx, json_t *input, json_t **ret, TaskFailure
         }
         uint64_t eta_usec = ctx->now_usec + zone->eta_usec;
         if (*id) {
-                r = orders_set_quote_in_txn(ctx->orders, id, zone->id, zone->name, zone->fee_cents, eta_usec,
+                r = orders_set_quote_in_txn(ctx->orders, id, address, zone->id, zone->name, zone->fee_cents, eta_usec,
                                             ctx->now_usec);
                 if (r == -ENOENT)
                         return fail(f, "deliveryd.OrderNotFound", "no order %s", id);

@@ -77,6 +77,7 @@ static const TemplateDecl template_decls[] = {
         { "cancel_ask", "order_id" },
         { "cancel_kept", "order_id" },
         { "change_address_ask", "order_id" },
+        { "change_address_fee", "order_id address old_fee new_fee total" },
         { "request_forwarded", "order_id" },
         { "email_subject", "" },
         { "notify_confirmed", "order_id eta_time tracking_url" },

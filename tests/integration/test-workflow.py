@@ -288,9 +288,14 @@ class Workflow(harness.DaemonTestCase):
         self.sms(d, who, "posso mudar o endereço de entrega?")
         self.wait_to(d, who, "novo endereço|endereço")
         self.sms(d, who, "Rua Teodoro Sampaio 500")
+        # another zone, another fee: the customer confirms it first
+        self.wait_to(d, who, "passa de R\\$ 5,00 para R\\$ 9,00 \\(total R\\$ 58,90\\)")
+        self.assertEqual(self.order_json(d, oid)["delivery_fee_cents"], 500)
+        self.sms(d, who, "sim")
         changed = self.wait_body(d, oid, "alterado para")
         o = self.order_json(d, oid)
         self.assertEqual(o["zone"], "oeste")
+        self.assertIn("Teodoro Sampaio", o["address"])
         self.assertEqual(o["delivery_fee_cents"], 900)
         self.assertEqual(o["total_cents"], total + 400)
         self.assertIn("R$ 9,00", changed)
@@ -299,6 +304,28 @@ class Workflow(harness.DaemonTestCase):
         for s in ("PREPARING", "READY", "IN_DELIVERY", "DELIVERED"):
             d.ctl("order", oid, "set-status", s)
         self.wait_status(d, oid, "DELIVERED")
+
+    def test_address_change_same_fee_and_declined_fee(self):
+        d = self.start()
+        who = "+5511900000015"
+        oid = self.place(d, who, "quero 1 margherita pra Rua Augusta 1500, pago no cartão")
+        self.wait_status(d, oid, "CONFIRMED")
+        # same zone, same fee: nothing to confirm
+        self.sms(d, who, "quero mudar o endereço para Rua Frei Caneca 100")
+        self.wait_body(d, oid, "alterado para")
+        self.assertIn("Frei Caneca", self.order_json(d, oid)["address"])
+        # a dearer zone, declined: nothing changes
+        self.sms(d, who, "quero mudar o endereço para Rua Oscar Freire 10")
+        self.wait_to(d, who, "passa de R\\$ 5,00 para R\\$ 7,00")
+        self.sms(d, who, "não")
+        self.wait_to(d, who, "continua de pé")
+        o = self.order_json(d, oid)
+        self.assertIn("Frei Caneca", o["address"])
+        self.assertEqual(o["delivery_fee_cents"], 500)
+        # outside the zones: said so, nothing changes
+        self.sms(d, who, "quero mudar o endereço para Rua das Flores 10, Tatuapé")
+        self.wait_to(d, who, "não entregamos em Tatuapé")
+        self.assertIn("Frei Caneca", self.order_json(d, oid)["address"])
 
     def test_address_change_after_dispatch(self):
         d = self.start()

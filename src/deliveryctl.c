@@ -405,6 +405,25 @@ static void show_order(json_t *o) {
 }
 
 /* order ID | order ID set-status STATUS | order ID paid */
+/* An execution's history, one event a line, as GetExecutionHistory names them. */
+static void show_execution(json_t *e) {
+        json_t *ev;
+        size_t i;
+
+        printf("execution %s: %s, in state %s, next deadline %s\n", str(e, "name"), str(e, "status"),
+               json_is_string(json_object_get(e, "state")) ? str(e, "state") : "-",
+               json_is_string(json_object_get(e, "next_deadline")) ? str(e, "next_deadline") : "-");
+        json_array_foreach (json_object_get(e, "history"), i, ev) {
+                const char *name = NULL, *key;
+                json_t *v;
+                json_object_foreach (ev, key, v)
+                        if (json_is_object(v) && json_is_string(json_object_get(v, "name")))
+                                name = json_string_value(json_object_get(v, "name"));
+                printf("%4lld %s %-28s %s\n", num(ev, "id", NULL), str(ev, "timestamp"), str(ev, "type"),
+                       strempty(name));
+        }
+}
+
 static int verb_order(const Config *c, char **args) {
         const char *command = "order";
         json_t *req;
@@ -416,12 +435,17 @@ static int verb_order(const Config *c, char **args) {
         } else if (args[1] && streq(args[1], "paid") && !args[2]) {
                 command = "order-paid";
                 req = json_pack("{s:s}", "id", args[0]);
+        } else if (args[1] && streq(args[1], "execution") && !args[2]) {
+                req = json_pack("{s:s}", "id", args[0]);
+                r = req ? run_command(c, "order-execution", req, show_execution) : EXIT_FAILURE;
+                json_decref(req);
+                return r;
         } else if (!args[1])
                 req = json_pack("{s:s}", "id", args[0]);
         else {
                 fprintf(stderr,
                         "deliveryctl: usage: deliveryctl order ID [--json] | order ID set-status STATUS | "
-                        "order ID paid\n");
+                        "order ID paid | order ID execution [--json]\n");
                 return EXIT_USAGE;
         }
         if (!req)
@@ -690,8 +714,9 @@ static const Verb verbs[] = {
           NULL, NULL },
         { "orders", 0, 0, verb_orders, "orders [--json]       orders, oldest first", NULL, NULL },
         { "order", 1, 3, verb_order,
-          "order ID [--json] | order ID set-status STATUS | order ID paid   one order with its items and history; "
-          "report the store's or courier's step (PREPARING, READY, IN_DELIVERY, DELIVERED); confirm its Pix payment",
+          "order ID [--json] | order ID set-status STATUS | order ID paid | order ID execution [--json]   one "
+          "order with its items and history; report the store's or courier's step (PREPARING, READY, IN_DELIVERY, "
+          "DELIVERED); confirm its Pix payment; its workflow's history",
           NULL, NULL },
         { "conversation", 1, 2, verb_conversation,
           "conversation CUSTOMER [--json] | conversation CUSTOMER resume   a customer's conversation; end a "

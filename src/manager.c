@@ -873,6 +873,28 @@ static int cmd_order(void *userdata, json_t *args, json_t **ret, char **ret_erro
         return r;
 }
 
+/* The workflow execution of an order: status, current state, next
+ * deadline and its history (GetExecutionHistory events). */
+static int cmd_order_execution(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        char id[ORDER_ID_LEN + 1];
+        const char *text = NULL;
+        int r;
+
+        if (!args || json_unpack(args, "{s:s}", "id", &text) < 0) {
+                *ret_error = mem_strdup("order-execution needs an id");
+                return -EINVAL;
+        }
+        if (order_id_parse(text, id) < 0) {
+                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", text);
+                return -EINVAL;
+        }
+        r = engine_execution_json(m->engine, id, ret);
+        if (r == -ENOENT)
+                *ret_error = mem_printf("no workflow execution for order %s", id);
+        return r;
+}
+
 /* The customer as the inbox stores them: E.164 as given, e-mail lower-cased. */
 static int customer_arg(json_t *args, char **ret, char **ret_error) {
         const char *who = NULL;
@@ -1004,6 +1026,7 @@ static int cmd_order_paid(void *userdata, json_t *args, json_t **ret, char **ret
 static const ControlCommand control_commands[] = {
         { "order-set-status", cmd_order_set_status },
         { "order-paid", cmd_order_paid },
+        { "order-execution", cmd_order_execution },
         { "orders", cmd_orders },
         { "order", cmd_order },
         { "stats", cmd_stats },

@@ -304,6 +304,18 @@ class Workflow(harness.DaemonTestCase):
         for s in ("PREPARING", "READY", "IN_DELIVERY", "DELIVERED"):
             d.ctl("order", oid, "set-status", s)
         self.wait_status(d, oid, "DELIVERED")
+        # the history shows the address change as an event of the execution
+        ex = self.wait_for("the execution to end", lambda: (lambda e: e if e["status"] == "SUCCEEDED" else None)(
+            json.loads(d.ctl("order", oid, "execution", "--json").stdout)))
+        types = [e["type"] for e in ex["history"]]
+        self.assertEqual(types[0], "ExecutionStarted")
+        self.assertEqual(types[-1], "ExecutionSucceeded")
+        self.assertIn("TaskSucceeded", types)
+        self.assertIn("address", json.dumps(ex["history"]))
+        self.assertRegex(d.ctl("order", oid, "execution").stdout, r"^execution %s: SUCCEEDED" % oid)
+        p = d.ctl("order", "ZZZZZZ", "execution", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no workflow execution for order ZZZZZZ", p.stderr)
 
     def test_address_change_same_fee_and_declined_fee(self):
         d = self.start()

@@ -22,6 +22,9 @@
 #include "outbox-smtp.h"
 #include "strutil.h"
 
+#ifndef PKGDATADIR
+#define PKGDATADIR "/usr/share/deliveryd"
+#endif
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
 #endif
@@ -30,6 +33,10 @@ static const char *const nlu_backend_table[] = { [NLU_RULES] = "rules", [NLU_BED
 static const char *const engine_backend_table[] = {
         [ENGINE_LOCAL] = "local", [ENGINE_STEPFUNCTIONS] = "stepfunctions", NULL
 };
+static const char *const engine_cancel_until_table[] = { [ENGINE_CANCEL_UNTIL_CONFIRMED] = "CONFIRMED",
+                                                         [ENGINE_CANCEL_UNTIL_PREPARING] = "PREPARING",
+                                                         [ENGINE_CANCEL_UNTIL_READY] = "READY",
+                                                         NULL };
 static const char *const sms_transport_table[] = {
         [SMS_TRANSPORT_LOG] = "log", [SMS_TRANSPORT_SNS] = "sns", [SMS_TRANSPORT_EUM] = "eum", NULL
 };
@@ -65,6 +72,7 @@ static const char *table_name(const char *const *table, size_t n, int i) {
 
 DEFINE_STRING_TABLE(nlu_backend, NluBackend, nlu_backend_table, _NLU_BACKEND_MAX)
 DEFINE_STRING_TABLE(engine_backend, EngineBackend, engine_backend_table, _ENGINE_BACKEND_MAX)
+DEFINE_STRING_TABLE(engine_cancel_until, EngineCancelUntil, engine_cancel_until_table, _ENGINE_CANCEL_UNTIL_MAX)
 DEFINE_STRING_TABLE(sms_transport, SmsTransport, sms_transport_table, _SMS_TRANSPORT_MAX)
 DEFINE_STRING_TABLE(mail_transport, MailTransport, mail_transport_table, _MAIL_TRANSPORT_MAX)
 
@@ -126,6 +134,12 @@ static const ConfKey conf_keys[] = {
           "Most HTTP connections open at once." },
         { "http", "max_connections_per_ip", CONF_UINT, "64", NULL, 1, 65536, NULL, OFF(http_max_connections_per_ip),
           false, "Most HTTP connections open at once from one client address." },
+        { "http", "api_token", CONF_STRING, "", NULL, 0, 0, NULL, OFF(http_api_token), true,
+          "Bearer token of the store and courier API (POST /api/orders/ID/status). Prefer http.api_token_file. "
+          "Empty (and no file): the API answers 401 to everyone." },
+        { "http", "api_token_file", CONF_PATH, "", NULL, 0, 0, NULL, OFF(http_api_token_file), true,
+          "File whose first line is the bearer token of the store and courier API, read at each request (so a "
+          "new token needs no reload). Wins over http.api_token." },
         { "http", "public_url", CONF_STRING, "", NULL, 0, 0, NULL, OFF(http_public_url), true,
           "Address at which customers reach the HTTP service, e.g. https://pedidos.example.com; tracking links are "
           "this plus /t/TOKEN. Empty: orders have no tracking link." },
@@ -220,6 +234,22 @@ static const ConfKey conf_keys[] = {
           "e-mail address; empty: no alert, only a log line." },
         { "engine", "backend", CONF_ENUM, "local", NULL, 0, 0, engine_backend_table, OFF(engine_backend), false,
           "Where the order workflow runs: local (durable interpreter) or stepfunctions (AWS Step Functions)." },
+        { "engine", "definition", CONF_PATH, PKGDATADIR "/order.asl.json", NULL, 0, 0, NULL, OFF(engine_definition),
+          false,
+          "The order workflow in Amazon States Language (the order.asl.json that make install puts in the data "
+          "directory); the local engine loads it at start and refuses to start when it is not valid." },
+        { "engine", "payment_timeout", CONF_DURATION, "15min", NULL, USEC(1), USEC(86400), NULL,
+          OFF(engine_payment_timeout_usec), true,
+          "How long a Pix payment may take: an order not paid by then is cancelled (reason timeout) and its "
+          "stock released. Orders already waiting keep the time they started with." },
+        { "engine", "cancel_until", CONF_ENUM, "CONFIRMED", NULL, 0, 0, engine_cancel_until_table,
+          OFF(engine_cancel_until), true,
+          "The last order status at which a customer may cancel: CONFIRMED (not once it is being prepared), "
+          "PREPARING or READY. Later cancellations are refused with the reason." },
+        { "engine", "late_grace", CONF_DURATION, "5min", NULL, 0, USEC(86400), NULL, OFF(engine_late_grace_usec), true,
+          "An order not delivered this long after its ETA is late: the customer gets a delay notice." },
+        { "engine", "delay_step", CONF_DURATION, "10min", NULL, USEC(1), USEC(86400), NULL, OFF(engine_delay_step_usec),
+          true, "How much later the new ETA of a late order is, from the time it was late." },
         { "sms", "transport", CONF_ENUM, "log", NULL, 0, 0, sms_transport_table, OFF(sms_transport), false,
           "How SMS replies leave: log (journal only), sns (Amazon SNS Publish) or eum (AWS End User Messaging SMS "
           "SendTextMessage)." },

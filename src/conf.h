@@ -55,6 +55,18 @@ SmsTransport sms_transport_from_string(const char *s);
 const char *mail_transport_to_string(MailTransport t);
 MailTransport mail_transport_from_string(const char *s);
 
+/* engine.cancel_until: the last order status at which a customer may still cancel. */
+typedef enum EngineCancelUntil {
+        ENGINE_CANCEL_UNTIL_CONFIRMED,
+        ENGINE_CANCEL_UNTIL_PREPARING,
+        ENGINE_CANCEL_UNTIL_READY,
+        _ENGINE_CANCEL_UNTIL_MAX,
+        _ENGINE_CANCEL_UNTIL_INVALID = -EINVAL,
+} EngineCancelUntil;
+
+const char *engine_cancel_until_to_string(EngineCancelUntil c);
+EngineCancelUntil engine_cancel_until_from_string(const char *s);
+
 typedef struct ConfSource {
         char *file; /* NULL: built-in default */
         unsigned line;
@@ -86,6 +98,8 @@ typedef struct Config {
         uint64_t http_max_connections;
         uint64_t http_max_connections_per_ip;
         char *http_public_url;
+        char *http_api_token;
+        char *http_api_token_file;
 
         /* [lmtp] */
         char *lmtp_listen;
@@ -135,6 +149,11 @@ typedef struct Config {
         uint64_t conversation_idle_timeout, conversation_handoff_timeout;
         char *conversation_handoff_to;
         int engine_backend; /* EngineBackend */
+        char *engine_definition;
+        uint64_t engine_payment_timeout_usec;
+        int engine_cancel_until; /* EngineCancelUntil */
+        uint64_t engine_late_grace_usec;
+        uint64_t engine_delay_step_usec;
         int sms_transport; /* SmsTransport */
         char *sms_sender_id;
         char *sms_origination_number;

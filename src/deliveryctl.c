@@ -360,43 +360,6 @@ static int verb_outbox(const Config *c, char **args) {
         return r;
 }
 
-static void show_conversation(json_t *s) {
-        json_t *items = json_object_get(s, "items"), *it;
-        size_t i;
-
-        printf("customer: %s\nphase:    %s\nlanguage: %s\n", str(s, "customer"), str(s, "phase"), str(s, "lang"));
-        json_array_foreach (items, i, it)
-                printf("item:     %lldx %s\n", num(it, "qty", NULL), str(it, "sku"));
-        if (json_is_string(json_object_get(s, "address")))
-                printf("address:  %s\n", str(s, "address"));
-        if (json_is_string(json_object_get(s, "payment")))
-                printf("payment:  %s\n", str(s, "payment"));
-}
-
-static void show_resumed(json_t *s) {
-        printf("conversation with %s: the assistant answers again\n", str(s, "customer"));
-}
-
-/* conversation CUSTOMER | conversation CUSTOMER resume */
-static int verb_conversation(const Config *c, char **args) {
-        json_t *req;
-        int r;
-
-        if (args[1] && !streq(args[1], "resume")) {
-                fprintf(stderr, "deliveryctl: usage: deliveryctl conversation CUSTOMER [resume]\n");
-                return EXIT_USAGE;
-        }
-        req = json_pack("{s:s}", "customer", args[0]);
-        if (!req) {
-                fprintf(stderr, "deliveryctl: conversation: '%s' is not valid UTF-8\n", args[0]);
-                return EXIT_USAGE;
-        }
-        r = run_command(c, args[1] ? "conversation-resume" : "conversation", req,
-                        args[1] ? show_resumed : show_conversation);
-        json_decref(req);
-        return r;
-}
-
 static void money(long long cents) {
         printf("R$%lld.%02lld", cents / 100, cents % 100);
 }
@@ -441,14 +404,66 @@ static void show_order(json_t *o) {
                        *str(v, "reason") ? ": " : "", str(v, "reason"));
 }
 
-/* order ID */
+/* order ID | order ID set-status STATUS | order ID paid */
 static int verb_order(const Config *c, char **args) {
-        json_t *req = json_pack("{s:s}", "id", args[0]);
+        const char *command = "order";
+        json_t *req;
         int r;
 
+        if (args[1] && streq(args[1], "set-status") && args[2]) {
+                command = "order-set-status";
+                req = json_pack("{s:s,s:s}", "id", args[0], "status", args[2]);
+        } else if (args[1] && streq(args[1], "paid") && !args[2]) {
+                command = "order-paid";
+                req = json_pack("{s:s}", "id", args[0]);
+        } else if (!args[1])
+                req = json_pack("{s:s}", "id", args[0]);
+        else {
+                fprintf(stderr,
+                        "deliveryctl: usage: deliveryctl order ID [--json] | order ID set-status STATUS | "
+                        "order ID paid\n");
+                return EXIT_USAGE;
+        }
         if (!req)
                 return EXIT_FAILURE;
-        r = run_command(c, "order", req, show_order);
+        r = run_command(c, command, req, show_order);
+        json_decref(req);
+        return r;
+}
+
+static void show_conversation(json_t *s) {
+        json_t *items = json_object_get(s, "items"), *it;
+        size_t i;
+
+        printf("customer: %s\nphase:    %s\nlanguage: %s\n", str(s, "customer"), str(s, "phase"), str(s, "lang"));
+        json_array_foreach (items, i, it)
+                printf("item:     %lldx %s\n", num(it, "qty", NULL), str(it, "sku"));
+        if (json_is_string(json_object_get(s, "address")))
+                printf("address:  %s\n", str(s, "address"));
+        if (json_is_string(json_object_get(s, "payment")))
+                printf("payment:  %s\n", str(s, "payment"));
+}
+
+static void show_resumed(json_t *s) {
+        printf("conversation with %s: the assistant answers again\n", str(s, "customer"));
+}
+
+/* conversation CUSTOMER | conversation CUSTOMER resume */
+static int verb_conversation(const Config *c, char **args) {
+        json_t *req;
+        int r;
+
+        if (args[1] && !streq(args[1], "resume")) {
+                fprintf(stderr, "deliveryctl: usage: deliveryctl conversation CUSTOMER [resume]\n");
+                return EXIT_USAGE;
+        }
+        req = json_pack("{s:s}", "customer", args[0]);
+        if (!req) {
+                fprintf(stderr, "deliveryctl: conversation: '%s' is not valid UTF-8\n", args[0]);
+                return EXIT_USAGE;
+        }
+        r = run_command(c, args[1] ? "conversation-resume" : "conversation", req,
+                        args[1] ? show_resumed : show_conversation);
         json_decref(req);
         return r;
 }
@@ -673,12 +688,15 @@ static const Verb verbs[] = {
           "outbox [--json] | outbox retry ID | outbox drop ID   outbound messages, oldest first; send one "
           "again or give it up",
           NULL, NULL },
+        { "orders", 0, 0, verb_orders, "orders [--json]       orders, oldest first", NULL, NULL },
+        { "order", 1, 3, verb_order,
+          "order ID [--json] | order ID set-status STATUS | order ID paid   one order with its items and history; "
+          "report the store's or courier's step (PREPARING, READY, IN_DELIVERY, DELIVERED); confirm its Pix payment",
+          NULL, NULL },
         { "conversation", 1, 2, verb_conversation,
           "conversation CUSTOMER [--json] | conversation CUSTOMER resume   a customer's conversation; end a "
           "handoff to a person",
           NULL, NULL },
-        { "orders", 0, 0, verb_orders, "orders [--json]       orders, oldest first", NULL, NULL },
-        { "order", 1, 1, verb_order, "order ID [--json]     one order with its items and history", NULL, NULL },
         { "parse", 1, 1, NULL,
           "parse TEXT            what nlu.backend (or the rules) understands in a customer's TEXT, as JSON", verb_parse,
           NULL },

@@ -29,6 +29,7 @@
 #include "chat.h"
 #include "control.h"
 #include "curl-event.h"
+#include "engine.h"
 #include "customer.h"
 #include "http.h"
 #include "inbox.h"
@@ -103,6 +104,7 @@ struct Manager {
         /* What customers' messages mean (nlu.backend, the rules as fallback). */
         NluClient *nlu;
         Chat *chat;
+        Engine *engine;
 
         HttpServer *http;
         Listener http_listener;
@@ -444,7 +446,112 @@ static void http_tracking(void *userdata, const HttpRequest *req, HttpResponse *
         resp->body_len = strlen(html);
 }
 
+static int order_event(Manager *m, const char *id, const char *event, json_t *data, json_t **ret, char **ret_error,
+                       unsigned *ret_http);
+
+/* The bearer token of the store and courier API: http.api_token_file's
+ * first line, else http.api_token; NULL when there is none. */
+static char *api_token(Manager *m) {
+        const char *file = config(m)->http_api_token_file;
+        _cleanup_fclose_ FILE *f = NULL;
+        char line[512];
+
+        if (isempty(file))
+                return isempty(config(m)->http_api_token) ? NULL : mem_strdup(config(m)->http_api_token);
+        f = fopen(file, "re");
+        if (!f) {
+                log_warning_errno(errno, "Cannot read http.api_token_file %s: %m; the API refuses everyone.", file);
+                return NULL;
+        }
+        if (!fgets(line, sizeof line, f))
+                return NULL;
+        char *t = strstrip(line);
+        return isempty(t) ? NULL : mem_strdup(t);
+}
+
+/* Compares in time that depends on the lengths only. */
+static bool token_equal(const char *a, const char *b) {
+        size_t na = strlen(a), nb = strlen(b);
+        unsigned char d = na != nb;
+
+        for (size_t i = 0; i < na; i++)
+                d |= (unsigned char) (a[i] ^ b[i % (nb ? nb : 1)]);
+        return d == 0;
+}
+
+static void api_error(HttpResponse *resp, unsigned status, const char *message) {
+        json_t *o = json_pack("{s:s}", "error", message ?: "error");
+        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+        json_decref(o);
+        if (!text) {
+                (void) http_response_text(resp, 500, "text/plain; charset=utf-8", "out of memory\n");
+                return;
+        }
+        resp->status = status;
+        resp->content_type = "application/json";
+        resp->body = text;
+        resp->body_len = strlen(text);
+}
+
+static const char *const api_unauthorized_headers[] = { "WWW-Authenticate", "Bearer realm=\"deliveryd\"", NULL };
+
+/* POST /api/orders/ID/status with Authorization: Bearer TOKEN and
+ * {"status": "PREPARING"}: the store or the courier reports a step.
+ * 401 without the token, 404 unknown order, 409 refused (with why), 400
+ * a bad body, 202 accepted (the order JSON). */
+static void http_api_orders(void *userdata, const HttpRequest *req, HttpResponse *resp) {
+        Manager *m = userdata;
+        _cleanup_free_ char *token = api_token(m), *error = NULL, *id = NULL;
+        _cleanup_(json_decrefp) json_t *body = NULL, *data = NULL, *order = NULL;
+        const char *auth = http_request_header(req, "Authorization");
+        const char *rest = req->path + strlen("/api/orders/"), *slash = strchr(rest, '/');
+        const char *status = NULL;
+        unsigned http = 503;
+        int r;
+
+        if (!token || !auth || strncmp(auth, "Bearer ", 7) != 0 || !token_equal(auth + 7, token)) {
+                api_error(resp, 401, "a valid Authorization: Bearer token is needed");
+                resp->headers = api_unauthorized_headers;
+                return;
+        }
+        if (!slash || !streq(slash, "/status") || slash - rest > 16) {
+                api_error(resp, 404, "no such resource (POST /api/orders/ID/status)");
+                return;
+        }
+        id = mem_strndup(rest, (size_t) (slash - rest));
+        if (!id) {
+                api_error(resp, 500, "out of memory");
+                return;
+        }
+        body = json_loadb(req->body ?: "", req->body_len, JSON_REJECT_DUPLICATES, NULL);
+        if (!body || json_unpack(body, "{s:s}", "status", &status) < 0) {
+                api_error(resp, 400, "the body must be JSON: {\"status\": \"PREPARING\"}");
+                return;
+        }
+        data = json_pack("{s:s}", "status", status);
+        if (!data) {
+                api_error(resp, 500, "out of memory");
+                return;
+        }
+        r = order_event(m, id, "status", data, &order, &error, &http);
+        if (r < 0) {
+                api_error(resp, http, error ?: strerror(-r));
+                return;
+        }
+        char *text = json_dumps(order, JSON_COMPACT);
+        if (!text) {
+                api_error(resp, 500, "out of memory");
+                return;
+        }
+        resp->status = 202;
+        resp->content_type = "application/json";
+        resp->body = text;
+        resp->body_len = strlen(text);
+}
+
 static const HttpRoute http_routes[] = {
+        { "POST", "/api/orders/", http_api_orders },
         { "GET", "/healthz", http_healthz },
         { "GET", "/t/", http_tracking },
         { "GET", "/metrics", http_metrics },
@@ -738,6 +845,34 @@ static int cmd_outbox_drop(void *userdata, json_t *args, json_t **ret, char **re
         return outbox_operator(userdata, args, true, ret, ret_error);
 }
 
+static int cmd_orders(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {
+        Manager *m = userdata;
+        json_int_t limit = 1000;
+
+        if (args)
+                (void) json_unpack(args, "{s?I}", "limit", &limit);
+        *ret = orders_list_json(m->orders, config(m)->http_public_url, (unsigned) MAX(0, MIN(limit, 100000)));
+        return *ret ? 0 : -ENOMEM;
+}
+
+/* {"id": ID} → the order JSON. */
+static int cmd_order(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        Manager *m = userdata;
+        const char *id = NULL;
+        int r;
+
+        if (!args || json_unpack(args, "{s:s}", "id", &id) < 0) {
+                *ret_error = mem_strdup("order needs an id");
+                return -EINVAL;
+        }
+        r = orders_get_json(m->orders, id, config(m)->http_public_url, ret);
+        if (r == -EINVAL)
+                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
+        else if (r == -ENOENT)
+                *ret_error = mem_printf("no order %.40s", id);
+        return r;
+}
+
 /* The customer as the inbox stores them: E.164 as given, e-mail lower-cased. */
 static int customer_arg(json_t *args, char **ret, char **ret_error) {
         const char *who = NULL;
@@ -789,35 +924,84 @@ static int cmd_conversation_resume(void *userdata, json_t *args, json_t **ret, c
         return *ret ? 0 : -ENOMEM;
 }
 
-static int cmd_orders(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {
-        Manager *m = userdata;
-        json_int_t limit = 1000;
-
-        if (args)
-                (void) json_unpack(args, "{s?I}", "limit", &limit);
-        *ret = orders_list_json(m->orders, config(m)->http_public_url, (unsigned) MAX(0, MIN(limit, 100000)));
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* {"id": ID} → the order JSON. */
-static int cmd_order(void *userdata, json_t *args, json_t **ret, char **ret_error) {
-        Manager *m = userdata;
-        const char *id = NULL;
+/* order-set-status {"id", "status"} and order-paid {"id"}: an event for the
+ * order's workflow, committed before the answer. */
+static int order_event(Manager *m, const char *id, const char *event, json_t *data, json_t **ret, char **ret_error,
+                       unsigned *ret_http) {
+        const char *why = NULL;
+        char canon[ORDER_ID_LEN + 1];
         int r;
 
-        if (!args || json_unpack(args, "{s:s}", "id", &id) < 0) {
-                *ret_error = mem_strdup("order needs an id");
+        if (order_id_parse(id, canon) < 0) {
+                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
+                *ret_http = 404;
                 return -EINVAL;
         }
-        r = orders_get_json(m->orders, id, config(m)->http_public_url, ret);
-        if (r == -EINVAL)
-                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
-        else if (r == -ENOENT)
-                *ret_error = mem_printf("no order %.40s", id);
-        return r;
+        r = store_begin(m->store);
+        if (r < 0)
+                return r;
+        r = engine_event_in_txn(m->engine, canon, event, data, &why);
+        if (r >= 0)
+                r = store_commit(m->store);
+        else
+                store_rollback(m->store);
+        switch (r) {
+        case 0:
+                break;
+        case -ENOENT:
+                *ret_error = mem_printf("no order %s", canon);
+                *ret_http = 404;
+                return r;
+        case -EPERM:
+        case -EINVAL:
+                *ret_error = mem_printf("order %s: refused: %s", canon, strempty(why));
+                *ret_http = r == -EPERM ? 409 : 400;
+                return r;
+        case -EBUSY:
+                *ret_error = mem_printf("order %s is between two steps of its workflow; try again in a moment", canon);
+                *ret_http = 503;
+                return r;
+        default:
+                *ret_http = 503;
+                return r;
+        }
+        engine_kick(m->engine);
+        outbox_kick(m->outbox);
+        log_event("order_event order=%s event=%s%s%s", canon, event, data ? " status=" : "",
+                  data ? strempty(json_string_value(json_object_get(data, "status"))) : "");
+        *ret_http = 202;
+        return orders_get_json(m->orders, canon, config(m)->http_public_url, ret);
+}
+
+static int cmd_order_set_status(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        _cleanup_(json_decrefp) json_t *data = NULL;
+        const char *id = NULL, *status = NULL;
+        unsigned http;
+
+        if (!args || json_unpack(args, "{s:s,s:s}", "id", &id, "status", &status) < 0) {
+                *ret_error = mem_strdup("order-set-status needs an id and a status");
+                return -EINVAL;
+        }
+        data = json_pack("{s:s}", "status", status);
+        if (!data)
+                return -ENOMEM;
+        return order_event(userdata, id, "status", data, ret, ret_error, &http);
+}
+
+static int cmd_order_paid(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+        const char *id = NULL;
+        unsigned http;
+
+        if (!args || json_unpack(args, "{s:s}", "id", &id) < 0) {
+                *ret_error = mem_strdup("order-paid needs an id");
+                return -EINVAL;
+        }
+        return order_event(userdata, id, "paid", NULL, ret, ret_error, &http);
 }
 
 static const ControlCommand control_commands[] = {
+        { "order-set-status", cmd_order_set_status },
+        { "order-paid", cmd_order_paid },
         { "orders", cmd_orders },
         { "order", cmd_order },
         { "stats", cmd_stats },
@@ -944,14 +1128,67 @@ static int chat_create_order(void *userdata, const char *customer, bool email, c
                 .items = items,
                 .n_items = d->n_lines,
         };
-        return orders_create_in_txn(m->orders, &od, now_realtime(), ret_id, token);
+        int r = orders_create_in_txn(m->orders, &od, now_realtime(), ret_id, token);
+        if (r < 0)
+                return r;
+        /* The workflow starts with the order, in the same transaction; it
+         * runs once the turn is committed. */
+        r = engine_start_in_txn(m->engine, ret_id, NULL);
+        if (r < 0)
+                return r;
+        engine_kick(m->engine);
+        return 0;
 }
 
-static int chat_order_request(void *userdata _unused_, const char *customer, ConvRequestKind kind, const char *order_id,
-                              const char *address _unused_) {
+/* The customer asked to cancel or to change the address: an event for the
+ * order's workflow, in the turn's transaction.  A refusal is a reply with
+ * the reason (the status the order is in), not a failed turn. */
+static int chat_order_request(void *userdata, const char *customer, ConvRequestKind kind, const char *order_id,
+                              const char *address) {
+        Manager *m = userdata;
+        bool cancel = kind == CONV_REQUEST_CANCEL;
+        _cleanup_(json_decrefp) json_t *data = NULL, *order = NULL;
+        const char *why = NULL;
+        int r;
+
         log_event("order_request order=%s customer=%s kind=%s", order_id, customer,
-                  kind == CONV_REQUEST_CANCEL ? "cancel" : "change_address");
-        return 0;
+                  cancel ? "cancel" : "change_address");
+        if (!cancel) {
+                data = json_pack("{s:s}", "address", strempty(address));
+                if (!data)
+                        return -ENOMEM;
+        }
+        r = engine_event_in_txn(m->engine, order_id, cancel ? "cancel" : "change_address", data, &why);
+        if (r >= 0) {
+                engine_kick(m->engine);
+                return 0;
+        }
+        if (r == -EPERM || r == -EINVAL) {
+                log_event("order_request_refused order=%s reason=\"%s\"", order_id, strempty(why));
+                r = orders_get_json(m->orders, order_id, NULL, &order);
+                if (r < 0)
+                        return r;
+                r = engine_notify_in_txn(m->engine, order_id, cancel ? "cancel_refused" : "change_address_refused",
+                                         json_string_value(json_object_get(order, "status")));
+                if (r < 0)
+                        return r;
+                outbox_kick(m->outbox);
+                return 0;
+        }
+        if (r == -EBUSY) {
+                /* Between two steps (a retry): the customer was told the
+                 * request was forwarded; the store sees it here. */
+                log_warning("Order %s: the %s request came while its workflow was between two steps; handle it by "
+                            "hand.",
+                            order_id, cancel ? "cancel" : "address change");
+                return 0;
+        }
+        if (r == -ENOENT) {
+                log_notice("Order %s: no workflow waits for the %s request; handle it by hand.", order_id,
+                           cancel ? "cancel" : "address change");
+                return 0;
+        }
+        return r;
 }
 
 /* STOP and START take effect before the message is acknowledged, so that
@@ -979,6 +1216,27 @@ static ChatHooks manager_chat_hooks(Manager *m) {
                 .order_request = chat_order_request,
                 .userdata = m,
         };
+}
+
+static int manager_new_engine(Manager *m) {
+        _cleanup_free_ char *error = NULL;
+        const EngineContext ctx = {
+                .event = m->event,
+                .store = m->store,
+                .orders = m->orders,
+                .outbox = m->outbox,
+                .snapshot = current_snapshot,
+                .userdata = m,
+        };
+        int r = engine_new(&ctx, &m->engine, &error);
+
+        if (r == -ENOMEM)
+                return log_oom();
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the order workflow: %s", error ? error : strerror(-r));
+        log_info("Order workflow: engine.backend=%s, %s.", engine_backend_name(m->engine),
+                 config(m)->engine_definition);
+        return 0;
 }
 
 static Snapshot *chat_snapshot(void *userdata) {
@@ -1181,6 +1439,9 @@ int manager_start(Manager *m) {
         r = manager_start_sns(m);
         if (r < 0)
                 return r;
+        r = manager_new_engine(m);
+        if (r < 0)
+                return r;
         r = manager_new_chat(m);
         if (r < 0)
                 return r;
@@ -1250,6 +1511,10 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to start the outbox sender: %m");
         /* Messages waiting from before (and every new one) are answered now. */
+        /* Executions resume where they were: timers from the store. */
+        r = engine_start(m->engine);
+        if (r < 0)
+                return log_error_errno(r, "Failed to resume the order workflows: %m");
         r = chat_start(m->chat);
         if (r < 0)
                 return log_error_errno(r, "Failed to start the conversation: %m");
@@ -1276,6 +1541,7 @@ Manager *manager_free(Manager *m) {
         /* Freed before the LMTP server: deliveries still waiting for a commit
          * are answered 451 while the server can take the answers. */
         chat_free(m->chat); /* before the inbox: its turns hold messages */
+        engine_free(m->engine); /* before the outbox and orders it uses */
         nlu_client_free(m->nlu);
         inbox_free(m->inbox);
         outbox_free(m->outbox);

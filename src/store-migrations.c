@@ -178,6 +178,35 @@ static const StoreMigration migrations[] = {
           ") STRICT, WITHOUT ROWID;\n"
           "CREATE INDEX conversations_phase ON conversations (phase, updated_at);\n"
           "CREATE INDEX outbox_message_id ON outbox (message_id) WHERE message_id IS NOT NULL;\n" },
+        { 8, "executions",
+          /* The local engine's workflow executions (engine-local.c), one
+           * per order, named by the order id: the whole interpreter state
+           * as JSON (asl_execution_to_json, which holds the event
+           * history too), the earliest deadline it waits for (usec since
+           * the epoch; NULL: none), and the task tokens its
+           * .waitForTaskToken tasks handed out, so that an event for an
+           * order finds the task that waits for it. */
+          "CREATE TABLE executions (\n"
+          "        name            TEXT PRIMARY KEY,\n"
+          "        definition_hash TEXT NOT NULL,\n"
+          "        status          TEXT NOT NULL CHECK (status IN ('RUNNING', 'SUCCEEDED', 'FAILED', "
+          "'TIMED_OUT')),\n"
+          "        state           TEXT NOT NULL,\n"
+          "        next_deadline   INTEGER,\n"
+          "        transitions     INTEGER NOT NULL DEFAULT 0,\n"
+          "        error           TEXT,\n"
+          "        cause           TEXT,\n"
+          "        created_at      INTEGER NOT NULL,\n"
+          "        updated_at      INTEGER NOT NULL\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE INDEX executions_due ON executions (next_deadline) WHERE status = 'RUNNING';\n"
+          "CREATE TABLE execution_tokens (\n"
+          "        token      TEXT PRIMARY KEY,\n"
+          "        execution  TEXT NOT NULL REFERENCES executions (name),\n"
+          "        wait       TEXT NOT NULL,\n"
+          "        created_at INTEGER NOT NULL\n"
+          ") STRICT, WITHOUT ROWID;\n"
+          "CREATE INDEX execution_tokens_execution ON execution_tokens (execution);\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

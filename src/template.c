@@ -91,6 +91,12 @@ static const TemplateDecl template_decls[] = {
         { "reason_payment", "" },
         { "reason_customer", "" },
         { "reason_timeout", "" },
+        { "reason_address", "" },
+        { "reason_error", "" },
+        { "notify_address_changed", "order_id address fee total eta_time" },
+        { "notify_address_refused", "order_id address" },
+        { "cancel_refused", "order_id status" },
+        { "change_address_refused", "order_id status" },
 };
 
 #define N_TEMPLATES ELEMENTSOF(template_decls)

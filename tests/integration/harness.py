@@ -169,6 +169,8 @@ class Daemon:
             "daemon.state_directory=" + self.state,
             "control.socket=" + self.control,
             "http.listen=127.0.0.1:0",
+            # The workflow from the source tree, not the installed one.
+            "engine.definition=" + os.path.join(TOP_SRCDIR, "statemachine", "order.asl.json"),
         ] + list(overrides)
         self.env = dict(env or {})
         self.wrapper = list(wrapper)

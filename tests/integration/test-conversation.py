@@ -24,6 +24,7 @@ from harness import TIMEOUT, TOP_SRCDIR, DaemonTestCase, main  # noqa: E402
 
 CASES = sorted(glob.glob(os.path.join(TOP_SRCDIR, "tests", "data", "conversation", "*.json")))
 DEFAULT_FROM = "+5511987654321"
+NO_WORKFLOW = "engine.definition=" + os.path.join(TOP_SRCDIR, "tests", "data", "engine", "no-workflow.asl.json")
 SWAKS = shutil.which("swaks")
 
 
@@ -51,7 +52,9 @@ class Conversation(DaemonTestCase):
 
     def run_case(self, path):
         case = json.load(open(path, encoding="utf-8"))
-        overrides = list(case.get("config", []))
+        # The conversation alone: a workflow that does nothing, so that its
+        # messages do not mix with the replies (test-workflow.py runs the real one).
+        overrides = [NO_WORKFLOW] + list(case.get("config", []))
         lmtp = os.path.join(self.tmp, "lmtp.sock")
         if any("lmtp" in step for step in case["steps"]):
             if not SWAKS:

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.c — the backend table (engine.backend) and what every backend
+ * shares: whether an event is allowed for an order now, and the callback
+ * output that carries it to the waiting task.
+ *
+ * Security: see engine.h.  Event data is checked here before any backend
+ * sees it.
+ */
+#include "engine.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "engine-local.h"
+#include "strutil.h"
+
+/* Longest address an event may carry (the conversation bounds it too). */
+#define ENGINE_ADDRESS_MAX 500
+
+struct Engine {
+        const EngineOps *ops;
+        void *backend;
+        EngineContext ctx;
+};
+
+static const char *const engine_event_table[_ENGINE_EVENT_MAX] = {
+        [ENGINE_EVENT_CANCEL] = "cancel",
+        [ENGINE_EVENT_CHANGE_ADDRESS] = "change_address",
+        [ENGINE_EVENT_PAID] = "paid",
+        [ENGINE_EVENT_STATUS] = "status",
+};
+
+const char *engine_event_to_string(EngineEvent ev) {
+        return (unsigned) ev < _ENGINE_EVENT_MAX ? engine_event_table[ev] : NULL;
+}
+
+EngineEvent engine_event_from_string(const char *s) {
+        for (size_t i = 0; s && i < _ENGINE_EVENT_MAX; i++)
+                if (streq(engine_event_table[i], s))
+                        return (EngineEvent) i;
+        return _ENGINE_EVENT_INVALID;
+}
+
+/* One row per backend, indexed by EngineBackend; NULL: not in this build. */
+static const EngineOps *const backends[_ENGINE_BACKEND_MAX] = {
+        [ENGINE_LOCAL] = &engine_local_ops,
+};
+
+int engine_new(const EngineContext *ctx, Engine **ret, char **ret_error) {
+        _cleanup_(engine_freep) Engine *e = NULL;
+        const Snapshot *s = ctx->snapshot(ctx->userdata);
+        int b = s->config->engine_backend;
+        int r;
+
+        if (b < 0 || b >= _ENGINE_BACKEND_MAX || !backends[b]) {
+                *ret_error = mem_printf("engine.backend=%s is not available in this version (only local is)",
+                                        strempty(engine_backend_to_string(b)));
+                return -EOPNOTSUPP;
+        }
+        e = mem_new(Engine, 1);
+        if (!e)
+                return -ENOMEM;
+        e->ctx = *ctx;
+        e->ops = backends[b];
+        r = e->ops->new (&e->ctx, &e->backend, ret_error);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+Engine *engine_free(Engine *e) {
+        if (!e)
+                return NULL;
+        if (e->backend)
+                e->ops->free(e->backend);
+        free(e);
+        return NULL;
+}
+
+const char *engine_backend_name(const Engine *e) {
+        return e->ops->name;
+}
+
+int engine_start(Engine *e) {
+        return e->ops->start(e->backend);
+}
+
+int engine_start_in_txn(Engine *e, const char *order_id, json_t *input) {
+        char id[ORDER_ID_LEN + 1];
+
+        if (order_id_parse(order_id, id) < 0)
+                return -EINVAL;
+        return e->ops->start_in_txn(e->backend, id, input);
+}
+
+void engine_kick(Engine *e) {
+        if (e)
+                e->ops->kick(e->backend);
+}
+
+int engine_run_due(Engine *e) {
+        return e->ops->run_due(e->backend);
+}
+
+int engine_execution_json(Engine *e, const char *order_id, json_t **ret) {
+        char id[ORDER_ID_LEN + 1];
+
+        if (order_id_parse(order_id, id) < 0)
+                return -EINVAL;
+        return e->ops->execution_json(e->backend, id, ret);
+}
+
+int engine_notify_in_txn(Engine *e, const char *order_id, const char *template_id, const char *status) {
+        char id[ORDER_ID_LEN + 1];
+
+        if (order_id_parse(order_id, id) < 0)
+                return -EINVAL;
+        return e->ops->notify_in_txn(e->backend, id, template_id, status);
+}
+
+/* Whether a customer may still cancel an order in status s. */
+static bool cancel_allowed(OrderStatus s, int until) {
+        switch (s) {
+        case ORDER_CREATED:
+        case ORDER_CONFIRMED:
+                return true;
+        case ORDER_PREPARING:
+                return until >= ENGINE_CANCEL_UNTIL_PREPARING;
+        case ORDER_READY:
+                return until >= ENGINE_CANCEL_UNTIL_READY;
+        default:
+                return false;
+        }
+}
+
+static const char *cancel_refusal(OrderStatus s) {
+        switch (s) {
+        case ORDER_PREPARING:
+                return "the order is already being prepared";
+        case ORDER_READY:
+                return "the order is already ready";
+        case ORDER_IN_DELIVERY:
+                return "the order is already on its way";
+        case ORDER_DELIVERED:
+                return "the order was already delivered";
+        case ORDER_CANCELLED:
+                return "the order is already cancelled";
+        default:
+                return "the order cannot be cancelled now";
+        }
+}
+
+/* The callback output that carries ev to the waiting task, after
+ * checking it against the order and what the execution waits for. */
+static int event_output(Engine *e, EngineEvent ev, OrderStatus cur, const char *wait, json_t *data, json_t **ret,
+                        const char **ret_why) {
+        const Config *c = e->ctx.snapshot(e->ctx.userdata)->config;
+        const char *why = NULL;
+
+        switch (ev) {
+        case ENGINE_EVENT_CANCEL:
+                if (!cancel_allowed(cur, c->engine_cancel_until)) {
+                        *ret_why = cancel_refusal(cur);
+                        return -EPERM;
+                }
+                *ret = json_pack("{s:s}", "event", "cancel");
+                break;
+        case ENGINE_EVENT_CHANGE_ADDRESS: {
+                const char *address = json_string_value(json_object_get(data, "address"));
+                if (isempty(address) || strlen(address) > ENGINE_ADDRESS_MAX) {
+                        *ret_why = "change_address needs an address of 1 to 500 bytes";
+                        return -EINVAL;
+                }
+                if (cur >= ORDER_IN_DELIVERY) {
+                        *ret_why = cur == ORDER_IN_DELIVERY ? "the order is already on its way"
+                                : cur == ORDER_DELIVERED    ? "the order was already delivered"
+                                                            : "the order is cancelled";
+                        return -EPERM;
+                }
+                if (!streq_ptr(wait, "status")) {
+                        *ret_why = "the order is waiting for its Pix payment; the address can change once it is paid";
+                        return -EPERM;
+                }
+                *ret = json_pack("{s:s,s:s}", "event", "change_address", "address", address);
+                break;
+        }
+        case ENGINE_EVENT_PAID:
+                if (!streq_ptr(wait, "payment")) {
+                        *ret_why = "the order is not waiting for a payment";
+                        return -EPERM;
+                }
+                *ret = json_pack("{s:s}", "event", "paid");
+                break;
+        case ENGINE_EVENT_STATUS: {
+                const char *status = json_string_value(json_object_get(data, "status"));
+                OrderStatus to = order_status_from_string(status);
+                _cleanup_free_ char *template = NULL;
+
+                if (to != ORDER_PREPARING && to != ORDER_READY && to != ORDER_IN_DELIVERY && to != ORDER_DELIVERED) {
+                        *ret_why = "the status must be PREPARING, READY, IN_DELIVERY or DELIVERED";
+                        return -EINVAL;
+                }
+                if (!order_transition_allowed(cur, to, &why)) {
+                        *ret_why = why ?: "that status change is not allowed";
+                        return -EPERM;
+                }
+                if (!streq_ptr(wait, "status")) {
+                        *ret_why = "the order is not confirmed yet";
+                        return -EPERM;
+                }
+                template = mem_printf("notify_%s", status);
+                if (!template)
+                        return -ENOMEM;
+                for (char *p = template; *p; p++)
+                        if (*p >= 'A' && *p <= 'Z')
+                                *p = (char) (*p - 'A' + 'a');
+                *ret = json_pack("{s:s,s:s,s:s}", "event", "status", "status", status, "template", template);
+                break;
+        }
+        default:
+                *ret_why = "unknown event (cancel, change_address, paid or status)";
+                return -EINVAL;
+        }
+        return *ret ? 0 : -ENOMEM;
+}
+
+int engine_event_in_txn(Engine *e, const char *order_id, const char *event, json_t *data,
+                        const char **ret_refused_reason) {
+        _cleanup_(json_decrefp) json_t *order = NULL, *output = NULL;
+        _cleanup_free_ char *wait = NULL;
+        const char *why = NULL;
+        char id[ORDER_ID_LEN + 1];
+        EngineEvent ev;
+        OrderStatus cur;
+        int r;
+
+        ev = engine_event_from_string(event);
+        if (ev < 0) {
+                if (ret_refused_reason)
+                        *ret_refused_reason = "unknown event (cancel, change_address, paid or status)";
+                return -EINVAL;
+        }
+        if (order_id_parse(order_id, id) < 0) {
+                if (ret_refused_reason)
+                        *ret_refused_reason = "not an order id";
+                return -EINVAL;
+        }
+        r = orders_get_json(e->ctx.orders, id, NULL, &order);
+        if (r < 0)
+                return r;
+        cur = order_status_from_string(json_string_value(json_object_get(order, "status")));
+        if (cur < 0)
+                return -EBADMSG;
+        if (cur == ORDER_CANCELLED || cur == ORDER_DELIVERED) {
+                if (ret_refused_reason)
+                        *ret_refused_reason =
+                                cur == ORDER_CANCELLED ? "the order is cancelled" : "the order was already delivered";
+                return -EPERM;
+        }
+        r = e->ops->waiting(e->backend, id, &wait);
+        if (r < 0 && r != -EBUSY)
+                return r;
+        r = event_output(e, ev, cur, wait, data, &output, &why);
+        if (r < 0) {
+                if (ret_refused_reason)
+                        *ret_refused_reason = why;
+                return r;
+        }
+        if (!wait)
+                return -EBUSY;
+        return e->ops->send_in_txn(e->backend, id, output);
+}

@@ -70,7 +70,7 @@ def big_stock(d):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     with open(path, "w", encoding="utf-8") as f:
-        f.write(re.sub(r"(?m)^stock = \d+$", "stock = 10000000", text))
+        f.write(re.sub(r"(?m)^stock = \d+$", "stock = 1000000", text))
 
 
 # ---- baselines ---------------------------------------------------------------

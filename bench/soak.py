@@ -401,6 +401,8 @@ def soak_kill(tmp, res):
 # ---- libfiu faults -------------------------------------------------------------
 
 FAULTS = [
+    # SQLite writes with pwrite() and syncs with fdatasync(); write() and
+    # fsync() are the certificate cache's and the log's.
     ("write EIO", "posix/io/rw/write", 5, 0.05),
     ("write ENOSPC", "posix/io/rw/write", 28, 0.05),
     ("pwrite EIO", "posix/io/rw/pwrite", 5, 0.05),
@@ -443,6 +445,10 @@ def soak_faults(tmp, res):
             m.tries = 1
             m.acked = code is not None and (200 <= code < 300 or code == 250)
             answers.append((m.kind, code, i >= 100))
+        # A failed write or fsync makes the daemon drain and exit 1 by itself.
+        deadline = time.monotonic() + 20
+        while d.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
         exited = d.proc.poll() is not None
         if not exited:
             subprocess.run([fiu_ctrl, "-f", ctrl, "-c", "disable name=%s" % point, str(d.proc.pid)], check=False,
@@ -462,8 +468,12 @@ def soak_faults(tmp, res):
                  if c is not None and not (200 <= c < 300 or 500 <= c < 600 and k != "lmtp"
                                            or k == "lmtp" and (c == 250 or 400 <= c < 500))]
         failed = sum(1 for k, c, faulty in answers if faulty and not (c is not None and (200 <= c < 300 or c == 250)))
+        refused_5xx = sum(1 for k, c, faulty in answers if faulty and c is not None and (500 <= c < 600 or
+                                                                                         k == "lmtp" and 400 <= c < 500))
+        no_answer = sum(1 for k, c, faulty in answers if faulty and c is None)
         entry = {"fault": name, "point": point, "errno": errno_, "probability": prob, "sent": len(answers),
                  "acknowledged": figures["acknowledged"], "refused_or_cut": failed,
+                 "answered_5xx_or_lmtp_4xx": refused_5xx, "no_answer": no_answer,
                  "answers_not_2xx_5xx_250_4xx": len(wrong), "wrong_examples": wrong[:5],
                  "daemon_exited": exited, "exit_status": status, "not_retrying_logged": bool(fsync_log),
                  "acknowledged_missing_after_restart": figures["acknowledged_missing"],
@@ -474,8 +484,11 @@ def soak_faults(tmp, res):
         if figures["acknowledged_missing"] or figures["stored_twice"]:
             broken.append("acknowledged missing %d, twice %d" % (figures["acknowledged_missing"],
                                                                  figures["stored_twice"]))
-        if "sync" in point and failed and not exited:
-            broken.append("fsync failed and the daemon kept running")
+        if failed and not exited:
+            broken.append("requests failed and the daemon kept running")
+        if exited and status not in (0, 1):
+            broken.append("the daemon died of signal %d instead of answering or exiting 1" % -status
+                          if status < 0 else "the daemon exited %d" % status)
         entry["broken"] = broken
         log("faults: %-14s sent %3d, acked %3d, refused %3d, exited %s (%s)" % (name, len(answers),
                                                                               figures["acknowledged"], failed,
@@ -487,19 +500,21 @@ def soak_faults(tmp, res):
 
 # ---- slowloris -----------------------------------------------------------------
 
-def soak_slowloris(tmp, res):
+def slowloris_once(tmp, sources):
+    """SLOW connections from `sources` addresses (127.0.0.2 ...) sending a
+    header line a second for SLOW_SECONDS, under the default limits
+    (http.max_connections 512, http.max_connections_per_ip 64), while a
+    customer on 127.0.0.1 POSTs a signed SMS every 50 ms."""
     signer = common.Signer(tmp)
-    # The default limits (http.max_connections 512, 64 per address): the
-    # attacker comes from 127.0.0.2 ... 127.0.0.21, the customer from 127.0.0.1.
     d = harness.Daemon(tmp, overrides=["sns.topics=" + harness.SMS_TOPIC, "sns.certificate_cache=" + signer.cache])
     d.start()
     port = d.http_port()
     stop = threading.Event()
     conns, refused = [], [0]
 
-    def attacker(src):
+    def attacker(src, n):
         mine = []
-        for _ in range(SLOW // 20):
+        for _ in range(n):
             s = socket.socket()
             s.settimeout(5)
             try:
@@ -522,7 +537,7 @@ def soak_slowloris(tmp, res):
         for s in mine:
             s.close()
 
-    ts = [threading.Thread(target=attacker, args=("127.0.0.%d" % (2 + i),)) for i in range(20)]
+    ts = [threading.Thread(target=attacker, args=("127.0.0.%d" % (2 + i), SLOW // sources)) for i in range(sources)]
     for t in ts:
         t.start()
     time.sleep(2)
@@ -549,12 +564,21 @@ def soak_slowloris(tmp, res):
     alive = d.proc.poll() is None
     d.stop()
     d.close()
-    res["slowloris"] = {"connections_asked": SLOW, "connections_opened": opened, "connect_refused": refused[0],
-                        "daemon_connections_at_end": held, "seconds": SLOW_SECONDS, "legit_ok": ok, "legit_failed": bad,
-                        "legit_p50_ms": round(common.percentile(lat, 50) or 0, 2),
-                        "legit_p99_ms": round(common.percentile(lat, 99) or 0, 2), "daemon_alive": alive,
-                        "broken": [] if (alive and bad == 0) else ["%d legitimate requests failed" % bad]
-                        if alive else ["the daemon died"]}
+    broken = [] if alive and bad == 0 else (["%d legitimate requests failed" % bad] if alive else ["the daemon died"])
+    return {"sources": sources, "connections_asked": SLOW, "connections_opened": opened,
+            "connect_refused": refused[0], "daemon_connections_seen": held, "seconds": SLOW_SECONDS,
+            "legit_ok": ok, "legit_failed": bad, "legit_p50_ms": round(common.percentile(lat, 50) or 0, 2),
+            "legit_p99_ms": round(common.percentile(lat, 99) or 0, 2), "daemon_alive": alive, "broken": broken}
+
+
+def soak_slowloris(tmp, res):
+    out = []
+    for sources in (1, 20):
+        stmp = tempfile.mkdtemp(prefix="slow-", dir=tmp)
+        log("slowloris: %d connections from %d address(es)" % (SLOW, sources))
+        out.append(slowloris_once(stmp, sources))
+        shutil.rmtree(stmp, ignore_errors=True)
+    res["slowloris"] = out
 
 
 # ---- report --------------------------------------------------------------------
@@ -578,17 +602,17 @@ def report(res):
     if isinstance(f, list):
         print("  libfiu faults (300 messages each, fault on after the first 100):")
         for e in f:
-            print("    %-14s sent %3d acked %3d refused %3d other-answers %d exited %-5s status %-4s lost %d twice %d"
-                  % (e["fault"], e["sent"], e["acknowledged"], e["refused_or_cut"], e["answers_not_2xx_5xx_250_4xx"],
+            print("    %-14s sent %3d acked %3d 5xx/4xx %3d no-answer %3d other %d exited %-5s status %-4s lost %d "
+                  "twice %d" % (e["fault"], e["sent"], e["acknowledged"], e["answered_5xx_or_lmtp_4xx"], e["no_answer"],
+                                e["answers_not_2xx_5xx_250_4xx"],
                      e["daemon_exited"], e["exit_status"], e["acknowledged_missing_after_restart"],
                      e["stored_twice"]))
     elif f:
         print("  faults:", f)
-    s = res.get("slowloris")
-    if s:
-        print("  slowloris: %d of %d slow connections open; legitimate: %d ok, %d failed, p50 %s ms, p99 %s ms"
-              % (s["connections_opened"], s["connections_asked"], s["legit_ok"], s["legit_failed"], s["legit_p50_ms"],
-                 s["legit_p99_ms"]))
+    for s in res.get("slowloris", []):
+        print("  slowloris from %2d address(es): %d of %d connections open; legitimate: %d ok, %d failed, "
+              "p50 %s ms, p99 %s ms" % (s["sources"], s["connections_opened"], s["connections_asked"], s["legit_ok"],
+                                        s["legit_failed"], s["legit_p50_ms"], s["legit_p99_ms"]))
     broken = res["broken"]
     print("  invariants: " + ("all hold" if not broken else "BROKEN: " + "; ".join(broken)))
 
@@ -610,8 +634,9 @@ def main():
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     res["broken"] = []
-    for key in ("kill", "slowloris"):
-        res["broken"] += ["%s: %s" % (key, b) for b in res.get(key, {}).get("broken", [])]
+    res["broken"] += ["kill: %s" % b for b in res.get("kill", {}).get("broken", [])]
+    for s in res.get("slowloris", []):
+        res["broken"] += ["slowloris from %d address(es): %s" % (s["sources"], b) for b in s["broken"]]
     for e in res.get("faults", []) if isinstance(res.get("faults"), list) else []:
         res["broken"] += ["faults %s: %s" % (e["fault"], b) for b in e["broken"]]
     report(res)

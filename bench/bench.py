@@ -65,12 +65,8 @@ def log(*a):
 
 
 def big_stock(d):
-    """Stock that the benchmark cannot sell out (its catalog copy)."""
-    path = os.path.join(os.path.dirname(d.config), "catalog.conf")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(re.sub(r"(?m)^stock = \d+$", "stock = 1000000", text))
+    """Stock that the benchmark cannot sell out (the catalog's maximum)."""
+    common.set_stock(d, 1000000)
 
 
 # ---- baselines ---------------------------------------------------------------

@@ -120,6 +120,16 @@ def daemon(tmp, signer=None, overrides=(), wrapper=(), state=None, env=None):
     return harness.Daemon(tmp, overrides=o + list(overrides), wrapper=wrapper, state=state, env=env)
 
 
+def set_stock(d, n):
+    """Every product of the daemon's catalog copy gets n units (before its first start)."""
+    import re
+    path = os.path.join(os.path.dirname(d.config), "catalog.conf")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(re.sub(r"(?m)^stock = \d+$", "stock = %d" % n, text))
+
+
 def db(d_or_path, ro=True):
     import sqlite3
     path = d_or_path if isinstance(d_or_path, str) else os.path.join(d_or_path.state, "deliveryd.sqlite")

@@ -29,7 +29,6 @@ import os
 import queue
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -56,15 +55,6 @@ TEXTS = ["quero 1 calabresa pra Rua Augusta 1500, pago no cartao", "sim", "onde 
 
 def log(*a):
     print("soak:", *a, file=sys.stderr, flush=True)
-
-
-def set_stock(d, n):
-    import re
-    path = os.path.join(os.path.dirname(d.config), "catalog.conf")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(re.sub(r"(?m)^stock = \d+$", "stock = %d" % n, text))
 
 
 # ---- the traffic ---------------------------------------------------------------
@@ -337,7 +327,7 @@ def soak_kill(tmp, res):
         if daemons:
             d.config = daemons[0].config
         else:
-            set_stock(d, STOCK)
+            common.set_stock(d, STOCK)
         d.start()
         target.port = d.http_port()
         daemons.append(d)

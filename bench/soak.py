@@ -294,6 +294,45 @@ def check_history(state, messages, catalog_stock):
     return figures, broken
 
 
+def checker_self_check(tmp, state, messages, stock0):
+    """The checker must see each kind of damage: on a copy of the soaked
+    store, lose an acknowledged message, store one twice, apply a status
+    twice, start an execution twice and take one unit of stock; returns
+    the kinds it missed."""
+    import sqlite3
+    copy = os.path.join(tmp, "damaged")
+    shutil.copytree(state, copy)
+    acked = [m for m in messages if m.acked]
+    lost = acked[0]
+    twice = next(m for m in acked[1:] if m.kind == "sms")
+    db = sqlite3.connect(os.path.join(copy, "deliveryd.sqlite"), isolation_level=None)
+    db.execute("BEGIN")
+    for k in lost.keys:
+        db.execute("DELETE FROM inbox_keys WHERE key = ?", (k,))
+    row = db.execute("SELECT inbox_id FROM inbox_keys WHERE key = ?", (twice.keys[1],)).fetchone()[0]
+    cols = ("channel, source, customer, recipient, body, subject, message_id, in_reply_to, refs, authenticated, "
+            "status, reason, received_at")
+    new = db.execute("INSERT INTO inbox (%s) SELECT %s FROM inbox WHERE id = ?" % (cols, cols), (row,)).lastrowid
+    db.execute("UPDATE inbox_keys SET inbox_id = ? WHERE key = ?", (new, twice.keys[1]))
+    db.execute("INSERT INTO order_history (order_id, at, status, reason) SELECT order_id, at, status, reason "
+               "FROM order_history ORDER BY id LIMIT 1")
+    db.execute("INSERT INTO executions (name, definition_hash, status, state, transitions, created_at, updated_at) "
+               "SELECT name || '-again', definition_hash, status, state, transitions, created_at, updated_at "
+               "FROM executions LIMIT 1")
+    sku = next(k for k, v in sorted(stock0.items()) if v > 0)
+    db.execute("UPDATE stock SET available = available - 1 WHERE sku = ?", (sku,))
+    db.execute("COMMIT")
+    db.close()
+    figures, _ = check_history(copy, messages, stock0)
+    shutil.rmtree(copy, ignore_errors=True)
+    expect = {"acknowledged_missing": figures["acknowledged_missing"] == 1,
+              "stored_twice": figures["stored_twice"] >= 1,
+              "status_applied_twice": figures["status_applied_twice"] >= 1,
+              "executions_started_twice": figures["executions_started_twice"] >= 1,
+              "stock_wrong": any(w[0] == sku for w in figures["stock_wrong"])}
+    return [k for k, ok in expect.items() if not ok]
+
+
 def catalog_stock(d):
     import re
     out, sku = {}, None
@@ -379,8 +418,11 @@ def soak_kill(tmp, res):
     elapsed = time.monotonic() - t0
     code = d.stop()
     figures, broken = check_history(state, messages, stock0)
+    missed = checker_self_check(tmp, state, messages, stock0)
+    if missed:
+        broken.append("the checker did not see damage it was shown: %s" % ", ".join(missed))
     warnings = [w for x in daemons for w in x.warnings()]
-    res["kill"] = dict(figures, kills=len(kills), seconds=round(elapsed, 1), seed=SEED,
+    res["kill"] = dict(figures, kills=len(kills), checker_self_check_missed=missed, seconds=round(elapsed, 1), seed=SEED,
                        restart_ready_ms_median=round(sorted(ready_ms)[len(ready_ms) // 2], 1) if ready_ms else None,
                        restart_ready_ms_max=round(max(ready_ms), 1) if ready_ms else None,
                        last_exit_status=code, warnings=len(warnings), warning_examples=warnings[:5], broken=broken)
@@ -587,6 +629,7 @@ def report(res):
                     "possible_duplicate_sends", "sent_again_after_no_answer"):
             print("    %-32s %s" % (key, k[key]))
         print("    %-32s %s" % ("stock counts exact", not k["stock_wrong"]))
+        print("    %-32s %s" % ("checker shown damage, missed", k["checker_self_check_missed"] or "nothing"))
         print("    %-32s %s" % ("orders", k["orders_by_status"]))
     f = res.get("faults")
     if isinstance(f, list):

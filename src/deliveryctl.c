@@ -13,9 +13,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <curl/curl.h>
 #include <systemd/sd-event.h>
 
@@ -602,21 +604,25 @@ static int asl_read_json(const char *what, const char *path, json_t **ret) {
         return EXIT_SUCCESS;
 }
 
-/* asl run DEFINITION [--input FILE] [--tasks FILE] [--max-transitions N]:
- * the definition run offline with scripted tasks in virtual time. */
+/* asl run DEFINITION [--input FILE] [--tasks FILE] [--max-transitions N] [--repeat N]:
+ * the definition run offline with scripted tasks in virtual time; with
+ * --repeat, N executions one after another (each from the start of the
+ * tasks' lists), the last one's outcome printed and the time they took on
+ * stderr, so that the interpreter can be timed without a process each. */
 static int verb_asl(char **args) {
         _cleanup_(json_decrefp) json_t *def_json = NULL, *input = NULL, *tasks = NULL, *res = NULL;
         _cleanup_(asl_definition_unrefp) AslDefinition *def = NULL;
         _cleanup_free_ char *error = NULL, *out = NULL, *name = NULL;
         const char *def_path = NULL, *input_path = NULL, *tasks_path = NULL, *base;
         AslOptions opts = {};
-        uint64_t max = 0;
+        uint64_t max = 0, repeat = 1;
+        struct timespec t0, t1;
         int r;
 
         if (!args[0] || !streq(args[0], "run")) {
                 fprintf(stderr,
                         "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
-                        "[--max-transitions N]\n");
+                        "[--max-transitions N] [--repeat N]\n");
                 return EXIT_USAGE;
         }
         for (size_t i = 1; args[i]; i++) {
@@ -630,6 +636,14 @@ static int verb_asl(char **args) {
                                 fprintf(stderr,
                                         "deliveryctl: asl run: --max-transitions needs a number from 1 to "
                                         "10000000\n");
+                                return EXIT_USAGE;
+                        }
+                        i++;
+                        continue;
+                } else if (streq(args[i], "--repeat")) {
+                        if (!args[i + 1] || parse_uint64(args[i + 1], &repeat) < 0 || repeat == 0 ||
+                            repeat > 10000000) {
+                                fprintf(stderr, "deliveryctl: asl run: --repeat needs a number from 1 to 10000000\n");
                                 return EXIT_USAGE;
                         }
                         i++;
@@ -653,7 +667,7 @@ static int verb_asl(char **args) {
         if (!def_path) {
                 fprintf(stderr,
                         "deliveryctl: usage: deliveryctl asl run DEFINITION [--input FILE] [--tasks FILE] "
-                        "[--max-transitions N]\n");
+                        "[--max-transitions N] [--repeat N]\n");
                 return EXIT_USAGE;
         }
 
@@ -686,10 +700,21 @@ static int verb_asl(char **args) {
         opts.state_machine_name = name;
         opts.max_transitions = (unsigned) max;
         opts.seed = 0x5eed;
-        r = asl_run_scripted(def, input, tasks, &opts, &res, &error);
-        if (r < 0) {
-                fprintf(stderr, "deliveryctl: asl run: %s\n", r == -EINVAL ? error : strerror(-r));
-                return EXIT_USAGE;
+        (void) clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (uint64_t k = 0; k < repeat; k++) {
+                json_decref(res);
+                res = NULL;
+                error = mfree(error);
+                r = asl_run_scripted(def, input, tasks, &opts, &res, &error);
+                if (r < 0) {
+                        fprintf(stderr, "deliveryctl: asl run: %s\n", r == -EINVAL ? error : strerror(-r));
+                        return EXIT_USAGE;
+                }
+        }
+        (void) clock_gettime(CLOCK_MONOTONIC, &t1);
+        if (repeat > 1) {
+                double sec = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
+                fprintf(stderr, "deliveryctl: asl run: %" PRIu64 " executions in %.6f s\n", repeat, sec);
         }
         out = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!out) {
@@ -726,8 +751,8 @@ static const Verb verbs[] = {
           "parse TEXT            what nlu.backend (or the rules) understands in a customer's TEXT, as JSON", verb_parse,
           NULL },
         { "asl", 1, 1, NULL,
-          "asl run DEFINITION [--input FILE] [--tasks FILE] [--max-transitions N]   run a state machine offline "
-          "with scripted tasks",
+          "asl run DEFINITION [--input FILE] [--tasks FILE] [--max-transitions N] [--repeat N]   run a state "
+          "machine offline with scripted tasks",
           NULL, verb_asl },
 };
 

@@ -88,7 +88,8 @@ class Usage(unittest.TestCase):
     def test_usage_errors(self):
         for argv in (["asl"], ["asl", "walk", "x"], ["asl", "run"], ["asl", "run", "a", "b"],
                      ["asl", "run", "a", "--input"], ["asl", "run", "a", "--bogus", "x"],
-                     ["asl", "run", "a", "--max-transitions", "0"]):
+                     ["asl", "run", "a", "--max-transitions", "0"], ["asl", "run", "a", "--repeat", "0"],
+                     ["asl", "run", "a", "--repeat", "x"], ["asl", "run", "a", "--repeat"]):
             r = subprocess.run([DELIVERYCTL, "-c", NO_CONFIG] + argv, capture_output=True, text=True, timeout=60)
             self.assertEqual(r.returncode, 2, argv)
             self.assertIn("deliveryctl", r.stderr)
@@ -117,6 +118,23 @@ class Usage(unittest.TestCase):
         self.assertEqual(got["status"], "FAILED")
         self.assertEqual(got["error"], "States.Runtime")
         self.assertIn("more than 50 state transitions", got["cause"])
+
+    def test_repeat(self):
+        """--repeat N: N executions, each with the tasks' lists from the
+        start (a list of two answers gives the first one every time), the
+        last outcome on stdout, the time on stderr; one failure fails it."""
+        d = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                                              "Parameters": {"FunctionName": "f", "Payload.$": "$"},
+                                              "ResultSelector": {"v.$": "$.Payload"}, "End": True}}}
+        r = run_asl(self.tmp, d, {}, {"f": [{"return": 1}, {"return": 2}]}, extra=["--repeat", "25"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), {"status": "SUCCEEDED", "output": {"v": 1}})
+        self.assertRegex(r.stderr, r"^deliveryctl: asl run: 25 executions in \d+\.\d{6} s\n$")
+        r = run_asl(self.tmp, d, {}, {"f": [{"throw": {"error": "E"}}]}, extra=["--repeat", "3"])
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(json.loads(r.stdout)["error"], "E")
+        r = run_asl(self.tmp, d, {}, {"f": [{"return": 1}]})
+        self.assertEqual(r.stderr, "", "one execution says nothing on stderr")
 
     def test_input_from_stdin_and_default(self):
         d = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}

@@ -4,7 +4,8 @@
  * daemon's own modules goes through these functions so that tests can make
  * the Nth allocation fail (curl's "torture" runs) and prove that each
  * parser, the store and the control protocol return -ENOMEM cleanly instead
- * of crashing or leaking.  jansson is routed through it too (alloc_init()).
+ * of crashing or leaking.  jansson and OpenSSL are routed through it too
+ * (alloc_init()).
  *
  * Security: none.
  */
@@ -12,7 +13,8 @@
 
 #include <stddef.h>
 
-/* Route jansson's allocator through mem_malloc()/free().  Call once at start. */
+/* Route jansson's and OpenSSL's allocators through mem_malloc()/free().
+ * Call once at start, before anything uses OpenSSL. */
 void alloc_init(void);
 
 /* Make allocation number n (counting from 1 after this call) and every
@@ -26,6 +28,11 @@ unsigned long alloc_count(void);
  * jansson reports an allocation failure inside json_loads() as a syntax
  * error; comparing this before and after tells the two apart. */
 unsigned long alloc_failures(void);
+
+/* For a library call that failed without saying why (OpenSSL's one-shot
+ * digests): -ENOMEM when an allocation failed since before (a value of
+ * alloc_failures()), else otherwise. */
+int alloc_errno_since(unsigned long before, int otherwise);
 
 void *mem_malloc(size_t size);
 void *mem_calloc(size_t n, size_t size);

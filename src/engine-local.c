@@ -74,8 +74,9 @@ static int definition_hash(const char *text, char out[65]) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned n = 0;
 
+        unsigned long before = alloc_failures();
         if (EVP_Digest(text, strlen(text), md, &n, EVP_sha256(), NULL) != 1 || n != 32)
-                return -EIO;
+                return alloc_errno_since(before, -EIO);
         for (unsigned i = 0; i < n; i++)
                 snprintf(out + 2 * i, 3, "%02x", md[i]);
         return 0;

@@ -26,8 +26,9 @@ static int content_hash(const void *raw, size_t len, char ret[65]) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned n = 0;
 
+        unsigned long before = alloc_failures();
         if (EVP_Digest(raw, len, md, &n, EVP_sha256(), NULL) != 1)
-                return -EIO;
+                return alloc_errno_since(before, -EIO);
         for (unsigned i = 0; i < n && i < 32; i++)
                 snprintf(ret + 2 * i, 3, "%02x", md[i]);
         return 0;

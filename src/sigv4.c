@@ -460,8 +460,9 @@ static int sha256_hex(const void *p, size_t n, char out[SHA256_HEX_LEN + 1]) {
         uint8_t md[EVP_MAX_MD_SIZE];
         unsigned md_len = 0;
 
+        unsigned long before = alloc_failures();
         if (EVP_Digest(n > 0 ? p : "", n, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != SHA256_LEN)
-                return -EIO;
+                return alloc_errno_since(before, -EIO);
         hex_lower(md, SHA256_LEN, out);
         return 0;
 }
@@ -471,8 +472,9 @@ static int hmac_sha256(const void *key, size_t key_len, const void *data, size_t
 
         if (key_len > INT_MAX)
                 return -EINVAL;
+        unsigned long before = alloc_failures();
         if (!HMAC(EVP_sha256(), key, (int) key_len, data, len, out, &out_len) || out_len != SHA256_LEN)
-                return -EIO;
+                return alloc_errno_since(before, -EIO);
         return 0;
 }
 

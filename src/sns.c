@@ -602,23 +602,37 @@ static int base64_decode(const char *s, uint8_t **ret, size_t *ret_len) {
         return 0;
 }
 
-/* The first certificate in a PEM buffer, or NULL (-ENOMEM is folded into
- * "not a certificate": OpenSSL does not tell them apart). */
-static X509 *pem_read_cert(const char *pem, size_t len) {
+/* Whether an allocation failed since before (alloc_failures(): OpenSSL
+ * allocates through mem_*, alloc_init()): then a failure is "try again"
+ * (5xx), never "forged" (403, which SNS does not retry).  OpenSSL's
+ * error queue is emptied; its reasons do not say it reliably (a PEM
+ * buffer that could not be allocated reads as "no start line"). */
+static bool openssl_out_of_memory(unsigned long before) {
+        ERR_clear_error();
+        return alloc_failures() != before;
+}
+
+/* The first certificate in a PEM buffer: 0 and *ret, -EBADMSG when it is
+ * not one, -ENOMEM. */
+static int pem_read_cert(const char *pem, size_t len, X509 **ret) {
         _cleanup_(bio_freep) BIO *b = NULL;
         X509 *x;
 
         if (len == 0 || len > SNS_CERT_MAX_SIZE)
-                return NULL;
+                return -EBADMSG;
         b = BIO_new_mem_buf(pem, (int) len);
         if (!b)
-                return NULL;
+                return -ENOMEM;
+        unsigned long before = alloc_failures();
         x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-        ERR_clear_error();
-        return x;
+        if (!x)
+                return openssl_out_of_memory(before) ? -ENOMEM : -EBADMSG;
+        *ret = x;
+        return 0;
 }
 
 /* Returns an SnsVerifyResult (>= 0) or -ENOMEM. */
+
 static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned min_version,
                   uint64_t check_time_usec) {
         _cleanup_(x509_freep) X509 *x = NULL;
@@ -656,8 +670,10 @@ static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned
         if (r < 0)
                 return SNS_VERIFY_MALFORMED_SIGNATURE;
 
-        x = pem_read_cert(pem, pem_len);
-        if (!x)
+        r = pem_read_cert(pem, pem_len, &x);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
                 return SNS_VERIFY_BAD_CERT;
         /* X509_cmp_time(): -1 if the certificate's time is at or before t,
          * 1 if after, 0 if it cannot be read. */
@@ -672,7 +688,9 @@ static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned
         if (r < 0)
                 return SNS_VERIFY_CERT_EXPIRED;
         key = X509_get0_pubkey(x);
-        if (!key || EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
+        if (!key)
+                return SNS_VERIFY_BAD_CERT;
+        if (EVP_PKEY_get_base_id(key) != EVP_PKEY_RSA)
                 return SNS_VERIFY_BAD_CERT;
 
         r = sns_message_string_to_sign(m, &tbs, &tbs_len);
@@ -691,9 +709,14 @@ static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned
 
 int sns_message_verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned min_signature_version,
                        uint64_t check_time_usec, SnsVerifyResult *ret_result) {
+        unsigned long before = alloc_failures();
         int r;
 
         r = verify(m, pem, pem_len, min_signature_version, check_time_usec);
+        /* Anything but OK while an allocation failed may be the failure's
+         * doing: the sender must try again. */
+        if (r > SNS_VERIFY_OK && openssl_out_of_memory(before))
+                r = -ENOMEM;
         /* Leave no error behind in OpenSSL's per-thread queue for the next
          * user (the TLS code in libcurl reads it). */
         ERR_clear_error();
@@ -816,9 +839,9 @@ int sns_cert_cache_store(const char *dir, const char *url, const char *pem, size
 
         if (pem_len > SNS_CERT_MAX_SIZE)
                 return -EFBIG;
-        x = pem_read_cert(pem, pem_len);
-        if (!x)
-                return -EBADMSG;
+        r = pem_read_cert(pem, pem_len, &x);
+        if (r < 0)
+                return r; /* -EBADMSG: not a certificate, nothing stored */
         X509_free(x);
 
         r = sns_cert_cache_path(dir, url, &path);

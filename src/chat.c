@@ -29,6 +29,10 @@ struct Turn {
         char *customer, *recipient, *body, *subject, *message_id, *in_reply_to, *references;
         Snapshot *snapshot;
         NluQuery *query;
+        NluResult *result; /* understood, waiting for the next group commit */
+        Turn *ready_next;
+        char *log; /* the turn's event line, logged once committed */
+        int error; /* why the turn was undone, or 0 */
 };
 
 struct Chat {
@@ -36,6 +40,10 @@ struct Chat {
         Turn *turns;
         unsigned n_busy;
         bool started;
+        /* Turns understood during one turn of the loop are committed together
+         * ("group commit", as the inbox does): one fsync for all of them. */
+        Turn *ready, **ready_tail;
+        sd_event_source *commit_defer;
 };
 
 static uint64_t now_realtime(void) {
@@ -54,6 +62,8 @@ static Turn *turn_free(Turn *t) {
                 t->chat->n_busy--;
         }
         nlu_query_cancel(t->query);
+        nlu_result_free(t->result);
+        free(t->log);
         snapshot_unref(t->snapshot);
         free(t->customer);
         free(t->recipient);
@@ -395,7 +405,8 @@ static void count(Chat *c, MetricId id) {
                 metrics_inc(c->ctx.metrics, id);
 }
 
-static int run_turn(Chat *c, Turn *t, NluResult *r) {
+/* One turn, inside the batch's transaction (and its own savepoint). */
+static int run_turn_in_txn(Chat *c, Turn *t, NluResult *r) {
         _cleanup_(conv_state_freep) ConvState *s = NULL;
         _cleanup_(conv_actions_done) ConvActions a = {};
         ConvEnv env = make_env(c, t->snapshot);
@@ -407,9 +418,6 @@ static int run_turn(Chat *c, Turn *t, NluResult *r) {
                 if (k < 0)
                         return k;
         }
-        k = store_begin(c->ctx.store);
-        if (k < 0)
-                return k;
         k = load_state(c, t->customer, &s);
         if (k == -EINVAL) {
                 log_warning("Conversation of %s could not be read; starting it again.", t->customer);
@@ -420,12 +428,10 @@ static int run_turn(Chat *c, Turn *t, NluResult *r) {
                 k = s ? 0 : -ENOMEM;
         }
         if (k < 0)
-                goto fail;
+                return k;
         opted = outbox_customer_opted_out(c->ctx.outbox, t->customer);
-        if (opted < 0) {
-                k = opted;
-                goto fail;
-        }
+        if (opted < 0)
+                return opted;
         old = s->phase;
         const ConvInput in = {
                 .customer = t->customer,
@@ -436,16 +442,13 @@ static int run_turn(Chat *c, Turn *t, NluResult *r) {
                 .unauthenticated = t->email && t->authenticated == 0,
         };
         if ((k = conversation_turn(&env, s, &in, &a)) < 0 || (k = apply(c, t, &env, s, &a)) < 0 ||
-            (k = save_state(c, t->customer, s)) < 0 || (k = inbox_mark_done(c->ctx.inbox, t->id, false)) < 0 ||
-            (k = store_commit(c->ctx.store)) < 0)
-                goto fail;
-        log_event("conversation customer=%s message=%" PRIi64 " intent=%s phase=%s->%s replies=%zu why=\"%s\"",
-                  t->customer, t->id, nlu_intent_to_string(r->intent), conv_phase_to_string(old),
-                  conv_phase_to_string(s->phase), strv_length(a.replies), strempty(a.why));
+            (k = save_state(c, t->customer, s)) < 0 || (k = inbox_mark_done(c->ctx.inbox, t->id, false)) < 0)
+                return k;
+        t->log =
+                mem_printf("conversation customer=%s message=%" PRIi64 " intent=%s phase=%s->%s replies=%zu why=\"%s\"",
+                           t->customer, t->id, nlu_intent_to_string(r->intent), conv_phase_to_string(old),
+                           conv_phase_to_string(s->phase), strv_length(a.replies), strempty(a.why));
         return 0;
-fail:
-        store_rollback(c->ctx.store);
-        return k;
 }
 
 /* A turn that cannot be run (its state or its actions fail for a reason
@@ -466,7 +469,6 @@ static void set_aside(Chat *c, Turn *t, int error) {
 static void on_understood(void *userdata, NluResult *r) {
         Turn *t = userdata;
         Chat *c = t->chat;
-        int k;
 
         t->query = NULL;
         if (!r) {
@@ -476,19 +478,65 @@ static void on_understood(void *userdata, NluResult *r) {
                 turn_free(t);
                 return;
         }
-        k = run_turn(c, t, r);
-        nlu_result_free(r);
-        if (k >= 0) {
-                count(c, METRIC_CONVERSATION_TURNS_OK);
-                inbox_release(c->ctx.inbox, t->id);
-                outbox_kick(c->ctx.outbox);
-        } else if (store_failed(c->ctx.store)) {
-                count(c, METRIC_CONVERSATION_TURNS_FAILED); /* the daemon stops; the message comes back */
-        } else {
-                count(c, METRIC_CONVERSATION_TURNS_CORRUPT);
-                set_aside(c, t, k);
+        t->result = r;
+        *c->ready_tail = t;
+        c->ready_tail = &t->ready_next;
+        (void) sd_event_source_set_enabled(c->commit_defer, SD_EVENT_ONESHOT);
+}
+
+/* Commit every turn understood so far in one transaction, each in a
+ * savepoint of its own: a turn that fails is undone alone and set aside;
+ * a store that fails fails them all (the daemon stops; they come back). */
+static int on_commit_defer(sd_event_source *source _unused_, void *userdata) {
+        Chat *c = userdata;
+        Turn *batch = TAKE_PTR(c->ready);
+        int k, r;
+
+        c->ready_tail = &c->ready;
+        if (!batch)
+                return 0;
+        r = store_begin(c->ctx.store);
+        for (Turn *t = batch; r >= 0 && t; t = t->ready_next) {
+                if ((r = store_exec(c->ctx.store, "SAVEPOINT turn")) < 0)
+                        break;
+                k = run_turn_in_txn(c, t, t->result);
+                if (k < 0 && store_failed(c->ctx.store)) {
+                        r = k;
+                        break;
+                }
+                if (k < 0) {
+                        /* undone alone; set aside after the commit */
+                        t->error = k;
+                        t->log = mfree(t->log);
+                        if ((r = store_exec(c->ctx.store, "ROLLBACK TO turn")) < 0)
+                                break;
+                }
+                if ((r = store_exec(c->ctx.store, "RELEASE turn")) < 0)
+                        break;
         }
-        turn_free(t);
+        if (r >= 0)
+                r = store_commit(c->ctx.store);
+        else
+                store_rollback(c->ctx.store);
+
+        for (Turn *t = batch, *next; t; t = next) {
+                next = t->ready_next;
+                if (r < 0)
+                        count(c, METRIC_CONVERSATION_TURNS_FAILED); /* the store failed: they come back */
+                else if (t->error == 0) {
+                        count(c, METRIC_CONVERSATION_TURNS_OK);
+                        if (t->log)
+                                log_event("%s", t->log);
+                        inbox_release(c->ctx.inbox, t->id);
+                } else {
+                        count(c, METRIC_CONVERSATION_TURNS_CORRUPT);
+                        set_aside(c, t, t->error);
+                }
+                turn_free(t);
+        }
+        if (r >= 0)
+                outbox_kick(c->ctx.outbox);
+        return 0;
 }
 
 static char *dup_opt(const char *s) {
@@ -533,10 +581,19 @@ static void on_delivery(void *userdata, const InboxDelivery *d) {
 
 int chat_new(const ChatContext *ctx, Chat **ret) {
         Chat *c = mem_new(Chat, 1);
+        int r;
 
         if (!c)
                 return -ENOMEM;
         c->ctx = *ctx;
+        c->ready_tail = &c->ready;
+        r = sd_event_add_defer(ctx->event, &c->commit_defer, on_commit_defer, c);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(c->commit_defer, SD_EVENT_OFF);
+        (void) sd_event_source_set_description(c->commit_defer, "chat-commit");
         *ret = c;
         return 0;
 }
@@ -546,6 +603,7 @@ Chat *chat_free(Chat *c) {
                 return NULL;
         while (c->turns)
                 turn_free(c->turns);
+        sd_event_source_disable_unref(c->commit_defer);
         free(c);
         return NULL;
 }

@@ -43,8 +43,7 @@ typedef struct EngineLocal {
         EngineContext ctx;
         AslDefinition *def;
         char def_hash[65];
-        sd_event_source *timer;
-        sd_event_source *defer;
+        EngineWakeup wakeup;
 } EngineLocal;
 
 static uint64_t now_usec(EngineLocal *l) {
@@ -722,21 +721,10 @@ static int transition_in_txn(EngineLocal *l, const char *id, json_t *callback, c
 
 static int arm(EngineLocal *l);
 
-static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
-        EngineLocal *l = userdata;
-
-        (void) engine_local_ops.run_due(l);
-        return 0;
+static void on_wakeup(void *userdata) {
+        (void) engine_local_ops.run_due(userdata);
 }
 
-static int on_defer(sd_event_source *s _unused_, void *userdata) {
-        EngineLocal *l = userdata;
-
-        (void) engine_local_ops.run_due(l);
-        return 0;
-}
-
-/* The earliest deadline of a running execution, UINT64_MAX for none. */
 static int next_deadline(EngineLocal *l, uint64_t *ret) {
         sqlite3_stmt *st = NULL;
         int r = sql_prepare(l, "SELECT MIN(next_deadline) FROM executions WHERE status = 'RUNNING'", &st), rc;
@@ -753,23 +741,7 @@ static int next_deadline(EngineLocal *l, uint64_t *ret) {
 }
 
 static int arm_at(EngineLocal *l, uint64_t at) {
-        int r;
-
-        if (!l->ctx.event)
-                return 0;
-        if (at == UINT64_MAX)
-                return l->timer ? sd_event_source_set_enabled(l->timer, SD_EVENT_OFF) : 0;
-        if (!l->timer) {
-                r = sd_event_add_time(l->ctx.event, &l->timer, CLOCK_REALTIME, at, 10 * USEC_PER_MSEC, on_timer, l);
-                if (r < 0)
-                        return r;
-                (void) sd_event_source_set_description(l->timer, "engine-timer");
-                return 0;
-        }
-        r = sd_event_source_set_time(l->timer, at);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
+        return engine_wakeup_at(&l->wakeup, at);
 }
 
 static int arm(EngineLocal *l) {
@@ -790,6 +762,7 @@ static int local_new(const EngineContext *ctx, void **ret, char **ret_error) {
         if (!l)
                 return -ENOMEM;
         l->ctx = *ctx;
+        l->wakeup = (EngineWakeup){ .event = ctx->event, .name = "engine", .run = on_wakeup, .userdata = l };
         r = load_definition(l, ret_error);
         if (r < 0) {
                 asl_definition_unref(l->def);
@@ -805,23 +778,14 @@ static void local_free(void *b) {
 
         if (!l)
                 return;
-        sd_event_source_disable_unref(l->timer);
-        sd_event_source_disable_unref(l->defer);
+        engine_wakeup_done(&l->wakeup);
         asl_definition_unref(l->def);
         free(l);
 }
 
 static void local_kick(void *b) {
         EngineLocal *l = b;
-
-        if (!l->ctx.event)
-                return;
-        if (!l->defer) {
-                if (sd_event_add_defer(l->ctx.event, &l->defer, on_defer, l) < 0)
-                        return;
-                (void) sd_event_source_set_description(l->defer, "engine-kick");
-        }
-        (void) sd_event_source_set_enabled(l->defer, SD_EVENT_ONESHOT);
+        engine_wakeup_now(&l->wakeup);
 }
 
 static int local_start(void *b) {

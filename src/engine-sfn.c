@@ -59,7 +59,7 @@ struct EngineSfn {
         EngineContext ctx;
         SfnClient *client;
         char *state_machine_arn;
-        sd_event_source *timer, *defer;
+        EngineWakeup wakeup;
         SfnSend *in_flight;
         unsigned n_in_flight;
 };
@@ -137,37 +137,14 @@ static void send_free(SfnSend *q) {
 
 /* ---- timers ---------------------------------------------------------------- */
 
-static int arm_at(EngineSfn *e, uint64_t at);
 static void sfn_kick(void *b);
 
-static int on_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+static void on_wakeup(void *userdata) {
         (void) engine_sfn_ops.run_due(userdata);
-        return 0;
-}
-
-static int on_defer(sd_event_source *s _unused_, void *userdata) {
-        (void) engine_sfn_ops.run_due(userdata);
-        return 0;
 }
 
 static int arm_at(EngineSfn *e, uint64_t at) {
-        int r;
-
-        if (!e->ctx.event)
-                return 0;
-        if (at == UINT64_MAX)
-                return e->timer ? sd_event_source_set_enabled(e->timer, SD_EVENT_OFF) : 0;
-        if (!e->timer) {
-                r = sd_event_add_time(e->ctx.event, &e->timer, CLOCK_REALTIME, at, 10 * USEC_PER_MSEC, on_timer, e);
-                if (r < 0)
-                        return r;
-                (void) sd_event_source_set_description(e->timer, "engine-sfn-timer");
-                return 0;
-        }
-        r = sd_event_source_set_time(e->timer, at);
-        if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(e->timer, SD_EVENT_ONESHOT);
+        return engine_wakeup_at(&e->wakeup, at);
 }
 
 /* The timer at the earliest next attempt of a pending row. */
@@ -408,15 +385,7 @@ static int sfn_run_due(void *b) {
 
 static void sfn_kick(void *b) {
         EngineSfn *e = b;
-
-        if (!e->ctx.event)
-                return;
-        if (!e->defer) {
-                if (sd_event_add_defer(e->ctx.event, &e->defer, on_defer, e) < 0)
-                        return;
-                (void) sd_event_source_set_description(e->defer, "engine-sfn-kick");
-        }
-        (void) sd_event_source_set_enabled(e->defer, SD_EVENT_ONESHOT);
+        engine_wakeup_now(&e->wakeup);
 }
 
 /* After a restart, whatever waits is tried at once. */
@@ -450,6 +419,7 @@ static int sfn_new(const EngineContext *ctx, void **ret, char **ret_error) {
         if (!e)
                 return -ENOMEM;
         e->ctx = *ctx;
+        e->wakeup = (EngineWakeup){ .event = ctx->event, .name = "engine-sfn", .run = on_wakeup, .userdata = e };
         e->state_machine_arn = mem_strdup(c->engine_state_machine_arn);
         const SfnClientOptions o = {
                 .event = ctx->event,
@@ -482,8 +452,7 @@ static void sfn_free(void *b) {
         while (e->in_flight)
                 send_free(e->in_flight);
         sfn_client_free(e->client);
-        sd_event_source_disable_unref(e->timer);
-        sd_event_source_disable_unref(e->defer);
+        engine_wakeup_done(&e->wakeup);
         free(e->state_machine_arn);
         free(e);
 }

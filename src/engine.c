@@ -279,3 +279,55 @@ int engine_event_in_txn(Engine *e, const char *order_id, const char *event, json
         }
         return e->ops->send_in_txn(e->backend, id, output);
 }
+
+/* ---- wake-ups ------------------------------------------------------------ */
+
+static int on_wakeup_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        EngineWakeup *w = userdata;
+
+        w->run(w->userdata);
+        return 0;
+}
+
+static int on_wakeup_defer(sd_event_source *s _unused_, void *userdata) {
+        EngineWakeup *w = userdata;
+
+        w->run(w->userdata);
+        return 0;
+}
+
+int engine_wakeup_at(EngineWakeup *w, uint64_t at) {
+        int r;
+
+        if (!w->event)
+                return 0;
+        if (at == UINT64_MAX)
+                return w->timer ? sd_event_source_set_enabled(w->timer, SD_EVENT_OFF) : 0;
+        if (!w->timer) {
+                r = sd_event_add_time(w->event, &w->timer, CLOCK_REALTIME, at, 10 * USEC_PER_MSEC, on_wakeup_timer, w);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(w->timer, w->name);
+                return 0;
+        }
+        r = sd_event_source_set_time(w->timer, at);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(w->timer, SD_EVENT_ONESHOT);
+}
+
+void engine_wakeup_now(EngineWakeup *w) {
+        if (!w->event)
+                return;
+        if (!w->defer) {
+                if (sd_event_add_defer(w->event, &w->defer, on_wakeup_defer, w) < 0)
+                        return; /* the timer looks again */
+                (void) sd_event_source_set_description(w->defer, w->name);
+        }
+        (void) sd_event_source_set_enabled(w->defer, SD_EVENT_ONESHOT);
+}
+
+void engine_wakeup_done(EngineWakeup *w) {
+        w->timer = sd_event_source_disable_unref(w->timer);
+        w->defer = sd_event_source_disable_unref(w->defer);
+}

@@ -128,6 +128,25 @@ int engine_notify_in_txn(Engine *e, const char *order_id, const char *template_i
 
 /* ---- for backends ------------------------------------------------------ */
 
+/* When a backend runs what is due: a timer at its earliest deadline and a
+ * defer source for "now", both calling run(userdata) from the loop.  The
+ * sources are made when first needed; without an event loop (tests with a
+ * fake clock) nothing is scheduled. */
+typedef struct EngineWakeup {
+        sd_event *event; /* may be NULL */
+        const char *name; /* for the sources' descriptions */
+        void (*run)(void *userdata);
+        void *userdata;
+        sd_event_source *timer, *defer;
+} EngineWakeup;
+
+/* Run at at (CLOCK_REALTIME usec); UINT64_MAX: no deadline.  -errno. */
+int engine_wakeup_at(EngineWakeup *w, uint64_t at);
+/* Run from the loop, soon. */
+void engine_wakeup_now(EngineWakeup *w);
+/* Free the sources. */
+void engine_wakeup_done(EngineWakeup *w);
+
 /* A backend: one table row in engine.c.  Every function but new gets the
  * backend's own state; ids are canonical order ids. */
 typedef struct EngineOps {

@@ -51,12 +51,26 @@ struct CertFetch {
         SnsJob *waiting;
 };
 
+/* Parsed certificates, so that a message costs one signature check and not
+ * a file read and a PEM parse as well.  SNS signs with one certificate a
+ * region, changed rarely: a handful of entries is plenty, and the least
+ * recently used one makes room.  The files stay the durable copy. */
+#define CERTS_IN_MEMORY 8
+
+typedef struct CertMemo {
+        char *dir, *url;
+        SnsCert *cert;
+        uint64_t used; /* ing->cert_clock when last used; 0: empty */
+} CertMemo;
+
 struct SnsIngress {
         SnsIngressContext ctx;
         char *default_cert_dir;
         SnsJob *jobs;
         unsigned n_jobs;
         CertFetch *fetches;
+        CertMemo certs[CERTS_IN_MEMORY];
+        uint64_t cert_clock;
 };
 
 static uint64_t now_usec(SnsIngress *ing) {
@@ -135,12 +149,12 @@ static int record_event(SnsJob *j, const char *status, const char *detail) {
 
         if (store_failed(store))
                 return -EIO;
-        rc = sqlite3_prepare_v2(store_db(store),
-                                "INSERT INTO sns_events (message_id, type, topic_arn, status, detail, received_at) "
-                                "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
-                                "ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, "
-                                "detail = excluded.detail",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(store,
+                              "INSERT INTO sns_events (message_id, type, topic_arn, status, detail, received_at) "
+                              "VALUES (?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
+                              "ON CONFLICT (message_id) DO UPDATE SET status = excluded.status, "
+                              "detail = excluded.detail",
+                              &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, field(j, SNS_FIELD_MESSAGE_ID), -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, field(j, SNS_FIELD_TYPE), -1, SQLITE_STATIC);
@@ -150,7 +164,7 @@ static int record_event(SnsJob *j, const char *status, const char *detail) {
                         sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(store, st);
         return store_check(store, rc, "record SNS event");
 }
 
@@ -341,12 +355,77 @@ static void handle_notification(SnsJob *j) {
 
 /* ---- verification ------------------------------------------------------- */
 
-static void job_verified(SnsJob *j, const char *pem, size_t pem_len) {
+static void cert_memo_clear(CertMemo *c) {
+        free(c->dir);
+        free(c->url);
+        sns_cert_free(c->cert);
+        *c = (CertMemo){};
+}
+
+static const SnsCert *cert_memo_find(SnsIngress *ing, const char *dir, const char *url) {
+        for (size_t i = 0; i < CERTS_IN_MEMORY; i++) {
+                CertMemo *c = &ing->certs[i];
+                if (c->used > 0 && streq(c->url, url) && streq(c->dir, dir)) {
+                        c->used = ++ing->cert_clock;
+                        return c->cert;
+                }
+        }
+        return NULL;
+}
+
+/* Keep cert (ownership taken) for dir and url.  Returns it, valid until the
+ * ingress is freed or CERTS_IN_MEMORY others are remembered after it;
+ * NULL (and cert freed) when out of memory. */
+static const SnsCert *cert_memo_add(SnsIngress *ing, const char *dir, const char *url, SnsCert *cert) {
+        CertMemo *slot = &ing->certs[0];
+        char *d, *u;
+
+        for (size_t i = 0; i < CERTS_IN_MEMORY; i++) {
+                CertMemo *c = &ing->certs[i];
+                if (c->used > 0 && streq(c->url, url) && streq(c->dir, dir)) {
+                        slot = c;
+                        break;
+                }
+                if (c->used < slot->used)
+                        slot = c;
+        }
+        d = mem_strdup(dir);
+        u = mem_strdup(url);
+        if (!d || !u) {
+                free(d);
+                free(u);
+                sns_cert_free(cert);
+                return NULL;
+        }
+        cert_memo_clear(slot);
+        *slot = (CertMemo){ .dir = d, .url = u, .cert = cert, .used = ++ing->cert_clock };
+        return cert;
+}
+
+/* Parse pem and remember it for the job's certificate URL.  0 and
+ * *ret_cert (NULL when pem is not a certificate: verification then says
+ * so), -ENOMEM. */
+static int job_cert_from_pem(SnsJob *j, const char *pem, size_t pem_len, const SnsCert **ret_cert) {
+        SnsCert *cert = NULL;
+        int r;
+
+        r = sns_cert_parse(pem, pem_len, &cert);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                *ret_cert = NULL;
+                return 0;
+        }
+        *ret_cert = cert_memo_add(j->ingress, cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL), cert);
+        return *ret_cert ? 0 : -ENOMEM;
+}
+
+static void job_verified(SnsJob *j, const SnsCert *cert) {
         SnsVerifyResult v;
         int r;
 
-        r = sns_message_verify(j->msg, pem, pem_len, (unsigned) job_config(j)->sns_min_signature_version,
-                               now_usec(j->ingress), &v);
+        r = sns_message_verify_cert(j->msg, cert, (unsigned) job_config(j)->sns_min_signature_version,
+                                    now_usec(j->ingress), &v);
         if (r < 0)
                 return job_answer(j, 503, "out of memory\n");
         if (v != SNS_VERIFY_OK)
@@ -412,6 +491,9 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
          * fetch of its own instead of waiting on this finished one; freed
          * last, since resp lives in its transfer. */
         fetch_unlink(f);
+        const SnsCert *cert = NULL;
+        if (r >= 0 && waiting && job_cert_from_pem(waiting, resp->body, resp->body_len, &cert) < 0)
+                r = -ENOMEM;
         while (waiting) {
                 SnsJob *j = waiting;
                 waiting = j->fetch_next;
@@ -420,11 +502,13 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
                 if (r == -EBADMSG)
                         /* what an SNS host served is not a certificate: nothing verifies */
                         job_reject(j, METRIC_REJECTED_SIGNATURE, 403, "signing certificate unusable");
+                else if (r == -ENOMEM)
+                        job_answer(j, 503, "out of memory\n");
                 else if (r < 0)
                         /* 5xx: SNS retries, and by then the download may work */
                         job_answer(j, 502, "signing certificate unavailable\n");
                 else
-                        job_verified(j, resp->body, resp->body_len);
+                        job_verified(j, cert);
         }
         fetch_free(f);
 }
@@ -523,6 +607,9 @@ void sns_ingress_handle(void *userdata, const HttpRequest *req, HttpResponse *re
         if (t != SNS_VERIFY_OK)
                 return job_reject(j, METRIC_REJECTED_TIMESTAMP, 403, sns_verify_result_to_string(t));
 
+        const SnsCert *cert = cert_memo_find(ing, cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL));
+        if (cert)
+                return job_verified(j, cert);
         r = sns_cert_cache_load(cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL), &pem, &pem_len);
         if (r == -ENOENT)
                 return job_fetch_cert(j);
@@ -530,7 +617,10 @@ void sns_ingress_handle(void *userdata, const HttpRequest *req, HttpResponse *re
                 log_warning_errno(r, "Cannot read the certificate cache %s: %m", cert_dir(j));
                 return job_answer(j, 503, "certificate cache unreadable\n");
         }
-        job_verified(j, pem, pem_len);
+        r = job_cert_from_pem(j, pem, pem_len, &cert);
+        if (r < 0)
+                return job_answer(j, 503, "out of memory\n");
+        job_verified(j, cert);
 }
 
 int sns_ingress_new(const SnsIngressContext *ctx, SnsIngress **ret) {
@@ -562,6 +652,8 @@ SnsIngress *sns_ingress_free(SnsIngress *ing) {
         }
         while (ing->jobs)
                 job_answer(ing->jobs, 503, "shutting down, try again\n");
+        for (size_t i = 0; i < CERTS_IN_MEMORY; i++)
+                cert_memo_clear(&ing->certs[i]);
         free(ing->default_cert_dir);
         free(ing);
         return NULL;

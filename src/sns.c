@@ -631,11 +631,38 @@ static int pem_read_cert(const char *pem, size_t len, X509 **ret) {
         return 0;
 }
 
-/* Returns an SnsVerifyResult (>= 0) or -ENOMEM. */
+struct SnsCert {
+        X509 *x509;
+};
 
-static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned min_version,
-                  uint64_t check_time_usec) {
+SnsCert *sns_cert_free(SnsCert *c) {
+        if (!c)
+                return NULL;
+        X509_free(c->x509);
+        free(c);
+        return NULL;
+}
+
+int sns_cert_parse(const char *pem, size_t pem_len, SnsCert **ret) {
         _cleanup_(x509_freep) X509 *x = NULL;
+        SnsCert *c;
+        int r;
+
+        r = pem_read_cert(pem, pem_len, &x);
+        if (r < 0)
+                return r;
+        c = mem_new(SnsCert, 1);
+        if (!c)
+                return -ENOMEM;
+        c->x509 = TAKE_PTR(x);
+        *ret = c;
+        return 0;
+}
+
+/* Returns an SnsVerifyResult (>= 0) or -ENOMEM.  cert NULL: the caller's
+ * PEM did not parse, which is reported where the certificate is first
+ * needed, so that the other outcomes keep their order. */
+static int verify(const SnsMessage *m, const SnsCert *cert, unsigned min_version, uint64_t check_time_usec) {
         _cleanup_(evp_md_ctx_freep) EVP_MD_CTX *ctx = NULL;
         _cleanup_free_ uint8_t *sig = NULL;
         _cleanup_free_ char *tbs = NULL;
@@ -643,6 +670,7 @@ static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned
         time_t t = (time_t) (check_time_usec / USEC_PER_SEC);
         const EVP_MD *md;
         EVP_PKEY *key;
+        X509 *x;
         size_t sig_len, tbs_len;
         unsigned v;
         int r;
@@ -670,11 +698,9 @@ static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned
         if (r < 0)
                 return SNS_VERIFY_MALFORMED_SIGNATURE;
 
-        r = pem_read_cert(pem, pem_len, &x);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
+        if (!cert)
                 return SNS_VERIFY_BAD_CERT;
+        x = cert->x509;
         /* X509_cmp_time(): -1 if the certificate's time is at or before t,
          * 1 if after, 0 if it cannot be read. */
         r = X509_cmp_time(X509_get0_notBefore(x), &t);
@@ -707,12 +733,7 @@ static int verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned
         return r == 1 ? SNS_VERIFY_OK : SNS_VERIFY_BAD_SIGNATURE;
 }
 
-int sns_message_verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned min_signature_version,
-                       uint64_t check_time_usec, SnsVerifyResult *ret_result) {
-        unsigned long before = alloc_failures();
-        int r;
-
-        r = verify(m, pem, pem_len, min_signature_version, check_time_usec);
+static int verify_result(int r, unsigned long before, SnsVerifyResult *ret_result) {
         /* Anything but OK while an allocation failed may be the failure's
          * doing: the sender must try again. */
         if (r > SNS_VERIFY_OK && openssl_out_of_memory(before))
@@ -724,6 +745,26 @@ int sns_message_verify(const SnsMessage *m, const char *pem, size_t pem_len, uns
                 return r;
         *ret_result = (SnsVerifyResult) r;
         return 0;
+}
+
+int sns_message_verify_cert(const SnsMessage *m, const SnsCert *cert, unsigned min_signature_version,
+                            uint64_t check_time_usec, SnsVerifyResult *ret_result) {
+        unsigned long before = alloc_failures();
+
+        return verify_result(verify(m, cert, min_signature_version, check_time_usec), before, ret_result);
+}
+
+int sns_message_verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned min_signature_version,
+                       uint64_t check_time_usec, SnsVerifyResult *ret_result) {
+        _cleanup_(sns_cert_freep) SnsCert *cert = NULL;
+        unsigned long before = alloc_failures();
+        int r;
+
+        r = sns_cert_parse(pem, pem_len, &cert);
+        if (r == -ENOMEM)
+                return r;
+        r = verify(m, cert, min_signature_version, check_time_usec);
+        return verify_result(r, before, ret_result);
 }
 
 SnsVerifyResult sns_timestamp_check(uint64_t timestamp_usec, uint64_t now_usec, uint64_t max_age_usec,

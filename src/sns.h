@@ -166,6 +166,15 @@ typedef enum SnsVerifyResult {
 const char *sns_verify_result_to_string(SnsVerifyResult r);
 SnsVerifyResult sns_verify_result_from_string(const char *s);
 
+/* A parsed signing certificate, kept so that each message does not parse
+ * the PEM again.  sns_cert_parse() takes the first certificate of pem:
+ * 0 and a new SnsCert (sns_cert_free()), -EBADMSG when there is none,
+ * -ENOMEM. */
+typedef struct SnsCert SnsCert;
+int sns_cert_parse(const char *pem, size_t pem_len, SnsCert **ret);
+SnsCert *sns_cert_free(SnsCert *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SnsCert *, sns_cert_free);
+
 /* Verify the message's signature with the certificate in pem (pem_len
  * bytes, need not be NUL-terminated).  The SigningCertURL is checked again,
  * the SignatureVersion must be known and at least min_signature_version
@@ -174,6 +183,11 @@ SnsVerifyResult sns_verify_result_from_string(const char *s);
  * fixed one).  Returns 0 and the outcome in *ret_result, or -ENOMEM. */
 int sns_message_verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned min_signature_version,
                        uint64_t check_time_usec, SnsVerifyResult *ret_result);
+
+/* The same with a parsed certificate (cert NULL: unusable, the outcome
+ * sns_message_verify() gives a PEM that does not parse). */
+int sns_message_verify_cert(const SnsMessage *m, const SnsCert *cert, unsigned min_signature_version,
+                            uint64_t check_time_usec, SnsVerifyResult *ret_result);
 
 /* Whether a message time stamp lies in [now - max_age, now + max_ahead].
  * SNS keeps the original Timestamp on retries, so max_age bounds how late a

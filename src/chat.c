@@ -84,8 +84,7 @@ static int load_state(Chat *c, const char *customer, ConvState **ret) {
         sqlite3_stmt *st = NULL;
         int rc, r;
 
-        rc = sqlite3_prepare_v2(store_db(c->ctx.store), "SELECT state FROM conversations WHERE customer = ?", -1, &st,
-                                NULL);
+        rc = store_prepare_rc(c->ctx.store, "SELECT state FROM conversations WHERE customer = ?", &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, customer, -1, SQLITE_STATIC);
                 rc = sqlite3_step(st);
@@ -95,10 +94,10 @@ static int load_state(Chat *c, const char *customer, ConvState **ret) {
                 json_t *j = json_loads((const char *) sqlite3_column_text(st, 0), 0, &e);
                 r = j ? conv_state_from_json(j, ret) : -EINVAL;
                 json_decref(j);
-                sqlite3_finalize(st);
+                store_finish(c->ctx.store, st);
                 return r;
         }
-        sqlite3_finalize(st);
+        store_finish(c->ctx.store, st);
         r = store_check(c->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "read a conversation");
         return r < 0 ? r : -ENOENT;
 }
@@ -115,11 +114,11 @@ static int save_state(Chat *c, const char *customer, const ConvState *s) {
         json_decref(j);
         if (!text)
                 return -ENOMEM;
-        rc = sqlite3_prepare_v2(store_db(c->ctx.store),
-                                "INSERT INTO conversations (customer, phase, state, updated_at) VALUES (?, ?, ?, ?) "
-                                "ON CONFLICT (customer) DO UPDATE SET phase = excluded.phase, state = excluded.state, "
-                                "updated_at = excluded.updated_at",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(c->ctx.store,
+                              "INSERT INTO conversations (customer, phase, state, updated_at) VALUES (?, ?, ?, ?) "
+                              "ON CONFLICT (customer) DO UPDATE SET phase = excluded.phase, state = excluded.state, "
+                              "updated_at = excluded.updated_at",
+                              &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, customer, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, conv_phase_to_string(s->phase), -1, SQLITE_STATIC);
@@ -127,7 +126,7 @@ static int save_state(Chat *c, const char *customer, const ConvState *s) {
                 sqlite3_bind_int64(st, 4, (int64_t) s->updated_usec);
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(c->ctx.store, st);
         return store_check(c->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "store a conversation");
 }
 
@@ -142,10 +141,10 @@ static int order_of_thread(Chat *c, const Turn *t, char id[static NLU_ORDER_ID_L
 
         if (!refs)
                 return -ENOMEM;
-        rc = sqlite3_prepare_v2(store_db(c->ctx.store),
-                                "SELECT order_id FROM outbox WHERE message_id = ? AND recipient = ? AND order_id IS "
-                                "NOT NULL ORDER BY id DESC LIMIT 1",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(c->ctx.store,
+                              "SELECT order_id FROM outbox WHERE message_id = ? AND recipient = ? AND order_id IS "
+                              "NOT NULL ORDER BY id DESC LIMIT 1",
+                              &st);
         /* newest reference first: In-Reply-To was appended last */
         for (size_t i = strv_length(refs); rc == SQLITE_OK && i-- > 0;) {
                 sqlite3_reset(st);
@@ -156,13 +155,13 @@ static int order_of_thread(Chat *c, const Turn *t, char id[static NLU_ORDER_ID_L
                         const char *o = (const char *) sqlite3_column_text(st, 0);
                         if (o && strlen(o) == NLU_ORDER_ID_LEN) {
                                 strscpy(id, NLU_ORDER_ID_LEN + 1, o);
-                                sqlite3_finalize(st);
+                                store_finish(c->ctx.store, st);
                                 return 1;
                         }
                 } else if (s != SQLITE_DONE)
                         rc = s;
         }
-        sqlite3_finalize(st);
+        store_finish(c->ctx.store, st);
         int r = store_check(c->ctx.store, rc, "match a reply to an order");
         return r < 0 ? r : 0;
 }
@@ -201,74 +200,6 @@ static char *reply_subject(const Snapshot *s, const Turn *t, NluLang lang) {
         return mem_printf("Re: %s", t->subject);
 }
 
-/* Compose text as one SMS of at most sms.max_segments: as written, or with
- * its accents folded when that is what makes it fit (GSM 7-bit holds more
- * than twice as much per segment as UCS-2).  *ret_fits: it was not cut. */
-static int compose_sms(const Config *cf, const char *text, char **ret, bool *ret_fits) {
-        SmsTextInfo info;
-        int r = sms_text_compose(text, (unsigned) cf->sms_max_segments, cf->sms_fold_accents, ret, &info);
-
-        if (r >= 0 && info.truncated && !cf->sms_fold_accents) {
-                *ret = mfree(*ret);
-                r = sms_text_compose(text, (unsigned) cf->sms_max_segments, true, ret, &info);
-        }
-        if (r >= 0)
-                *ret_fits = !info.truncated;
-        return r;
-}
-
-/* Text as SMS bodies: one when it fits; else cut between lines into as
- * few messages as fit (the menu), so that nothing is lost.  A single line
- * too long for one message is cut at a word. */
-static int sms_bodies(const Config *cf, const char *text, char ***ret) {
-        _cleanup_(strv_freep) char **out = NULL;
-        _cleanup_free_ char *body = NULL, *chunk = NULL;
-        bool fits;
-        int r = compose_sms(cf, text, &body, &fits);
-
-        if (r < 0)
-                return r;
-        if (fits) {
-                if ((r = strv_extend(&out, body)) < 0)
-                        return r;
-                *ret = TAKE_PTR(out);
-                return 0;
-        }
-        for (const char *p = text; *p;) {
-                const char *nl = strchr(p, '\n');
-                size_t n = nl ? (size_t) (nl - p) : strlen(p);
-                _cleanup_free_ char *line = mem_strndup(p, n), *grown = NULL, *probe = NULL;
-                if (!line)
-                        return -ENOMEM;
-                grown = chunk ? mem_printf("%s\n%s", chunk, line) : mem_strdup(line);
-                if (!grown)
-                        return -ENOMEM;
-                if ((r = compose_sms(cf, grown, &probe, &fits)) < 0)
-                        return r;
-                if (!fits && chunk) {
-                        /* the chunk so far goes; this line starts the next */
-                        _cleanup_free_ char *done = NULL;
-                        if ((r = compose_sms(cf, chunk, &done, &fits)) < 0 || (r = strv_extend(&out, done)) < 0)
-                                return r;
-                        free(chunk);
-                        chunk = TAKE_PTR(line);
-                } else {
-                        free(chunk);
-                        chunk = TAKE_PTR(grown);
-                }
-                p += n;
-                if (*p == '\n')
-                        p++;
-        }
-        if (chunk) {
-                _cleanup_free_ char *done = NULL;
-                if ((r = compose_sms(cf, chunk, &done, &fits)) < 0 || (r = strv_extend(&out, done)) < 0)
-                        return r;
-        }
-        *ret = TAKE_PTR(out);
-        return 0;
-}
-
 /* Queue text to the customer of t, composed for its channel. */
 static int enqueue_reply(Chat *c, const Turn *t, const char *text, bool opt_out_confirmation, NluLang lang,
                          const char *order_id) {
@@ -284,7 +215,7 @@ static int enqueue_reply(Chat *c, const Turn *t, const char *text, bool opt_out_
 
         if (!t->email) {
                 _cleanup_(strv_freep) char **bodies = NULL;
-                r = sms_bodies(cf, text, &bodies);
+                r = sms_text_split(text, (unsigned) cf->sms_max_segments, cf->sms_fold_accents, &bodies);
                 for (char **b = bodies; r >= 0 && b && *b; b++) {
                         m.body = *b;
                         r = outbox_enqueue_in_txn(c->ctx.outbox, &m, NULL);

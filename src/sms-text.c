@@ -18,6 +18,7 @@
 
 #include "alloc.h"
 #include "normalize.h"
+#include "strutil.h"
 
 #define GSM_SINGLE 160u
 #define GSM_PART 153u
@@ -59,7 +60,19 @@ static unsigned gsm_septets(uint32_t cp) {
         if (cp < 0x20 || cp == 0x7F || cp == '`')
                 return 0;
         if (cp < 0x7F)
-                return strchr("^{}\\[~]|", (int) cp) ? 2 : 1;
+                switch (cp) {
+                case '^':
+                case '{':
+                case '}':
+                case '\\':
+                case '[':
+                case '~':
+                case ']':
+                case '|':
+                        return 2;
+                default:
+                        return 1;
+                }
         if (cp == 0x20AC) /* € */
                 return 2;
         for (size_t i = 0; i < ELEMENTSOF(gsm_basic_non_ascii); i++)
@@ -269,6 +282,13 @@ static size_t cut_point(const Chars *ch, SmsEncoding e, unsigned max, const char
         return keep;
 }
 
+/* The checks and the decoding both entry points begin with. */
+static int decode_arguments(const char *utf8, unsigned max_segments, Chars *ret) {
+        if (!utf8 || max_segments < 1 || max_segments > SMS_SEGMENTS_MAX)
+                return -EINVAL;
+        return chars_decode(utf8, strlen(utf8), ret);
+}
+
 int sms_text_compose(const char *utf8, unsigned max_segments, bool fold, char **ret_text, SmsTextInfo *ret_info) {
         _cleanup_free_ char *folded = NULL, *out = NULL;
         const char *text = utf8;
@@ -277,9 +297,7 @@ int sms_text_compose(const char *utf8, unsigned max_segments, bool fold, char **
         bool did_fold = false;
         int r;
 
-        if (!utf8 || max_segments < 1 || max_segments > SMS_SEGMENTS_MAX)
-                return -EINVAL;
-        r = chars_decode(utf8, strlen(utf8), &ch);
+        r = decode_arguments(utf8, max_segments, &ch);
         if (r < 0)
                 return r;
 
@@ -333,4 +351,141 @@ int sms_text_compose(const char *utf8, unsigned max_segments, bool fold, char **
 finish:
         chars_done(&ch);
         return r;
+}
+
+/* ---- splitting between lines ---------------------------------------------
+ *
+ * What a text takes, followed character by character in every way
+ * sms_text_compose() may send it, so that splitting a long text measures
+ * each character a bounded number of times instead of composing every
+ * growing candidate again from its start. */
+
+typedef struct Fit {
+        bool raw_gsm; /* every character so far is in the GSM tables */
+        bool folded_gsm; /* … once folded */
+        Count raw7, raw16, folded7;
+} Fit;
+
+static Fit fit_new(void) {
+        return (Fit){
+                .raw_gsm = true,
+                .folded_gsm = true,
+                .raw7 = { .encoding = SMS_ENCODING_GSM7 },
+                .raw16 = { .encoding = SMS_ENCODING_UCS2 },
+                .folded7 = { .encoding = SMS_ENCODING_GSM7 },
+        };
+}
+
+static void fit_add(Fit *f, uint32_t cp) {
+        unsigned septets = gsm_septets(cp);
+
+        count_add(&f->raw16, ucs2_units(cp));
+        if (septets > 0) {
+                count_add(&f->raw7, septets);
+                count_add(&f->folded7, septets);
+                return;
+        }
+        f->raw_gsm = false;
+        const char *to = fold_char(cp);
+        if (!to) {
+                f->folded_gsm = false;
+                return;
+        }
+        for (const char *p = to; *p; p++) /* folds are ASCII */
+                count_add(&f->folded7, gsm_septets((uint8_t) *p));
+}
+
+/* The segments sms_text_compose(…, fold, …) would find before cutting. */
+static unsigned fit_segments(const Fit *f, bool fold) {
+        if (f->raw_gsm)
+                return count_segments(&f->raw7);
+        if (fold && f->folded_gsm)
+                return count_segments(&f->folded7);
+        return count_segments(&f->raw16);
+}
+
+/* Whether compose_fitting() sends it whole. */
+static bool fit_fits(const Fit *f, unsigned max_segments, bool fold) {
+        return fit_segments(f, fold) <= max_segments || (!fold && fit_segments(f, true) <= max_segments);
+}
+
+/* sms_text_compose() of len bytes of utf8 with fold, and, when that had
+ * to cut and fold was false, folded after all. */
+static int compose_fitting(const char *utf8, size_t len, unsigned max_segments, bool fold, char **ret) {
+        _cleanup_free_ char *text = mem_strndup(utf8, len);
+        SmsTextInfo info;
+        int r;
+
+        if (!text)
+                return -ENOMEM;
+        r = sms_text_compose(text, max_segments, fold, ret, &info);
+        if (r >= 0 && info.truncated && !fold) {
+                *ret = mfree(*ret);
+                r = sms_text_compose(text, max_segments, true, ret, &info);
+        }
+        return r;
+}
+
+static int split_emit(char ***out, const char *utf8, size_t from, size_t to, unsigned max_segments, bool fold) {
+        _cleanup_free_ char *body = NULL;
+        int r;
+
+        r = compose_fitting(utf8 + from, to - from, max_segments, fold, &body);
+        if (r < 0)
+                return r;
+        return strv_extend(out, body);
+}
+
+int sms_text_split(const char *utf8, unsigned max_segments, bool fold, char ***ret) {
+        _cleanup_(strv_freep) char **out = NULL;
+        Chars ch = {};
+        Fit chunk = fit_new(), whole = fit_new();
+        size_t chunk_from = 0, chunk_to = 0; /* characters of the chunk being filled */
+        bool have_chunk = false;
+        int r;
+
+        r = decode_arguments(utf8, max_segments, &ch);
+        if (r < 0)
+                return r;
+
+        for (size_t i = 0; i < ch.n; i++)
+                fit_add(&whole, ch.cp[i]);
+        if (fit_fits(&whole, max_segments, fold)) {
+                r = split_emit(&out, utf8, 0, ch.start[ch.n], max_segments, fold);
+                goto finish;
+        }
+
+        for (size_t line = 0; line < ch.n;) {
+                size_t end = line;
+                while (end < ch.n && ch.cp[end] != '\n')
+                        end++;
+                Fit grown = have_chunk ? chunk : fit_new();
+                if (have_chunk)
+                        fit_add(&grown, '\n');
+                for (size_t i = line; i < end; i++)
+                        fit_add(&grown, ch.cp[i]);
+                if (have_chunk && !fit_fits(&grown, max_segments, fold)) {
+                        /* the chunk so far goes; this line starts the next */
+                        r = split_emit(&out, utf8, ch.start[chunk_from], ch.start[chunk_to], max_segments, fold);
+                        if (r < 0)
+                                goto finish;
+                        grown = fit_new();
+                        for (size_t i = line; i < end; i++)
+                                fit_add(&grown, ch.cp[i]);
+                        chunk_from = line;
+                } else if (!have_chunk)
+                        chunk_from = line;
+                chunk = grown;
+                chunk_to = end;
+                have_chunk = true;
+                line = end < ch.n ? end + 1 : end;
+        }
+        if (have_chunk)
+                r = split_emit(&out, utf8, ch.start[chunk_from], ch.start[chunk_to], max_segments, fold);
+finish:
+        chars_done(&ch);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(out);
+        return 0;
 }

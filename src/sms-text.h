@@ -60,3 +60,13 @@ int sms_text_measure(const char *utf8, SmsTextInfo *ret_info);
  * *ret_info (may be NULL); -EINVAL for invalid UTF-8 or max_segments
  * outside 1 … SMS_SEGMENTS_MAX, -ENOMEM. */
 int sms_text_compose(const char *utf8, unsigned max_segments, bool fold, char **ret_text, SmsTextInfo *ret_info);
+
+/* Text as SMS bodies (a NULL-terminated list in *ret, strv_free()), each
+ * composed as sms_text_compose() does with fold — or, when fold is false
+ * and a body would have to be cut, with its accents folded after all,
+ * since that keeps it whole.  One body when the text fits max_segments;
+ * otherwise it is cut between lines into as few bodies as fit, in order,
+ * so that nothing is lost (a menu); a single line too long for one body
+ * is cut at a word.  Linear in the text's length.  Returns 0, -EINVAL
+ * (invalid UTF-8, max_segments out of range), -ENOMEM. */
+int sms_text_split(const char *utf8, unsigned max_segments, bool fold, char ***ret);

@@ -3,12 +3,15 @@
  * test-sms-text.c — SMS composition: encoding and segment counts at every
  * boundary (160/161 GSM septets, 70/71 UCS-2 units, extension characters,
  * emoji surrogate pairs), accent folding, cutting to max_segments at a word
- * boundary and never inside a character, bad input, allocation failure.
+ * boundary and never inside a character, bad input, allocation failure;
+ * splitting a long text between lines, against the straightforward
+ * algorithm it replaces.
  */
 #include "test-helpers.h"
 
 #include "normalize.h"
 #include "sms-text.h"
+#include "strutil.h"
 
 /* n copies of unit (a UTF-8 string), then tail. */
 static char *rep(const char *unit, size_t n, const char *tail) {
@@ -260,6 +263,135 @@ static void test_bad_input(void **state _unused_) {
         assert_int_equal(sms_encoding_from_string("utf8"), _SMS_ENCODING_INVALID);
 }
 
+/* The straightforward split: compose every growing candidate again.  What
+ * sms_text_split() must give, in linear time. */
+static char *compose_ref(const char *text, unsigned max, bool fold, bool *ret_fits) {
+        char *out = NULL;
+        SmsTextInfo info;
+
+        assert_int_equal(sms_text_compose(text, max, fold, &out, &info), 0);
+        if (info.truncated && !fold) {
+                free(out);
+                assert_int_equal(sms_text_compose(text, max, true, &out, &info), 0);
+        }
+        *ret_fits = !info.truncated;
+        return out;
+}
+
+static char **split_ref(const char *text, unsigned max, bool fold) {
+        char **out = NULL, *chunk = NULL;
+        bool fits;
+        char *body = compose_ref(text, max, fold, &fits);
+
+        if (fits) {
+                assert_int_equal(strv_extend(&out, body), 0);
+                free(body);
+                return out;
+        }
+        free(body);
+        for (const char *p = text; *p;) {
+                size_t n = strcspn(p, "\n");
+                char *line = strndup(p, n), *grown;
+                assert_non_null(line);
+                if (chunk)
+                        assert_true(asprintf(&grown, "%s\n%s", chunk, line) > 0);
+                else
+                        grown = strdup(line);
+                free(compose_ref(grown, max, fold, &fits));
+                if (!fits && chunk) {
+                        body = compose_ref(chunk, max, fold, &fits);
+                        assert_int_equal(strv_extend(&out, body), 0);
+                        free(body);
+                        free(chunk);
+                        free(grown);
+                        chunk = line;
+                } else {
+                        free(chunk);
+                        free(line);
+                        chunk = grown;
+                }
+                p += n;
+                if (*p == '\n')
+                        p++;
+        }
+        if (chunk) {
+                body = compose_ref(chunk, max, fold, &fits);
+                assert_int_equal(strv_extend(&out, body), 0);
+                free(body);
+                free(chunk);
+        }
+        return out;
+}
+
+static void assert_split(const char *text, unsigned max, bool fold, size_t n_bodies) {
+        _cleanup_strv_free_ char **got = NULL, **want = split_ref(text, max, fold);
+
+        assert_int_equal(sms_text_split(text, max, fold, &got), 0);
+        assert_true(strv_equal(got, want));
+        if (n_bodies > 0)
+                assert_int_equal(strv_length(got), n_bodies);
+}
+
+static void test_split(void **state _unused_) {
+        /* A menu: 20 lines of 40 septets do not fit 3 segments (459). */
+        _cleanup_free_ char *menu = rep("Pizza Calabresa ........... R$ 52,90 \n", 20, "Responda com o pedido.");
+        _cleanup_strv_free_ char **got = NULL;
+        SmsTextInfo info;
+
+        assert_split("Olá! Tudo bem?", 1, false, 1);
+        assert_split(menu, 3, false, 2);
+        assert_split(menu, 1, true, 6);
+        assert_int_equal(sms_text_split(menu, 3, false, &got), 0);
+        for (char **b = got; *b; b++) {
+                assert_int_equal(sms_text_measure(*b, &info), 0);
+                assert_true(info.segments <= 3);
+        }
+        _cleanup_free_ char *joined = strv_join(got, "\n"); /* cut between lines: nothing lost */
+        assert_string_equal(joined, menu);
+        /* a line too long for one body is cut at a word */
+        _cleanup_free_ char *long_line = rep("palavra ", 60, "\nfim");
+        assert_split(long_line, 1, false, 2);
+        /* fits only folded: with fold false it is folded after all */
+        _cleanup_free_ char *accents = rep("ã", 100, "");
+        assert_split(accents, 1, false, 1);
+        /* empty lines, a trailing newline, extension characters and emoji */
+        assert_split("\n\n{a}\n", 1, false, 1);
+        _cleanup_free_ char *mixed = rep("[x] 🍕 pão\n\n", 30, "€ fim\n");
+        assert_split(mixed, 1, false, 0);
+        assert_split(mixed, 2, true, 0);
+
+        /* Random texts from pieces that change the encoding and the units. */
+        static const char *const pieces[] = { "a", "pão", "ç",    "…", "€", "{",  "🍕",       " ",
+                                              " ", "\n",  "\n\n", "é", "Œ", "\t", "palavra", "R$ 9,00" };
+        unsigned seed = 7;
+        for (int round = 0; round < 300; round++) {
+                char text[1200] = "";
+                size_t len = 0;
+                int n = (int) (rand_r(&seed) % 160);
+                for (int i = 0; i < n; i++) {
+                        const char *p = pieces[rand_r(&seed) % ELEMENTSOF(pieces)];
+                        if (len + strlen(p) >= sizeof text)
+                                break;
+                        memcpy(text + len, p, strlen(p) + 1);
+                        len += strlen(p);
+                }
+                assert_split(text, 1 + (unsigned) (rand_r(&seed) % 3), rand_r(&seed) % 2, 0);
+        }
+
+        assert_int_equal(sms_text_split("ol\xe1", 3, false, &got), -EINVAL);
+        assert_int_equal(sms_text_split("ok", 0, false, &got), -EINVAL);
+}
+
+static int attempt_split(void *userdata) {
+        char **out = NULL;
+        int r = sms_text_split(userdata, 1, false, &out);
+
+        if (r == 0)
+                assert_true(strv_length(out) > 1);
+        strv_free(out);
+        return r;
+}
+
 static int attempt_compose(void *userdata) {
         char *out = NULL;
         SmsTextInfo info;
@@ -276,12 +408,14 @@ static int attempt_compose(void *userdata) {
 static void test_oom(void **state _unused_) {
         _cleanup_free_ char *s = rep("Não ", 100, "");
         assert_true(oom_loop(attempt_compose, s, 0) > 3);
+        _cleanup_free_ char *menu = rep("Açaí 500ml ....... R$ 22,00\n", 20, "");
+        assert_true(oom_loop(attempt_split, menu, 0) > 3);
 }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_segments),  cmocka_unit_test(test_fold), cmocka_unit_test(test_truncate),
-                cmocka_unit_test(test_bad_input), cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_segments),  cmocka_unit_test(test_fold),  cmocka_unit_test(test_truncate),
+                cmocka_unit_test(test_bad_input), cmocka_unit_test(test_split), cmocka_unit_test(test_oom),
         };
 
         alloc_init();

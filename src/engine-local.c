@@ -59,14 +59,6 @@ static const Snapshot *snapshot(EngineLocal *l) {
         return l->ctx.snapshot(l->ctx.userdata);
 }
 
-static sqlite3 *db(EngineLocal *l) {
-        return store_db(l->ctx.store);
-}
-
-static int sql_prepare(EngineLocal *l, const char *sql, sqlite3_stmt **ret) {
-        return store_check(l->ctx.store, sqlite3_prepare_v2(db(l), sql, -1, ret, NULL), "prepare engine statement");
-}
-
 /* ---- the definition ------------------------------------------------------ */
 
 static int definition_hash(const char *text, char out[65]) {
@@ -148,7 +140,7 @@ static int exec_load(EngineLocal *l, const char *id, AslExecution **ret, char **
         json_error_t jerr;
         int rc, r;
 
-        r = sql_prepare(l, "SELECT state FROM executions WHERE name = ?", &st);
+        r = store_prepare(l->ctx.store, "SELECT state FROM executions WHERE name = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -157,7 +149,7 @@ static int exec_load(EngineLocal *l, const char *id, AslExecution **ret, char **
                 j = json_loads((const char *) sqlite3_column_text(st, 0), 0, &jerr);
         else
                 r = rc == SQLITE_DONE ? -ENOENT : store_check(l->ctx.store, rc, "read execution");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         if (r < 0)
                 return r;
         if (!j) {
@@ -181,12 +173,13 @@ static int exec_save(EngineLocal *l, const char *id, AslExecution *x, bool inser
         text = json_dumps(j, JSON_COMPACT);
         if (!text)
                 return -ENOMEM;
-        r = sql_prepare(l,
-                        insert ? "INSERT INTO executions (status, state, next_deadline, transitions, error, cause, "
-                                 "updated_at, definition_hash, created_at, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                               : "UPDATE executions SET status = ?, state = ?, next_deadline = ?, transitions = ?, "
-                                 "error = ?, cause = ?, updated_at = ?, definition_hash = ? WHERE name = ?",
-                        &st);
+        r = store_prepare(
+                l->ctx.store,
+                insert ? "INSERT INTO executions (status, state, next_deadline, transitions, error, cause, "
+                         "updated_at, definition_hash, created_at, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                       : "UPDATE executions SET status = ?, state = ?, next_deadline = ?, transitions = ?, "
+                         "error = ?, cause = ?, updated_at = ?, definition_hash = ? WHERE name = ?",
+                &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, asl_status_to_string(status), -1, SQLITE_STATIC);
@@ -206,7 +199,7 @@ static int exec_save(EngineLocal *l, const char *id, AslExecution *x, bool inser
         } else
                 sqlite3_bind_text(st, 9, id, -1, SQLITE_STATIC);
         r = store_check(l->ctx.store, sqlite3_step(st), "store execution");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         return r;
 }
 
@@ -214,10 +207,10 @@ static int exec_save(EngineLocal *l, const char *id, AslExecution *x, bool inser
  * it, a damaged row): FAILED, kept for the operator, the loop goes on. */
 static int exec_mark_corrupt(EngineLocal *l, const char *id, const char *why, uint64_t now) {
         sqlite3_stmt *st = NULL;
-        int r = sql_prepare(l,
-                            "UPDATE executions SET status = 'FAILED', next_deadline = NULL, error = "
-                            "'deliveryd.StateCorrupt', cause = ?, updated_at = ? WHERE name = ?",
-                            &st);
+        int r = store_prepare(l->ctx.store,
+                              "UPDATE executions SET status = 'FAILED', next_deadline = NULL, error = "
+                              "'deliveryd.StateCorrupt', cause = ?, updated_at = ? WHERE name = ?",
+                              &st);
 
         if (r < 0)
                 return r;
@@ -225,16 +218,17 @@ static int exec_mark_corrupt(EngineLocal *l, const char *id, const char *why, ui
         sqlite3_bind_int64(st, 2, (sqlite3_int64) now);
         sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
         r = store_check(l->ctx.store, sqlite3_step(st), "mark execution corrupt");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         return r;
 }
 
 static int token_register(EngineLocal *l, const char *id, const char *token, const char *wait, uint64_t now) {
         sqlite3_stmt *st = NULL;
-        int r = sql_prepare(l,
-                            "INSERT OR IGNORE INTO execution_tokens (token, execution, wait, created_at) VALUES (?, ?, "
-                            "?, ?)",
-                            &st);
+        int r = store_prepare(
+                l->ctx.store,
+                "INSERT OR IGNORE INTO execution_tokens (token, execution, wait, created_at) VALUES (?, ?, "
+                "?, ?)",
+                &st);
 
         if (r < 0)
                 return r;
@@ -243,21 +237,21 @@ static int token_register(EngineLocal *l, const char *id, const char *token, con
         sqlite3_bind_text(st, 3, wait, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, (sqlite3_int64) now);
         r = store_check(l->ctx.store, sqlite3_step(st), "register task token");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         return r;
 }
 
 /* 1 when token is registered, 0 when not, -errno. */
 static int token_known(EngineLocal *l, const char *token) {
         sqlite3_stmt *st = NULL;
-        int r = sql_prepare(l, "SELECT 1 FROM execution_tokens WHERE token = ?", &st), rc;
+        int r = store_prepare(l->ctx.store, "SELECT 1 FROM execution_tokens WHERE token = ?", &st), rc;
 
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, token, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_check(l->ctx.store, rc, "look up task token");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         return r;
 }
 
@@ -279,16 +273,16 @@ static int tokens_prune(EngineLocal *l, const char *id, const AslTask *t, size_t
         json_decref(a);
         if (!keep)
                 return -ENOMEM;
-        r = sql_prepare(l,
-                        "DELETE FROM execution_tokens WHERE execution = ? AND token NOT IN (SELECT value FROM "
-                        "json_each(?))",
-                        &st);
+        r = store_prepare(l->ctx.store,
+                          "DELETE FROM execution_tokens WHERE execution = ? AND token NOT IN (SELECT value FROM "
+                          "json_each(?))",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, keep, -1, SQLITE_STATIC);
         r = store_check(l->ctx.store, sqlite3_step(st), "forget task tokens");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         return r;
 }
 
@@ -727,7 +721,8 @@ static void on_wakeup(void *userdata) {
 
 static int next_deadline(EngineLocal *l, uint64_t *ret) {
         sqlite3_stmt *st = NULL;
-        int r = sql_prepare(l, "SELECT MIN(next_deadline) FROM executions WHERE status = 'RUNNING'", &st), rc;
+        int r = store_prepare(l->ctx.store, "SELECT MIN(next_deadline) FROM executions WHERE status = 'RUNNING'", &st),
+            rc;
 
         if (r < 0)
                 return r;
@@ -736,7 +731,7 @@ static int next_deadline(EngineLocal *l, uint64_t *ret) {
                 *ret = sqlite3_column_type(st, 0) == SQLITE_NULL ? UINT64_MAX : (uint64_t) sqlite3_column_int64(st, 0);
         else
                 r = store_check(l->ctx.store, rc, "read next deadline");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         return r;
 }
 
@@ -801,21 +796,21 @@ static int due_names(EngineLocal *l, uint64_t now, char ***ret) {
         sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = sql_prepare(l,
-                        "SELECT name FROM executions WHERE status = 'RUNNING' AND next_deadline <= ? ORDER BY "
-                        "next_deadline, name LIMIT ?",
-                        &st);
+        r = store_prepare(l->ctx.store,
+                          "SELECT name FROM executions WHERE status = 'RUNNING' AND next_deadline <= ? ORDER BY "
+                          "next_deadline, name LIMIT ?",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
         sqlite3_bind_int(st, 2, RUN_DUE_BATCH);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW)
                 if (strv_extend(&names, (const char *) sqlite3_column_text(st, 0)) < 0) {
-                        sqlite3_finalize(st);
+                        store_finish(l->ctx.store, st);
                         return -ENOMEM;
                 }
         r = rc == SQLITE_DONE ? 0 : store_check(l->ctx.store, rc, "list due executions");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(names);
@@ -872,13 +867,13 @@ static int local_start_in_txn(void *b, const char *id, json_t *input) {
         uint64_t seed = 0, now = now_usec(l);
         int r, rc;
 
-        r = sql_prepare(l, "SELECT 1 FROM executions WHERE name = ?", &st);
+        r = store_prepare(l->ctx.store, "SELECT 1 FROM executions WHERE name = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_check(l->ctx.store, rc, "look up execution");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         if (r != 0)
                 return r < 0 ? r : 0; /* started already: the same order, the same execution */
 
@@ -909,10 +904,10 @@ static int local_waiting(void *b, const char *id, char **ret) {
         sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = sql_prepare(l,
-                        "SELECT t.wait, e.status FROM executions e LEFT JOIN execution_tokens t ON t.execution = "
-                        "e.name WHERE e.name = ? ORDER BY t.created_at DESC LIMIT 1",
-                        &st);
+        r = store_prepare(l->ctx.store,
+                          "SELECT t.wait, e.status FROM executions e LEFT JOIN execution_tokens t ON t.execution = "
+                          "e.name WHERE e.name = ? ORDER BY t.created_at DESC LIMIT 1",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -928,7 +923,7 @@ static int local_waiting(void *b, const char *id, char **ret) {
                 }
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : store_check(l->ctx.store, rc, "look up waiting task");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         return r;
 }
 
@@ -938,8 +933,9 @@ static int local_send_in_txn(void *b, const char *id, json_t *output) {
         sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = sql_prepare(l, "SELECT token FROM execution_tokens WHERE execution = ? ORDER BY created_at DESC LIMIT 1",
-                        &st);
+        r = store_prepare(l->ctx.store,
+                          "SELECT token FROM execution_tokens WHERE execution = ? ORDER BY created_at DESC LIMIT 1",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -949,7 +945,7 @@ static int local_send_in_txn(void *b, const char *id, json_t *output) {
                 r = token ? 0 : -ENOMEM;
         } else
                 r = rc == SQLITE_DONE ? -EBUSY : store_check(l->ctx.store, rc, "look up task token");
-        sqlite3_finalize(st);
+        store_finish(l->ctx.store, st);
         if (r < 0)
                 return r;
         r = transition_in_txn(l, id, output, token);

@@ -77,15 +77,11 @@ static const Snapshot *snapshot(EngineSfn *e) {
         return e->ctx.snapshot(e->ctx.userdata);
 }
 
-static int sql_prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
-        return store_check(s, sqlite3_prepare_v2(store_db(s), sql, -1, ret, NULL), "prepare sfn statement");
-}
-
 /* Run sql with text/int64 parameters ("t" / "i" in types); SQLITE_DONE expected. */
 static int sql_run(Store *s, const char *sql, const char *types, ...) {
         sqlite3_stmt *st = NULL;
         va_list ap;
-        int r = sql_prepare(s, sql, &st), rc;
+        int r = store_prepare(s, sql, &st), rc;
 
         if (r < 0)
                 return r;
@@ -103,7 +99,7 @@ static int sql_run(Store *s, const char *sql, const char *types, ...) {
         va_end(ap);
         rc = sqlite3_step(st);
         r = rc == SQLITE_DONE ? 0 : store_check(s, rc, "write sfn row");
-        sqlite3_finalize(st);
+        store_finish(s, st);
         return r;
 }
 
@@ -151,8 +147,8 @@ static int arm_at(EngineSfn *e, uint64_t at) {
 static int arm(EngineSfn *e) {
         sqlite3_stmt *st = NULL;
         uint64_t at = UINT64_MAX;
-        int r = sql_prepare(e->ctx.store, "SELECT MIN(next_attempt_at) FROM sfn_requests WHERE status = 'pending'",
-                            &st),
+        int r = store_prepare(e->ctx.store, "SELECT MIN(next_attempt_at) FROM sfn_requests WHERE status = 'pending'",
+                              &st),
             rc;
 
         if (r < 0)
@@ -162,7 +158,7 @@ static int arm(EngineSfn *e) {
                 at = (uint64_t) sqlite3_column_int64(st, 0);
         else if (rc != SQLITE_ROW)
                 r = store_check(e->ctx.store, rc, "read next sfn attempt");
-        sqlite3_finalize(st);
+        store_finish(e->ctx.store, st);
         if (r < 0)
                 return r;
         return arm_at(e, at);
@@ -353,11 +349,11 @@ static int sfn_run_due(void *b) {
                 return -EIO;
         if (e->n_in_flight >= SEND_IN_FLIGHT_MAX)
                 return 0;
-        r = sql_prepare(e->ctx.store,
-                        "SELECT r.id, r.order_id, r.action, r.body, r.attempts FROM sfn_requests r WHERE r.status = "
-                        "'pending' AND r.next_attempt_at <= ? AND r.id = (SELECT MIN(id) FROM sfn_requests p WHERE "
-                        "p.order_id = r.order_id AND p.status = 'pending') ORDER BY r.id",
-                        &st);
+        r = store_prepare(e->ctx.store,
+                          "SELECT r.id, r.order_id, r.action, r.body, r.attempts FROM sfn_requests r WHERE r.status = "
+                          "'pending' AND r.next_attempt_at <= ? AND r.id = (SELECT MIN(id) FROM sfn_requests p WHERE "
+                          "p.order_id = r.order_id AND p.status = 'pending') ORDER BY r.id",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, (sqlite3_int64) now);
@@ -374,7 +370,7 @@ static int sfn_run_due(void *b) {
         }
         if (r >= 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
                 r = store_check(e->ctx.store, rc, "list pending sfn requests");
-        sqlite3_finalize(st);
+        store_finish(e->ctx.store, st);
         if (r < 0) {
                 (void) arm_at(e, now + RETRY_LATER_USEC);
                 return r;
@@ -476,13 +472,13 @@ static int sfn_start_in_txn(void *b, const char *id, json_t *input) {
         json_t *v;
         int r, rc;
 
-        r = sql_prepare(e->ctx.store, "SELECT 1 FROM sfn_executions WHERE order_id = ?", &st);
+        r = store_prepare(e->ctx.store, "SELECT 1 FROM sfn_executions WHERE order_id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_check(e->ctx.store, rc, "look up sfn execution");
-        sqlite3_finalize(st);
+        store_finish(e->ctx.store, st);
         if (r != 0)
                 return r < 0 ? r : 0; /* the same order, the same execution */
 
@@ -526,10 +522,10 @@ static int latest_token(EngineSfn *e, const char *id, char **ret_token, char **r
         sqlite3_stmt *st = NULL;
         int r, rc;
 
-        r = sql_prepare(e->ctx.store,
-                        "SELECT t.token, t.wait, x.status FROM sfn_executions x LEFT JOIN sfn_task_tokens t ON "
-                        "t.order_id = x.order_id WHERE x.order_id = ? ORDER BY t.created_at DESC LIMIT 1",
-                        &st);
+        r = store_prepare(e->ctx.store,
+                          "SELECT t.token, t.wait, x.status FROM sfn_executions x LEFT JOIN sfn_task_tokens t ON "
+                          "t.order_id = x.order_id WHERE x.order_id = ? ORDER BY t.created_at DESC LIMIT 1",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -548,7 +544,7 @@ static int latest_token(EngineSfn *e, const char *id, char **ret_token, char **r
                 }
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : store_check(e->ctx.store, rc, "look up sfn task token");
-        sqlite3_finalize(st);
+        store_finish(e->ctx.store, st);
         return r;
 }
 
@@ -601,10 +597,10 @@ static int requests_json(EngineSfn *e, const char *id, json_t **ret) {
 
         if (!a)
                 return -ENOMEM;
-        r = sql_prepare(e->ctx.store,
-                        "SELECT id, action, status, attempts, last_error FROM sfn_requests WHERE order_id = ? ORDER "
-                        "BY id",
-                        &st);
+        r = store_prepare(e->ctx.store,
+                          "SELECT id, action, status, attempts, last_error FROM sfn_requests WHERE order_id = ? ORDER "
+                          "BY id",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -620,7 +616,7 @@ static int requests_json(EngineSfn *e, const char *id, json_t **ret) {
                 }
         if (r >= 0 && rc != SQLITE_DONE)
                 r = store_check(e->ctx.store, rc, "list sfn requests");
-        sqlite3_finalize(st);
+        store_finish(e->ctx.store, st);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(a);
@@ -635,9 +631,9 @@ static int sfn_execution_json(void *b, const char *id, json_t **ret) {
         uint64_t described_at = 0;
         int r, rc;
 
-        r = sql_prepare(e->ctx.store,
-                        "SELECT execution_arn, status, described, described_at FROM sfn_executions WHERE order_id = ?",
-                        &st);
+        r = store_prepare(
+                e->ctx.store,
+                "SELECT execution_arn, status, described, described_at FROM sfn_executions WHERE order_id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -653,7 +649,7 @@ static int sfn_execution_json(void *b, const char *id, json_t **ret) {
                         r = -ENOMEM;
         } else
                 r = rc == SQLITE_DONE ? -ENOENT : store_check(e->ctx.store, rc, "look up sfn execution");
-        sqlite3_finalize(st);
+        store_finish(e->ctx.store, st);
         if (r < 0)
                 return r;
         r = requests_json(e, id, &requests);
@@ -735,13 +731,13 @@ int engine_sfn_register_token_in_txn(Store *store, const char *order_id, const c
         if (order_id_parse(order_id, id) < 0 || isempty(token) || strlen(token) > SFN_TOKEN_MAX ||
             !(streq_ptr(wait, "payment") || streq_ptr(wait, "status")))
                 return -EINVAL;
-        r = sql_prepare(store, "SELECT 1 FROM sfn_executions WHERE order_id = ?", &st);
+        r = store_prepare(store, "SELECT 1 FROM sfn_executions WHERE order_id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : store_check(store, rc, "look up sfn execution");
-        sqlite3_finalize(st);
+        store_finish(store, st);
         if (r < 0)
                 return r;
         return sql_run(store,

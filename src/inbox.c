@@ -170,13 +170,16 @@ static int bind_opt(sqlite3_stmt *st, int i, const char *s) {
         return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
-/* Look up each key; > 0: the id of the message that has it. */
-static int64_t find_duplicate(sqlite3 *db, const InboxMessage *m, int *ret_rc) {
+/* Look up each key: 0 and in *ret_id the id of the message that has one
+ * (0: none), or -errno. */
+static int find_duplicate(Store *store, const InboxMessage *m, int64_t *ret_id) {
         sqlite3_stmt *st = NULL;
         int64_t id = 0;
-        int rc;
+        int rc = SQLITE_OK, r;
 
-        rc = sqlite3_prepare_v2(db, "SELECT inbox_id FROM inbox_keys WHERE key = ?", -1, &st, NULL);
+        r = store_prepare(store, "SELECT inbox_id FROM inbox_keys WHERE key = ?", &st);
+        if (r < 0)
+                return r;
         for (size_t i = 0; rc == SQLITE_OK && i < INBOX_KEYS_MAX && m->keys[i] && id == 0; i++) {
                 sqlite3_reset(st);
                 sqlite3_bind_text(st, 1, m->keys[i], -1, SQLITE_STATIC);
@@ -185,22 +188,26 @@ static int64_t find_duplicate(sqlite3 *db, const InboxMessage *m, int *ret_rc) {
                         id = sqlite3_column_int64(st, 0);
                 rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
         }
-        sqlite3_finalize(st);
-        *ret_rc = rc;
-        return id;
+        store_finish(store, st);
+        r = store_check(store, rc, "look up inbound message keys");
+        if (r < 0)
+                return r;
+        *ret_id = id;
+        return 0;
 }
 
-static int insert_message(sqlite3 *db, const InboxMessage *m, int64_t *ret_id) {
+static int insert_message(Store *store, const InboxMessage *m, int64_t *ret_id) {
         sqlite3_stmt *st = NULL;
-        int rc;
+        int64_t id;
+        int rc = SQLITE_OK, r;
 
-        rc = sqlite3_prepare_v2(db,
-                                "INSERT INTO inbox (channel, source, customer, recipient, body, subject, message_id, "
-                                "in_reply_to, refs, authenticated, status, reason, received_at) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                                -1, &st, NULL);
-        if (rc != SQLITE_OK)
-                return rc;
+        r = store_prepare(store,
+                          "INSERT INTO inbox (channel, source, customer, recipient, body, subject, message_id, "
+                          "in_reply_to, refs, authenticated, status, reason, received_at) "
+                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                          &st);
+        if (r < 0)
+                return r;
         sqlite3_bind_text(st, 1, inbox_channel_to_string(m->channel), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, inbox_source_to_string(m->source), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, m->customer, -1, SQLITE_STATIC);
@@ -216,65 +223,64 @@ static int insert_message(sqlite3 *db, const InboxMessage *m, int64_t *ret_id) {
                 sqlite3_bind_null(st, 10);
         sqlite3_bind_text(st, 11, m->ignore_reason ? "ignored" : "incoming", -1, SQLITE_STATIC);
         bind_opt(st, 12, m->ignore_reason);
-        rc = sqlite3_step(st);
-        sqlite3_finalize(st);
-        if (rc != SQLITE_DONE)
-                return rc;
-        *ret_id = sqlite3_last_insert_rowid(db);
+        r = store_step_done(store, st, "store inbound message");
+        if (r < 0)
+                return r;
+        id = sqlite3_last_insert_rowid(store_db(store));
 
-        rc = sqlite3_prepare_v2(db, "INSERT OR IGNORE INTO inbox_keys (key, inbox_id) VALUES (?, ?)", -1, &st, NULL);
+        r = store_prepare(store, "INSERT OR IGNORE INTO inbox_keys (key, inbox_id) VALUES (?, ?)", &st);
+        if (r < 0)
+                return r;
         for (size_t i = 0; rc == SQLITE_OK && i < INBOX_KEYS_MAX && m->keys[i]; i++) {
                 sqlite3_reset(st);
                 sqlite3_bind_text(st, 1, m->keys[i], -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, *ret_id);
+                sqlite3_bind_int64(st, 2, id);
                 rc = sqlite3_step(st);
                 rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         }
-        sqlite3_finalize(st);
-        return rc;
+        store_finish(store, st);
+        r = store_check(store, rc, "store inbound message keys");
+        if (r < 0)
+                return r;
+        *ret_id = id;
+        return 0;
 }
 
 void inbox_flush(Inbox *ib) {
         InboxRequest *list = TAKE_PTR(ib->head);
-        sqlite3 *db = store_db(ib->store);
-        int rc = SQLITE_OK, r;
+        int r;
 
         ib->tail = NULL;
         ib->n_pending = 0;
         if (!list)
                 return;
 
+        /* Any failure, the hook's refusal too, keeps nothing of the batch. */
         r = store_begin(ib->store);
         for (InboxRequest *q = list; r >= 0 && q; q = q->next) {
-                int64_t dup = find_duplicate(db, q->msg, &rc);
-                if (rc != SQLITE_OK)
+                int64_t dup;
+                r = find_duplicate(ib->store, q->msg, &dup);
+                if (r < 0)
                         break;
                 if (dup > 0) {
                         q->outcome = INBOX_DUPLICATE;
                         q->id = dup;
                         continue;
                 }
-                rc = insert_message(db, q->msg, &q->id);
-                if (rc != SQLITE_OK)
+                r = insert_message(ib->store, q->msg, &q->id);
+                if (r < 0)
                         break;
                 q->outcome = q->msg->ignore_reason ? INBOX_IGNORED : INBOX_STORED;
-                if (q->outcome == INBOX_STORED && ib->store_hook) {
+                if (q->outcome == INBOX_STORED && ib->store_hook)
                         r = ib->store_hook(ib->store_hook_data, q->msg, q->id);
-                        if (r < 0)
-                                break;
-                }
         }
-        if (r >= 0 && rc != SQLITE_OK)
-                r = store_check(ib->store, rc, "store inbound message");
-        else if (r < 0 && !store_failed(ib->store))
-                rc = SQLITE_ERROR; /* the hook refused: nothing of the batch is kept */
-        if (r >= 0 && rc == SQLITE_OK) {
+        if (r >= 0) {
                 r = store_commit(ib->store);
                 if (r >= 0)
                         FAULT_KILL("deliveryd/inbox/after-commit");
         } else
                 store_rollback(ib->store);
-        if (r < 0 || rc != SQLITE_OK)
+        if (r < 0)
                 for (InboxRequest *q = list; q; q = q->next) {
                         q->outcome = INBOX_FAILED;
                         q->id = 0;
@@ -314,7 +320,6 @@ static const char *col(sqlite3_stmt *st, int i) {
  * with the consumer.  The rows are marked 'active' in one transaction
  * first, so that the store says what is being worked on. */
 static void dispatch(Inbox *ib) {
-        sqlite3 *db = store_db(ib->store);
         sqlite3_stmt *st = NULL, *upd = NULL;
         Active *batch = NULL, **tail = &batch;
         int rc, r;
@@ -324,14 +329,17 @@ static void dispatch(Inbox *ib) {
         r = store_begin(ib->store);
         if (r < 0)
                 return;
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT i.id, i.customer FROM inbox i WHERE i.status IN ('incoming', 'active') AND "
-                                "i.id = (SELECT min(j.id) FROM inbox j WHERE j.customer = i.customer AND "
-                                "j.status IN ('incoming', 'active')) ORDER BY i.id",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK)
-                rc = sqlite3_prepare_v2(db, "UPDATE inbox SET status = 'active' WHERE id = ? AND status = 'incoming'",
-                                        -1, &upd, NULL);
+        rc = store_prepare(ib->store,
+                           "SELECT i.id, i.customer FROM inbox i WHERE i.status IN ('incoming', 'active') AND "
+                           "i.id = (SELECT min(j.id) FROM inbox j WHERE j.customer = i.customer AND "
+                           "j.status IN ('incoming', 'active')) ORDER BY i.id",
+                           &st) < 0
+                ? SQLITE_ERROR
+                : SQLITE_OK;
+        if (rc == SQLITE_OK &&
+            store_prepare(ib->store, "UPDATE inbox SET status = 'active' WHERE id = ? AND status = 'incoming'", &upd) <
+                    0)
+                rc = SQLITE_ERROR;
         while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
                 const char *customer = col(st, 1);
                 Active *a;
@@ -354,8 +362,8 @@ static void dispatch(Inbox *ib) {
         }
         if (rc == SQLITE_DONE)
                 rc = SQLITE_OK;
-        sqlite3_finalize(st);
-        sqlite3_finalize(upd);
+        store_finish(ib->store, st);
+        store_finish(ib->store, upd);
         r = store_check(ib->store, rc, "mark inbound messages active");
         if (r >= 0)
                 r = store_commit(ib->store);
@@ -381,10 +389,12 @@ static void dispatch(Inbox *ib) {
                 ib->active = a;
                 ib->n_active++;
 
-                rc = sqlite3_prepare_v2(db,
-                                        "SELECT channel, customer, recipient, body, subject, message_id, in_reply_to, "
-                                        "refs, authenticated FROM inbox WHERE id = ?",
-                                        -1, &st, NULL);
+                rc = store_prepare(ib->store,
+                                   "SELECT channel, customer, recipient, body, subject, message_id, in_reply_to, "
+                                   "refs, authenticated FROM inbox WHERE id = ?",
+                                   &st) < 0
+                        ? SQLITE_ERROR
+                        : SQLITE_OK;
                 if (rc == SQLITE_OK) {
                         sqlite3_bind_int64(st, 1, a->id);
                         rc = sqlite3_step(st);
@@ -405,7 +415,7 @@ static void dispatch(Inbox *ib) {
                         };
                         ib->consumer(ib->consumer_data, &d);
                 }
-                sqlite3_finalize(st);
+                store_finish(ib->store, st);
         }
 }
 
@@ -435,17 +445,14 @@ int inbox_set_consumer(Inbox *ib, InboxConsumer consumer, void *userdata) {
 
 int inbox_mark_done(Inbox *ib, int64_t id, bool corrupt) {
         sqlite3_stmt *st = NULL;
-        int rc, r;
+        int r;
 
-        rc = sqlite3_prepare_v2(store_db(ib->store), "UPDATE inbox SET status = ? WHERE id = ? AND status = 'active'",
-                                -1, &st, NULL);
-        if (rc == SQLITE_OK) {
-                sqlite3_bind_text(st, 1, corrupt ? "corrupt" : "done", -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, id);
-                rc = sqlite3_step(st);
-        }
-        sqlite3_finalize(st);
-        r = store_check(ib->store, rc, "mark inbound message done");
+        r = store_prepare(ib->store, "UPDATE inbox SET status = ? WHERE id = ? AND status = 'active'", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, corrupt ? "corrupt" : "done", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, id);
+        r = store_step_done(ib->store, st, "mark inbound message done");
         if (r < 0)
                 return r;
         return sqlite3_changes(store_db(ib->store)) > 0 ? 0 : -ENOENT;
@@ -519,11 +526,11 @@ json_t *inbox_list_json(Inbox *ib, unsigned limit) {
 
         if (!a)
                 return NULL;
-        rc = sqlite3_prepare_v2(store_db(ib->store),
-                                "SELECT id, channel, source, customer, recipient, body, subject, status, reason, "
-                                "received_at, authenticated FROM (SELECT * FROM inbox ORDER BY id DESC LIMIT ?) "
-                                "ORDER BY id",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(ib->store,
+                              "SELECT id, channel, source, customer, recipient, body, subject, status, reason, "
+                              "received_at, authenticated FROM (SELECT * FROM inbox ORDER BY id DESC LIMIT ?) "
+                              "ORDER BY id",
+                              &st);
         if (rc != SQLITE_OK) {
                 json_decref(a);
                 return NULL;
@@ -545,7 +552,7 @@ json_t *inbox_list_json(Inbox *ib, unsigned limit) {
                         break;
                 }
         }
-        sqlite3_finalize(st);
+        store_finish(ib->store, st);
         return a;
 }
 
@@ -558,14 +565,13 @@ json_t *inbox_counts_json(Inbox *ib) {
                 return NULL;
         for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
                 json_object_set_new(o, statuses[i], json_integer(0));
-        if (sqlite3_prepare_v2(store_db(ib->store), "SELECT status, count(*) FROM inbox GROUP BY status", -1, &st,
-                               NULL) != SQLITE_OK) {
+        if (store_prepare_rc(ib->store, "SELECT status, count(*) FROM inbox GROUP BY status", &st) != SQLITE_OK) {
                 json_decref(o);
                 return NULL;
         }
         while (sqlite3_step(st) == SQLITE_ROW)
                 json_object_set_new(o, (const char *) sqlite3_column_text(st, 0),
                                     json_integer(sqlite3_column_int64(st, 1)));
-        sqlite3_finalize(st);
+        store_finish(ib->store, st);
         return o;
 }

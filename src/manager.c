@@ -195,10 +195,10 @@ static void record_config(Manager *m, const char *result, const char *detail) {
         if (store_failed(m->store))
                 return;
         format_rfc3339(now_realtime(), when, sizeof when);
-        rc = sqlite3_prepare_v2(store_db(m->store),
-                                "INSERT INTO config_history (generation, loaded_at, path, result, detail) "
-                                "VALUES (?, ?, ?, ?, ?)",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(m->store,
+                              "INSERT INTO config_history (generation, loaded_at, path, result, detail) "
+                              "VALUES (?, ?, ?, ?, ?)",
+                              &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_int64(st, 1, m->generation);
                 sqlite3_bind_text(st, 2, when, -1, SQLITE_STATIC);
@@ -208,7 +208,7 @@ static void record_config(Manager *m, const char *result, const char *detail) {
                         sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(m->store, st);
         (void) store_check(m->store, rc, "record configuration");
 }
 

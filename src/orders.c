@@ -181,24 +181,6 @@ void orders_format_time(uint64_t usec, char buf[static 32]) {
 
 /* ---- statements -------------------------------------------------------- */
 
-static int prepare(Orders *o, const char *sql, sqlite3_stmt **ret) {
-        int rc = sqlite3_prepare_v2(store_db(o->store), sql, -1, ret, NULL);
-        if (rc != SQLITE_OK) {
-                sqlite3_finalize(*ret);
-                *ret = NULL;
-                return store_check(o->store, rc, "prepare order statement") ?: -EIO;
-        }
-        return 0;
-}
-
-/* Step a statement that returns no rows and finalize it. */
-static int step_done(Orders *o, sqlite3_stmt *st, const char *what) {
-        int rc = sqlite3_step(st);
-
-        sqlite3_finalize(st);
-        return store_check(o->store, rc == SQLITE_DONE ? SQLITE_OK : rc, what);
-}
-
 static void bind_opt(sqlite3_stmt *st, int i, const char *s) {
         if (s)
                 sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
@@ -215,12 +197,12 @@ static int id_taken(Orders *o, const char *id) {
         sqlite3_stmt *st = NULL;
         int rc, r;
 
-        r = prepare(o, "SELECT 1 FROM orders WHERE id = ?", &st);
+        r = store_prepare(o->store, "SELECT 1 FROM orders WHERE id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        store_finish(o->store, st);
         if (rc == SQLITE_ROW)
                 return 1;
         if (rc == SQLITE_DONE)
@@ -232,14 +214,15 @@ static int add_history(Orders *o, const char *id, const char *status, const char
         sqlite3_stmt *st = NULL;
         int r;
 
-        r = prepare(o, "INSERT INTO order_history (order_id, at, status, reason) VALUES (?, ?, ?, ?)", &st);
+        r = store_prepare(o->store, "INSERT INTO order_history (order_id, at, status, reason) VALUES (?, ?, ?, ?)",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (int64_t) now_usec);
         sqlite3_bind_text(st, 3, status, -1, SQLITE_STATIC);
         bind_opt(st, 4, reason);
-        return step_done(o, st, "record order history");
+        return store_step_done(o->store, st, "record order history");
 }
 
 static bool draft_valid(const OrderDraft *d, int64_t *ret_subtotal) {
@@ -295,12 +278,12 @@ int orders_create_in_txn(Orders *o, const OrderDraft *d, uint64_t now_usec, char
                 return r;
         base32(rnd, ORDER_TOKEN_LEN, true, token);
 
-        r = prepare(o,
-                    "INSERT INTO orders (id, customer, channel, lang, status, address, zone, zone_name, "
-                    "delivery_fee_cents, subtotal_cents, total_cents, payment, change_for_cents, eta, "
-                    "tracking_token, mail_message_id, mail_subject, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, 'CREATED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    &st);
+        r = store_prepare(o->store,
+                          "INSERT INTO orders (id, customer, channel, lang, status, address, zone, zone_name, "
+                          "delivery_fee_cents, subtotal_cents, total_cents, payment, change_for_cents, eta, "
+                          "tracking_token, mail_message_id, mail_subject, created_at, updated_at) "
+                          "VALUES (?, ?, ?, ?, 'CREATED', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -327,15 +310,15 @@ int orders_create_in_txn(Orders *o, const OrderDraft *d, uint64_t now_usec, char
         bind_opt(st, 16, d->mail_subject);
         sqlite3_bind_int64(st, 17, (int64_t) now_usec);
         sqlite3_bind_int64(st, 18, (int64_t) now_usec);
-        r = step_done(o, st, "insert order");
+        r = store_step_done(o->store, st, "insert order");
         if (r < 0)
                 return r;
 
         for (size_t i = 0; i < d->n_items; i++) {
-                r = prepare(o,
-                            "INSERT INTO order_items (order_id, line, sku, qty, unit_price_cents, name) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
-                            &st);
+                r = store_prepare(o->store,
+                                  "INSERT INTO order_items (order_id, line, sku, qty, unit_price_cents, name) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)",
+                                  &st);
                 if (r < 0)
                         return r;
                 sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -344,7 +327,7 @@ int orders_create_in_txn(Orders *o, const OrderDraft *d, uint64_t now_usec, char
                 sqlite3_bind_int64(st, 4, d->items[i].qty);
                 sqlite3_bind_int64(st, 5, d->items[i].unit_price_cents);
                 sqlite3_bind_text(st, 6, d->items[i].name, -1, SQLITE_STATIC);
-                r = step_done(o, st, "insert order item");
+                r = store_step_done(o->store, st, "insert order item");
                 if (r < 0)
                         return r;
         }
@@ -362,17 +345,17 @@ static int read_status(Orders *o, const char *id, OrderStatus *ret) {
         sqlite3_stmt *st = NULL;
         int rc, r;
 
-        r = prepare(o, "SELECT status FROM orders WHERE id = ?", &st);
+        r = store_prepare(o->store, "SELECT status FROM orders WHERE id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
                 *ret = order_status_from_string(col(st, 0));
-                sqlite3_finalize(st);
+                store_finish(o->store, st);
                 return 0;
         }
-        sqlite3_finalize(st);
+        store_finish(o->store, st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
         return store_check(o->store, rc, "read order status") ?: -EIO;
@@ -400,17 +383,17 @@ int orders_set_status_in_txn(Orders *o, const char *id_text, OrderStatus to, con
                         *ret_why = why;
                 return -EPERM;
         }
-        r = prepare(o,
-                    "UPDATE orders SET status = ?, updated_at = ?, cancel_reason = coalesce(?, cancel_reason) "
-                    "WHERE id = ?",
-                    &st);
+        r = store_prepare(o->store,
+                          "UPDATE orders SET status = ?, updated_at = ?, cancel_reason = coalesce(?, cancel_reason) "
+                          "WHERE id = ?",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, status_table[to], -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 2, (int64_t) now_usec);
         bind_opt(st, 3, to == ORDER_CANCELLED ? reason : NULL);
         sqlite3_bind_text(st, 4, id, -1, SQLITE_STATIC);
-        r = step_done(o, st, "update order status");
+        r = store_step_done(o->store, st, "update order status");
         if (r < 0)
                 return r;
         return add_history(o, id, status_table[to], reason, now_usec);
@@ -418,7 +401,7 @@ int orders_set_status_in_txn(Orders *o, const char *id_text, OrderStatus to, con
 
 /* Run an UPDATE … WHERE id = ?N on one order; -ENOENT when no row changed. */
 static int update_one(Orders *o, sqlite3_stmt *st, const char *what) {
-        int r = step_done(o, st, what);
+        int r = store_step_done(o->store, st, what);
 
         if (r < 0)
                 return r;
@@ -432,7 +415,7 @@ int orders_set_eta_in_txn(Orders *o, const char *id_text, uint64_t eta_usec, uin
 
         if (order_id_parse(id_text, id) < 0)
                 return -ENOENT;
-        r = prepare(o, "UPDATE orders SET eta = ?, updated_at = ? WHERE id = ?", &st);
+        r = store_prepare(o->store, "UPDATE orders SET eta = ?, updated_at = ? WHERE id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_int64(st, 1, (int64_t) eta_usec);
@@ -451,10 +434,11 @@ int orders_set_quote_in_txn(Orders *o, const char *id_text, const char *address,
                 return -ENOENT;
         if (fee_cents < 0 || fee_cents > INT32_MAX)
                 return -EINVAL;
-        r = prepare(o,
-                    "UPDATE orders SET zone = ?, zone_name = ?, delivery_fee_cents = ?, total_cents = subtotal_cents "
-                    "+ ?, eta = ?, updated_at = ?, address = coalesce(?, address) WHERE id = ?",
-                    &st);
+        r = store_prepare(
+                o->store,
+                "UPDATE orders SET zone = ?, zone_name = ?, delivery_fee_cents = ?, total_cents = subtotal_cents "
+                "+ ?, eta = ?, updated_at = ?, address = coalesce(?, address) WHERE id = ?",
+                &st);
         if (r < 0)
                 return r;
         bind_opt(st, 1, zone);
@@ -482,10 +466,10 @@ int orders_set_payment_in_txn(Orders *o, const char *id_text, const char *paymen
         if (!streq_ptr(payment_status, "authorised") && !streq_ptr(payment_status, "pending") &&
             !streq_ptr(payment_status, "paid") && !streq_ptr(payment_status, "voided"))
                 return -EINVAL;
-        r = prepare(o,
-                    "UPDATE orders SET payment_status = ?, pix_code = coalesce(?, pix_code), updated_at = ? "
-                    "WHERE id = ?",
-                    &st);
+        r = store_prepare(o->store,
+                          "UPDATE orders SET payment_status = ?, pix_code = coalesce(?, pix_code), updated_at = ? "
+                          "WHERE id = ?",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, payment_status, -1, SQLITE_STATIC);
@@ -531,8 +515,9 @@ static int add_children(Orders *o, const char *id, json_t *order) {
         items = json_array();
         if (!items || json_object_set_new(order, "items", items) < 0)
                 return -ENOMEM;
-        r = prepare(o, "SELECT sku, qty, unit_price_cents, name FROM order_items WHERE order_id = ? ORDER BY line",
-                    &st);
+        r = store_prepare(o->store,
+                          "SELECT sku, qty, unit_price_cents, name FROM order_items WHERE order_id = ? ORDER BY line",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -541,11 +526,11 @@ static int add_children(Orders *o, const char *id, json_t *order) {
                                        (json_int_t) sqlite3_column_int64(st, 1), "unit_price_cents",
                                        (json_int_t) sqlite3_column_int64(st, 2), "name", col(st, 3));
                 if (!it || json_array_append_new(items, it) < 0) {
-                        sqlite3_finalize(st);
+                        store_finish(o->store, st);
                         return -ENOMEM;
                 }
         }
-        sqlite3_finalize(st);
+        store_finish(o->store, st);
         r = store_check(o->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "read order items");
         if (r < 0)
                 return r;
@@ -553,7 +538,7 @@ static int add_children(Orders *o, const char *id, json_t *order) {
         history = json_array();
         if (!history || json_object_set_new(order, "history", history) < 0)
                 return -ENOMEM;
-        r = prepare(o, "SELECT status, at, reason FROM order_history WHERE order_id = ? ORDER BY id", &st);
+        r = store_prepare(o->store, "SELECT status, at, reason FROM order_history WHERE order_id = ? ORDER BY id", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -561,11 +546,11 @@ static int add_children(Orders *o, const char *id, json_t *order) {
                 json_t *h = json_pack("{s:s,s:o,s:o}", "status", col(st, 0), "at", time_or_null(st, 1), "reason",
                                       str_or_null(st, 2));
                 if (!h || json_array_append_new(history, h) < 0) {
-                        sqlite3_finalize(st);
+                        store_finish(o->store, st);
                         return -ENOMEM;
                 }
         }
-        sqlite3_finalize(st);
+        store_finish(o->store, st);
         return store_check(o->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "read order history");
 }
 
@@ -611,7 +596,7 @@ static int get_one(Orders *o, const char *sql, const char *a, const char *b, con
         sqlite3_stmt *st = NULL;
         int rc, r;
 
-        r = prepare(o, sql, &st);
+        r = store_prepare(o->store, sql, &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
@@ -624,7 +609,7 @@ static int get_one(Orders *o, const char *sql, const char *a, const char *b, con
                 r = -ENOENT;
         else
                 r = store_check(o->store, rc, "read order") ?: -EIO;
-        sqlite3_finalize(st);
+        store_finish(o->store, st);
         return r;
 }
 
@@ -663,10 +648,10 @@ json_t *orders_list_json(Orders *o, const char *public_url, unsigned limit) {
         int rc;
 
         if (!a ||
-            prepare(o,
-                    "SELECT " ORDER_COLUMNS " FROM (SELECT rowid AS r, * FROM orders ORDER BY created_at DESC, "
-                    "rowid DESC LIMIT ?) ORDER BY created_at, r",
-                    &st) < 0) {
+            store_prepare(o->store,
+                          "SELECT " ORDER_COLUMNS " FROM (SELECT rowid AS r, * FROM orders ORDER BY created_at DESC, "
+                          "rowid DESC LIMIT ?) ORDER BY created_at, r",
+                          &st) < 0) {
                 json_decref(a);
                 return NULL;
         }
@@ -678,7 +663,7 @@ json_t *orders_list_json(Orders *o, const char *public_url, unsigned limit) {
                         break;
                 }
         }
-        sqlite3_finalize(st);
+        store_finish(o->store, st);
         if (rc != SQLITE_DONE) {
                 json_decref(a);
                 return NULL;
@@ -690,10 +675,10 @@ int orders_latest_active(Orders *o, const char *customer, char ret_id[ORDER_ID_L
         sqlite3_stmt *st = NULL;
         int rc, r;
 
-        r = prepare(o,
-                    "SELECT id FROM orders WHERE customer = ? AND status NOT IN ('DELIVERED', 'CANCELLED') "
-                    "ORDER BY created_at DESC, rowid DESC LIMIT 1",
-                    &st);
+        r = store_prepare(o->store,
+                          "SELECT id FROM orders WHERE customer = ? AND status NOT IN ('DELIVERED', 'CANCELLED') "
+                          "ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, strempty(customer), -1, SQLITE_STATIC);
@@ -705,6 +690,6 @@ int orders_latest_active(Orders *o, const char *customer, char ret_id[ORDER_ID_L
                 r = -ENOENT;
         else
                 r = store_check(o->store, rc, "read latest order") ?: -EIO;
-        sqlite3_finalize(st);
+        store_finish(o->store, st);
         return r;
 }

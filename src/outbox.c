@@ -114,12 +114,12 @@ static int exec_id(Outbox *ob, const char *sql, int64_t id, const char *what) {
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(store_db(ob->store), sql, -1, &st, NULL);
+        rc = store_prepare_rc(ob->store, sql, &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_int64(st, 1, id);
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         return store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, what);
 }
 
@@ -130,15 +130,15 @@ static int requeue_sending(Outbox *ob) {
 
         for (int c = 0; r >= 0 && c < _OUTBOX_CHANNEL_MAX; c++) {
                 sqlite3_stmt *st = NULL;
-                int rc = sqlite3_prepare_v2(store_db(ob->store),
-                                            "UPDATE outbox SET status = 'queued', possible_duplicate = 1 "
-                                            "WHERE status = 'sending' AND channel = ?",
-                                            -1, &st, NULL);
+                int rc = store_prepare_rc(ob->store,
+                                          "UPDATE outbox SET status = 'queued', possible_duplicate = 1 "
+                                          "WHERE status = 'sending' AND channel = ?",
+                                          &st);
                 if (rc == SQLITE_OK) {
                         sqlite3_bind_text(st, 1, channel_table[c], -1, SQLITE_STATIC);
                         rc = sqlite3_step(st);
                 }
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 r = store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "requeue outbound messages");
                 for (int n = r >= 0 ? sqlite3_changes(store_db(ob->store)) : 0; n > 0; n--)
                         count(ob, METRIC_OUTBOUND_POSSIBLE_DUPLICATES_SMS, (OutboxChannel) c);
@@ -210,11 +210,11 @@ int outbox_enqueue_in_txn(Outbox *ob, const OutboxMessage *m, int64_t *ret_id) {
                 if (r < 0)
                         return r;
         }
-        rc = sqlite3_prepare_v2(store_db(ob->store),
-                                "INSERT INTO outbox (channel, recipient, body, subject, in_reply_to, refs, message_id, "
-                                "order_id, opt_out_confirmation, status, next_attempt_at, expires_at, created_at) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(ob->store,
+                              "INSERT INTO outbox (channel, recipient, body, subject, in_reply_to, refs, message_id, "
+                              "order_id, opt_out_confirmation, status, next_attempt_at, expires_at, created_at) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                              &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, channel_table[m->channel], -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, address ?: m->to, -1, SQLITE_STATIC);
@@ -230,7 +230,7 @@ int outbox_enqueue_in_txn(Outbox *ob, const OutboxMessage *m, int64_t *ret_id) {
                 sqlite3_bind_int64(st, 12, (int64_t) t);
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         r = store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "enqueue outbound message");
         if (r < 0)
                 return r;
@@ -318,20 +318,18 @@ static int set_failed(Outbox *ob, int64_t id, const char *why) {
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(store_db(ob->store), "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(ob->store, "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?", &st);
         if (rc == SQLITE_OK) {
                 bind_opt(st, 1, why);
                 sqlite3_bind_int64(st, 2, id);
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         return store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "record outbound failure");
 }
 
 static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, const char *transport_id,
                            const char *error) {
-        sqlite3 *db = store_db(ob->store);
         sqlite3_stmt *st = NULL;
         uint64_t t = now(ob);
         int64_t attempts = 0, expires_at = 0;
@@ -340,8 +338,8 @@ static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, cons
         r = store_begin(ob->store);
         if (r < 0)
                 return;
-        rc = sqlite3_prepare_v2(db, "SELECT attempts, expires_at FROM outbox WHERE id = ? AND status = 'sending'", -1,
-                                &st, NULL);
+        rc = store_prepare_rc(ob->store, "SELECT attempts, expires_at FROM outbox WHERE id = ? AND status = 'sending'",
+                              &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_int64(st, 1, q->id);
                 rc = sqlite3_step(st);
@@ -350,7 +348,7 @@ static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, cons
                         expires_at = sqlite3_column_int64(st, 1);
                 }
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         if (rc == SQLITE_DONE) { /* not ours any more */
                 store_rollback(ob->store);
                 return;
@@ -360,17 +358,17 @@ static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, cons
                 goto fail;
 
         if (result == OUTBOX_RESULT_OK) {
-                rc = sqlite3_prepare_v2(db,
-                                        "UPDATE outbox SET status = 'sent', sent_at = ?, transport_id = ?, "
-                                        "last_error = NULL WHERE id = ?",
-                                        -1, &st, NULL);
+                rc = store_prepare_rc(ob->store,
+                                      "UPDATE outbox SET status = 'sent', sent_at = ?, transport_id = ?, "
+                                      "last_error = NULL WHERE id = ?",
+                                      &st);
                 if (rc == SQLITE_OK) {
                         sqlite3_bind_int64(st, 1, (int64_t) t);
                         bind_opt(st, 2, transport_id);
                         sqlite3_bind_int64(st, 3, q->id);
                         rc = sqlite3_step(st);
                 }
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 r = store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "record outbound message sent");
         } else if (result == OUTBOX_RESULT_TEMPFAIL) {
                 uint64_t next = t + backoff(ob, (unsigned) MAX(attempts, 1));
@@ -379,17 +377,17 @@ static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, cons
                         r = set_failed(ob, q->id, why ? why : "expired");
                         result = _OUTBOX_RESULT_MAX; /* counted as expired */
                 } else {
-                        rc = sqlite3_prepare_v2(db,
-                                                "UPDATE outbox SET status = 'deferred', next_attempt_at = ?, "
-                                                "last_error = ? WHERE id = ?",
-                                                -1, &st, NULL);
+                        rc = store_prepare_rc(ob->store,
+                                              "UPDATE outbox SET status = 'deferred', next_attempt_at = ?, "
+                                              "last_error = ? WHERE id = ?",
+                                              &st);
                         if (rc == SQLITE_OK) {
                                 sqlite3_bind_int64(st, 1, (int64_t) next);
                                 bind_opt(st, 2, error);
                                 sqlite3_bind_int64(st, 3, q->id);
                                 rc = sqlite3_step(st);
                         }
-                        sqlite3_finalize(st);
+                        store_finish(ob->store, st);
                         r = store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "defer outbound message");
                 }
         } else
@@ -436,45 +434,44 @@ static void on_send_done(void *done_data, OutboxResult result, const char *trans
 
 /* The oldest due row of channel c: when expired or barred, marks it
  * failed (returns 1); otherwise marks it 'sending' and returns 0 with the
- * row in *ret_row (caller finalizes); -ENOENT when nothing is due; inside
+ * row in *ret_row (the caller hands it to store_finish()); -ENOENT when nothing is due; inside
  * a transaction. */
 static int claim_one(Outbox *ob, OutboxChannel c, uint64_t t, sqlite3_stmt **ret_row, int64_t *ret_id) {
-        sqlite3 *db = store_db(ob->store);
         sqlite3_stmt *st = NULL;
         int64_t id;
         int rc, r;
 
-        rc = sqlite3_prepare_v2(db,
-                                "SELECT id, recipient, body, subject, in_reply_to, refs, message_id, attempts, "
-                                "possible_duplicate, expires_at, opt_out_confirmation, "
-                                "EXISTS (SELECT 1 FROM opt_outs WHERE customer = recipient) "
-                                "FROM outbox WHERE channel = ? AND status IN ('queued', 'deferred') AND "
-                                "next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(ob->store,
+                              "SELECT id, recipient, body, subject, in_reply_to, refs, message_id, attempts, "
+                              "possible_duplicate, expires_at, opt_out_confirmation, "
+                              "EXISTS (SELECT 1 FROM opt_outs WHERE customer = recipient) "
+                              "FROM outbox WHERE channel = ? AND status IN ('queued', 'deferred') AND "
+                              "next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1",
+                              &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, channel_table[c], -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 2, (int64_t) t);
                 rc = sqlite3_step(st);
         }
         if (rc == SQLITE_DONE) {
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 return -ENOENT;
         }
         r = store_check(ob->store, rc == SQLITE_ROW ? SQLITE_OK : rc, "read due outbound messages");
         if (r < 0) {
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 return r;
         }
         id = sqlite3_column_int64(st, 0);
         if (sqlite3_column_int64(st, 9) <= (int64_t) t) {
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 r = set_failed(ob, id, "expired");
                 if (r >= 0)
                         count(ob, METRIC_OUTBOUND_EXPIRED_SMS, c);
                 return r < 0 ? r : 1;
         }
         if (sqlite3_column_int(st, 11) && !sqlite3_column_int(st, 10)) {
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 r = set_failed(ob, id, "opted out");
                 if (r >= 0)
                         count(ob, METRIC_OUTBOUND_FAILED_SMS, c);
@@ -483,7 +480,7 @@ static int claim_one(Outbox *ob, OutboxChannel c, uint64_t t, sqlite3_stmt **ret
         r = exec_id(ob, "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", id,
                     "mark outbound message sending");
         if (r < 0) {
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 return r;
         }
         *ret_row = st;
@@ -526,7 +523,7 @@ static int start_one(Outbox *ob, OutboxChannel c, uint64_t t) {
         }
         r = store_commit(ob->store);
         if (r < 0) {
-                sqlite3_finalize(row);
+                store_finish(ob->store, row);
                 free(q);
                 return r;
         }
@@ -554,7 +551,7 @@ static int start_one(Outbox *ob, OutboxChannel c, uint64_t t) {
                 .possible_duplicate = sqlite3_column_int(row, 8),
         };
         r = tr->send(ob->options.transport_data[c], &d, on_send_done, q);
-        sqlite3_finalize(row);
+        store_finish(ob->store, row);
         if (r < 0) {
                 _cleanup_free_ char *why = mem_printf("transport %s: %s", tr->name, strerror(-r));
                 on_send_done(q, OUTBOX_RESULT_TEMPFAIL, NULL, why ? why : "transport error");
@@ -567,15 +564,15 @@ static uint64_t next_due(Outbox *ob, OutboxChannel c) {
         sqlite3_stmt *st = NULL;
         uint64_t at = 0;
 
-        if (sqlite3_prepare_v2(store_db(ob->store),
-                               "SELECT min(next_attempt_at) FROM outbox WHERE channel = ? AND status IN "
-                               "('queued', 'deferred')",
-                               -1, &st, NULL) != SQLITE_OK)
+        if (store_prepare_rc(ob->store,
+                             "SELECT min(next_attempt_at) FROM outbox WHERE channel = ? AND status IN "
+                             "('queued', 'deferred')",
+                             &st) != SQLITE_OK)
                 return 0;
         sqlite3_bind_text(st, 1, channel_table[c], -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
                 at = (uint64_t) MAX(sqlite3_column_int64(st, 0), 1);
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         return at;
 }
 
@@ -629,12 +626,12 @@ int outbox_customer_opted_out(Outbox *ob, const char *customer) {
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(store_db(ob->store), "SELECT 1 FROM opt_outs WHERE customer = ?", -1, &st, NULL);
+        rc = store_prepare_rc(ob->store, "SELECT 1 FROM opt_outs WHERE customer = ?", &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, customer, -1, SQLITE_STATIC);
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         if (rc == SQLITE_ROW)
                 return 1;
         if (rc == SQLITE_DONE)
@@ -648,17 +645,17 @@ int outbox_set_opt_out_in_txn(Outbox *ob, const char *customer, bool opted_out) 
 
         if (isempty(customer))
                 return -EINVAL;
-        rc = sqlite3_prepare_v2(store_db(ob->store),
-                                opted_out ? "INSERT OR IGNORE INTO opt_outs (customer, since) VALUES (?, ?)"
-                                          : "DELETE FROM opt_outs WHERE customer = ?",
-                                -1, &st, NULL);
+        rc = store_prepare_rc(ob->store,
+                              opted_out ? "INSERT OR IGNORE INTO opt_outs (customer, since) VALUES (?, ?)"
+                                        : "DELETE FROM opt_outs WHERE customer = ?",
+                              &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_text(st, 1, customer, -1, SQLITE_STATIC);
                 if (opted_out)
                         sqlite3_bind_int64(st, 2, (int64_t) now(ob));
                 rc = sqlite3_step(st);
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         return store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "record opt-out");
 }
 
@@ -669,7 +666,7 @@ static int read_status(Outbox *ob, int64_t id, OutboxStatus *ret_status, OutboxC
         sqlite3_stmt *st = NULL;
         int rc;
 
-        rc = sqlite3_prepare_v2(store_db(ob->store), "SELECT status, channel FROM outbox WHERE id = ?", -1, &st, NULL);
+        rc = store_prepare_rc(ob->store, "SELECT status, channel FROM outbox WHERE id = ?", &st);
         if (rc == SQLITE_OK) {
                 sqlite3_bind_int64(st, 1, id);
                 rc = sqlite3_step(st);
@@ -677,10 +674,10 @@ static int read_status(Outbox *ob, int64_t id, OutboxStatus *ret_status, OutboxC
         if (rc == SQLITE_ROW) {
                 *ret_status = outbox_status_from_string(col(st, 0));
                 *ret_channel = outbox_channel_from_string(col(st, 1));
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 return 0;
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         if (rc == SQLITE_DONE)
                 return -ENOENT;
         return store_check(ob->store, rc, "read outbound message") ?: -EIO;
@@ -703,17 +700,17 @@ int outbox_retry(Outbox *ob, int64_t id, const char **ret_status) {
                 r = -EBUSY;
         }
         if (r >= 0) {
-                rc = sqlite3_prepare_v2(store_db(ob->store),
-                                        "UPDATE outbox SET status = 'queued', next_attempt_at = ?, expires_at = ? "
-                                        "WHERE id = ?",
-                                        -1, &st, NULL);
+                rc = store_prepare_rc(ob->store,
+                                      "UPDATE outbox SET status = 'queued', next_attempt_at = ?, expires_at = ? "
+                                      "WHERE id = ?",
+                                      &st);
                 if (rc == SQLITE_OK) {
                         sqlite3_bind_int64(st, 1, (int64_t) t);
                         sqlite3_bind_int64(st, 2, (int64_t) (t + ob->options.lifetime_usec[c]));
                         sqlite3_bind_int64(st, 3, id);
                         rc = sqlite3_step(st);
                 }
-                sqlite3_finalize(st);
+                store_finish(ob->store, st);
                 r = store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "retry outbound message");
         }
         if (r < 0) {
@@ -772,12 +769,12 @@ json_t *outbox_list_json(Outbox *ob, unsigned limit) {
 
         if (!a)
                 return NULL;
-        rc = sqlite3_prepare_v2(
-                store_db(ob->store),
+        rc = store_prepare_rc(
+                ob->store,
                 "SELECT id, channel, recipient, body, status, attempts, order_id, created_at, "
                 "subject, last_error, possible_duplicate, next_attempt_at, sent_at, transport_id, "
                 "message_id, in_reply_to, refs FROM (SELECT * FROM outbox ORDER BY id DESC LIMIT ?) ORDER BY id",
-                -1, &st, NULL);
+                &st);
         if (rc != SQLITE_OK) {
                 json_decref(a);
                 return NULL;
@@ -798,7 +795,7 @@ json_t *outbox_list_json(Outbox *ob, unsigned limit) {
                         break;
                 }
         }
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         return a;
 }
 
@@ -810,13 +807,12 @@ json_t *outbox_counts_json(Outbox *ob) {
                 return NULL;
         for (size_t i = 0; i < _OUTBOX_STATUS_MAX; i++)
                 json_object_set_new(o, status_table[i], json_integer(0));
-        if (sqlite3_prepare_v2(store_db(ob->store), "SELECT status, count(*) FROM outbox GROUP BY status", -1, &st,
-                               NULL) != SQLITE_OK) {
+        if (store_prepare_rc(ob->store, "SELECT status, count(*) FROM outbox GROUP BY status", &st) != SQLITE_OK) {
                 json_decref(o);
                 return NULL;
         }
         while (sqlite3_step(st) == SQLITE_ROW)
                 json_object_set_new(o, col(st, 0), json_integer(sqlite3_column_int64(st, 1)));
-        sqlite3_finalize(st);
+        store_finish(ob->store, st);
         return o;
 }

@@ -17,23 +17,6 @@
 #include "alloc.h"
 #include "strutil.h"
 
-static int prepare(Store *s, const char *sql, sqlite3_stmt **ret) {
-        int rc = sqlite3_prepare_v2(store_db(s), sql, -1, ret, NULL);
-        if (rc != SQLITE_OK) {
-                sqlite3_finalize(*ret);
-                *ret = NULL;
-                return store_check(s, rc, "prepare stock statement") ?: -EIO;
-        }
-        return 0;
-}
-
-static int step_done(Store *s, sqlite3_stmt *st, const char *what) {
-        int rc = sqlite3_step(st);
-
-        sqlite3_finalize(st);
-        return store_check(s, rc == SQLITE_DONE ? SQLITE_OK : rc, what);
-}
-
 int stock_sync(Store *store, const Catalog *catalog) {
         int added = 0, r;
 
@@ -44,12 +27,12 @@ int stock_sync(Store *store, const Catalog *catalog) {
                 const CatalogItem *it = catalog_item(catalog, i);
                 sqlite3_stmt *st = NULL;
 
-                r = prepare(store, "INSERT OR IGNORE INTO stock (sku, available) VALUES (?, ?)", &st);
+                r = store_prepare(store, "INSERT OR IGNORE INTO stock (sku, available) VALUES (?, ?)", &st);
                 if (r < 0)
                         goto fail;
                 sqlite3_bind_text(st, 1, it->sku, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 2, MAX(it->stock, 0));
-                r = step_done(store, st, "seed stock");
+                r = store_step_done(store, st, "seed stock");
                 if (r < 0)
                         goto fail;
                 added += sqlite3_changes(store_db(store));
@@ -65,7 +48,7 @@ int stock_available(Store *store, const char *sku, int64_t *ret) {
         sqlite3_stmt *st = NULL;
         int rc, r;
 
-        r = prepare(store, "SELECT available FROM stock WHERE sku = ?", &st);
+        r = store_prepare(store, "SELECT available FROM stock WHERE sku = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, strempty(sku), -1, SQLITE_STATIC);
@@ -77,7 +60,7 @@ int stock_available(Store *store, const char *sku, int64_t *ret) {
                 r = -ENOENT;
         else
                 r = store_check(store, rc, "read stock") ?: -EIO;
-        sqlite3_finalize(st);
+        store_finish(store, st);
         return r;
 }
 
@@ -85,12 +68,12 @@ int stock_reserved(Store *store, const char *order_id) {
         sqlite3_stmt *st = NULL;
         int rc, r;
 
-        r = prepare(store, "SELECT 1 FROM stock_reservations WHERE order_id = ? LIMIT 1", &st);
+        r = store_prepare(store, "SELECT 1 FROM stock_reservations WHERE order_id = ? LIMIT 1", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, strempty(order_id), -1, SQLITE_STATIC);
         rc = sqlite3_step(st);
-        sqlite3_finalize(st);
+        store_finish(store, st);
         if (rc == SQLITE_ROW)
                 return 1;
         if (rc == SQLITE_DONE)
@@ -157,21 +140,21 @@ int stock_reserve_in_txn(Store *store, const char *order_id, const StockWant *wa
 
                 if (!first_of(wants, i))
                         continue;
-                r = prepare(store, "UPDATE stock SET available = available - ? WHERE sku = ?", &st);
+                r = store_prepare(store, "UPDATE stock SET available = available - ? WHERE sku = ?", &st);
                 if (r < 0)
                         return r;
                 sqlite3_bind_int64(st, 1, q);
                 sqlite3_bind_text(st, 2, wants[i].sku, -1, SQLITE_STATIC);
-                r = step_done(store, st, "reserve stock");
+                r = store_step_done(store, st, "reserve stock");
                 if (r < 0)
                         return r;
-                r = prepare(store, "INSERT INTO stock_reservations (order_id, sku, qty) VALUES (?, ?, ?)", &st);
+                r = store_prepare(store, "INSERT INTO stock_reservations (order_id, sku, qty) VALUES (?, ?, ?)", &st);
                 if (r < 0)
                         return r;
                 sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
                 sqlite3_bind_text(st, 2, wants[i].sku, -1, SQLITE_STATIC);
                 sqlite3_bind_int64(st, 3, q);
-                r = step_done(store, st, "record stock reservation");
+                r = store_step_done(store, st, "record stock reservation");
                 if (r < 0)
                         return r;
         }
@@ -186,22 +169,22 @@ int stock_release_in_txn(Store *store, const char *order_id) {
 
         if (isempty(order_id))
                 return -EINVAL;
-        r = prepare(store,
-                    "UPDATE stock SET available = available + (SELECT qty FROM stock_reservations r WHERE "
-                    "r.order_id = ?1 AND r.sku = stock.sku) WHERE sku IN (SELECT sku FROM stock_reservations "
-                    "WHERE order_id = ?1)",
-                    &st);
+        r = store_prepare(store,
+                          "UPDATE stock SET available = available + (SELECT qty FROM stock_reservations r WHERE "
+                          "r.order_id = ?1 AND r.sku = stock.sku) WHERE sku IN (SELECT sku FROM stock_reservations "
+                          "WHERE order_id = ?1)",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
-        r = step_done(store, st, "release stock");
+        r = store_step_done(store, st, "release stock");
         if (r < 0)
                 return r;
-        r = prepare(store, "DELETE FROM stock_reservations WHERE order_id = ?", &st);
+        r = store_prepare(store, "DELETE FROM stock_reservations WHERE order_id = ?", &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, order_id, -1, SQLITE_STATIC);
-        r = step_done(store, st, "release stock reservation");
+        r = store_step_done(store, st, "release stock reservation");
         if (r < 0)
                 return r;
         n = sqlite3_changes(store_db(store));

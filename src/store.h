@@ -64,7 +64,22 @@ bool store_failed(Store *s);
  * what names the operation for the log. */
 int store_check(Store *s, int sqlite_rc, const char *what);
 
-/* Run SQL without results (schema, BEGIN/COMMIT).  -errno. */
+/* A prepared statement for sql, kept by the store and reused (preparing
+ * costs more than running most statements): hand it back with
+ * store_finish(), which resets it and clears its bindings.  Asked for again
+ * while in use, the same SQL gets a statement of its own.  Returns 0 and
+ * *ret, or -errno (store_check()). */
+int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret);
+/* The same for code that works in SQLite result codes: SQLITE_OK, or the
+ * code preparing failed with. */
+int store_prepare_rc(Store *s, const char *sql, sqlite3_stmt **ret);
+/* Done with a statement from store_prepare() (NULL is fine). */
+void store_finish(Store *s, sqlite3_stmt *st);
+/* Step st, which returns no rows, finish it and check the outcome: 0 or
+ * -errno; what names the operation for the log. */
+int store_step_done(Store *s, sqlite3_stmt *st, const char *what);
+
+/* Run SQL without results (schema).  -errno. */
 int store_exec(Store *s, const char *sql);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK.  -errno; -EIO when failed. */

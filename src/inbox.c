@@ -11,7 +11,13 @@
 
 #include "alloc.h"
 #include "fault.h"
+#include "hashmap.h"
 #include "strutil.h"
+
+/* Customers handed on in one round of dispatch at most, so that a long
+ * backlog does not hold the loop (and the acknowledgements waiting on it)
+ * for one long turn. */
+#define DISPATCH_BATCH 256
 
 struct InboxRequest {
         Inbox *inbox;
@@ -26,7 +32,6 @@ struct InboxRequest {
 
 /* A customer whose message is with the consumer. */
 typedef struct Active {
-        struct Active *next;
         int64_t id;
         char *customer;
 } Active;
@@ -44,8 +49,14 @@ struct Inbox {
         InboxConsumer consumer;
         void *consumer_data;
         sd_event_source *dispatch_defer;
-        Active *active;
-        unsigned n_active;
+        /* Memory only says where to look; the rows say what to hand on.
+         * active: Active by customer and by id.  waiting: customers who
+         * may have a message to hand on (an owned copy of the name is key
+         * and value).  rescan: waiting may be incomplete (an allocation
+         * failed, or we just started): look at every pending row. */
+        Hashmap *active_by_customer, *active_by_id;
+        Hashmap *waiting;
+        bool rescan;
 };
 
 static const char *const channel_table[_INBOX_CHANNEL_MAX] = { [INBOX_SMS] = "sms", [INBOX_EMAIL] = "email" };
@@ -122,13 +133,19 @@ int inbox_message_add_key(InboxMessage *m, const char *key) {
 }
 
 int inbox_new(sd_event *e, Store *store, Inbox **ret) {
-        Inbox *ib = mem_new(Inbox, 1);
+        _cleanup_(inbox_freep) Inbox *ib = mem_new(Inbox, 1);
 
         if (!ib)
                 return -ENOMEM;
         ib->event = sd_event_ref(e);
         ib->store = store;
-        *ret = ib;
+        ib->rescan = true;
+        ib->active_by_customer = hashmap_new(&string_hash_ops);
+        ib->active_by_id = hashmap_new(&int64_hash_ops);
+        ib->waiting = hashmap_new(&string_hash_ops);
+        if (!ib->active_by_customer || !ib->active_by_id || !ib->waiting)
+                return -ENOMEM;
+        *ret = TAKE_PTR(ib);
         return 0;
 }
 
@@ -144,15 +161,27 @@ static void finish_requests(Inbox *ib, InboxRequest *list) {
         (void) ib;
 }
 
-Inbox *inbox_free(Inbox *ib) {
-        if (!ib)
-                return NULL;
-        while (ib->active) {
-                Active *a = ib->active;
-                ib->active = a->next;
+static Active *active_free(Active *a) {
+        if (a) {
                 free(a->customer);
                 free(a);
         }
+        return NULL;
+}
+
+Inbox *inbox_free(Inbox *ib) {
+        Active *a;
+        char *c;
+
+        if (!ib)
+                return NULL;
+        while ((a = hashmap_steal_first(ib->active_by_customer)))
+                active_free(a);
+        while ((c = hashmap_steal_first(ib->waiting)))
+                free(c);
+        hashmap_free(ib->active_by_customer);
+        hashmap_free(ib->active_by_id);
+        hashmap_free(ib->waiting);
         sd_event_source_disable_unref(ib->dispatch_defer);
         /* Still queued: not committed, so the senders hear "failed" and retry. */
         for (InboxRequest *r = ib->head; r; r = r->next)
@@ -165,6 +194,19 @@ Inbox *inbox_free(Inbox *ib) {
 }
 
 static void schedule_dispatch(Inbox *ib);
+
+/* customer may have a message to hand on. */
+static void note_waiting(Inbox *ib, const char *customer) {
+        char *c;
+
+        if (hashmap_get(ib->waiting, customer))
+                return;
+        c = mem_strdup(customer);
+        if (!c || hashmap_put(ib->waiting, c, c) < 0) {
+                free(c);
+                ib->rescan = true; /* the next round looks at every row */
+        }
+}
 
 static int bind_opt(sqlite3_stmt *st, int i, const char *s) {
         return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
@@ -285,8 +327,12 @@ void inbox_flush(Inbox *ib) {
                         q->outcome = INBOX_FAILED;
                         q->id = 0;
                 }
-        else
+        else {
+                for (InboxRequest *q = list; q; q = q->next)
+                        if (q->outcome == INBOX_STORED)
+                                note_waiting(ib, q->msg->customer);
                 schedule_dispatch(ib);
+        }
         finish_requests(ib, list);
 }
 
@@ -299,13 +345,6 @@ static int on_defer(sd_event_source *s _unused_, void *userdata) {
 
 /* ---- dispatch ------------------------------------------------------------ */
 
-static bool customer_active(Inbox *ib, const char *customer) {
-        for (Active *a = ib->active; a; a = a->next)
-                if (streq(a->customer, customer))
-                        return true;
-        return false;
-}
-
 static void schedule_dispatch(Inbox *ib) {
         if (!ib->consumer || !ib->dispatch_defer)
                 return;
@@ -316,85 +355,155 @@ static const char *col(sqlite3_stmt *st, int i) {
         return (const char *) sqlite3_column_text(st, i);
 }
 
-/* Hand on the oldest unfinished message of every customer who has none
- * with the consumer.  The rows are marked 'active' in one transaction
- * first, so that the store says what is being worked on. */
-static void dispatch(Inbox *ib) {
-        sqlite3_stmt *st = NULL, *upd = NULL;
-        Active *batch = NULL, **tail = &batch;
+/* Every customer with a pending row is waiting: at start, and after
+ * memory could not say so.  -errno, and rescan stays set. */
+static int rescan(Inbox *ib) {
+        sqlite3_stmt *st = NULL;
         int rc, r;
 
+        r = store_prepare(ib->store, "SELECT DISTINCT customer FROM inbox WHERE status IN ('incoming', 'active')", &st);
+        if (r < 0)
+                return r;
+        ib->rescan = false;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                note_waiting(ib, col(st, 0));
+        store_finish(ib->store, st);
+        r = store_check(ib->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "list waiting customers");
+        if (r < 0)
+                ib->rescan = true;
+        return r;
+}
+
+/* The oldest unfinished message of customer: 0 and its id (0: none), or
+ * -errno. */
+static int oldest_pending(Inbox *ib, const char *customer, int64_t *ret_id) {
+        int r = store_get_int64(ib->store,
+                                "SELECT id FROM inbox WHERE customer = ? AND status IN ('incoming', 'active') "
+                                "ORDER BY id LIMIT 1",
+                                customer, ret_id);
+        if (r == -ENOENT) {
+                *ret_id = 0;
+                return 0;
+        }
+        return r;
+}
+
+static int active_cmp(const void *a, const void *b) {
+        const Active *x = *(Active *const *) a, *y = *(Active *const *) b;
+        return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Take up to DISPATCH_BATCH waiting customers with nothing at the consumer
+ * and a message pending: their oldest messages, oldest first, in batch
+ * (n of them).  A customer whose row could not be read waits again. */
+static int pick_batch(Inbox *ib, Active **batch, size_t *ret_n) {
+        size_t n = 0;
+        char *customer;
+        int r = 0;
+
+        while (n < DISPATCH_BATCH && (customer = hashmap_steal_first(ib->waiting))) {
+                int64_t id;
+                /* Busy customers wait for inbox_release(), which notes them again. */
+                if (hashmap_get(ib->active_by_customer, customer)) {
+                        free(customer);
+                        continue;
+                }
+                r = oldest_pending(ib, customer, &id);
+                if (r < 0) {
+                        note_waiting(ib, customer);
+                        free(customer);
+                        break;
+                }
+                if (id == 0) {
+                        free(customer);
+                        continue;
+                }
+                Active *a = mem_new(Active, 1);
+                if (!a) {
+                        note_waiting(ib, customer);
+                        free(customer);
+                        r = -ENOMEM;
+                        break;
+                }
+                a->id = id;
+                a->customer = customer;
+                batch[n++] = a;
+        }
+        qsort(batch, n, sizeof batch[0], active_cmp);
+        *ret_n = n;
+        return r;
+}
+
+/* Hand on the oldest unfinished message of every waiting customer who has
+ * none with the consumer.  The rows are marked 'active' in one transaction
+ * first, so that the store says what is being worked on. */
+static void dispatch(Inbox *ib) {
+        Active *batch[DISPATCH_BATCH];
+        sqlite3_stmt *st = NULL, *upd = NULL;
+        size_t n = 0;
+        int rc = SQLITE_OK, r;
+
         if (!ib->consumer || store_failed(ib->store))
+                return;
+        if (ib->rescan && rescan(ib) < 0)
                 return;
         r = store_begin(ib->store);
         if (r < 0)
                 return;
-        rc = store_prepare(ib->store,
-                           "SELECT i.id, i.customer FROM inbox i WHERE i.status IN ('incoming', 'active') AND "
-                           "i.id = (SELECT min(j.id) FROM inbox j WHERE j.customer = i.customer AND "
-                           "j.status IN ('incoming', 'active')) ORDER BY i.id",
-                           &st) < 0
-                ? SQLITE_ERROR
-                : SQLITE_OK;
-        if (rc == SQLITE_OK &&
-            store_prepare(ib->store, "UPDATE inbox SET status = 'active' WHERE id = ? AND status = 'incoming'", &upd) <
-                    0)
-                rc = SQLITE_ERROR;
-        while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-                const char *customer = col(st, 1);
-                Active *a;
-
-                rc = SQLITE_OK;
-                if (customer_active(ib, customer))
-                        continue;
-                a = mem_new(Active, 1);
-                if (!a || !(a->customer = mem_strdup(customer))) {
-                        free(a);
-                        break; /* the rest on the next round */
-                }
-                a->id = sqlite3_column_int64(st, 0);
-                *tail = a;
-                tail = &a->next;
+        r = pick_batch(ib, batch, &n);
+        if (r >= 0)
+                r = store_prepare(ib->store, "UPDATE inbox SET status = 'active' WHERE id = ? AND status = 'incoming'",
+                                  &upd);
+        for (size_t i = 0; r >= 0 && rc == SQLITE_OK && i < n; i++) {
                 sqlite3_reset(upd);
-                sqlite3_bind_int64(upd, 1, a->id);
+                sqlite3_bind_int64(upd, 1, batch[i]->id);
                 rc = sqlite3_step(upd);
                 rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
         }
-        if (rc == SQLITE_DONE)
-                rc = SQLITE_OK;
-        store_finish(ib->store, st);
         store_finish(ib->store, upd);
-        r = store_check(ib->store, rc, "mark inbound messages active");
         if (r >= 0)
+                r = store_check(ib->store, rc, "mark inbound messages active");
+        if (r >= 0 && n > 0)
                 r = store_commit(ib->store);
         else
                 store_rollback(ib->store);
         if (r < 0) {
-                while (batch) {
-                        Active *a = batch;
-                        batch = a->next;
-                        free(a->customer);
-                        free(a);
+                /* Nothing was handed on: the customers wait, or the next
+                 * round looks at every row. */
+                for (size_t i = 0; i < n; i++) {
+                        note_waiting(ib, batch[i]->customer);
+                        active_free(batch[i]);
                 }
                 return;
         }
+        if (hashmap_size(ib->waiting) > 0)
+                schedule_dispatch(ib); /* the rest in the next round */
 
         /* Now active; hand each on.  A consumer may answer at once (done +
          * release from inside the call): the next round comes from the
          * loop, never recursively. */
-        while (batch) {
-                Active *a = batch;
-                batch = a->next;
-                a->next = ib->active;
-                ib->active = a;
-                ib->n_active++;
+        for (size_t i = 0; i < n; i++) {
+                Active *a = batch[i];
 
-                rc = store_prepare(ib->store,
-                                   "SELECT channel, customer, recipient, body, subject, message_id, in_reply_to, "
-                                   "refs, authenticated FROM inbox WHERE id = ?",
-                                   &st) < 0
-                        ? SQLITE_ERROR
-                        : SQLITE_OK;
+                if (hashmap_put(ib->active_by_customer, a->customer, a) < 0) {
+                        /* Not handed on; marked active, so the next look at
+                         * every row finds it first. */
+                        active_free(a);
+                        ib->rescan = true;
+                        schedule_dispatch(ib);
+                        continue;
+                }
+                if (hashmap_put(ib->active_by_id, &a->id, a) < 0) {
+                        hashmap_remove(ib->active_by_customer, a->customer);
+                        active_free(a);
+                        ib->rescan = true;
+                        schedule_dispatch(ib);
+                        continue;
+                }
+                rc = store_prepare_rc(ib->store,
+                                      "SELECT channel, customer, recipient, body, subject, message_id, in_reply_to, "
+                                      "refs, authenticated FROM inbox WHERE id = ?",
+                                      &st);
                 if (rc == SQLITE_OK) {
                         sqlite3_bind_int64(st, 1, a->id);
                         rc = sqlite3_step(st);
@@ -459,20 +568,19 @@ int inbox_mark_done(Inbox *ib, int64_t id, bool corrupt) {
 }
 
 void inbox_release(Inbox *ib, int64_t id) {
-        for (Active **p = &ib->active; *p; p = &(*p)->next)
-                if ((*p)->id == id) {
-                        Active *a = *p;
-                        *p = a->next;
-                        free(a->customer);
-                        free(a);
-                        ib->n_active--;
-                        break;
-                }
+        Active *a = hashmap_remove(ib->active_by_id, &id);
+
+        if (a) {
+                hashmap_remove(ib->active_by_customer, a->customer);
+                /* Its next message, if any, may go now. */
+                note_waiting(ib, a->customer);
+                active_free(a);
+        }
         schedule_dispatch(ib);
 }
 
 unsigned inbox_n_active(Inbox *ib) {
-        return ib->n_active;
+        return (unsigned) hashmap_size(ib->active_by_id);
 }
 
 int inbox_submit(Inbox *ib, InboxMessage *m, InboxDone done, void *userdata, InboxRequest **ret_request) {

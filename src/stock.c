@@ -45,23 +45,7 @@ fail:
 }
 
 int stock_available(Store *store, const char *sku, int64_t *ret) {
-        sqlite3_stmt *st = NULL;
-        int rc, r;
-
-        r = store_prepare(store, "SELECT available FROM stock WHERE sku = ?", &st);
-        if (r < 0)
-                return r;
-        sqlite3_bind_text(st, 1, strempty(sku), -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
-                *ret = sqlite3_column_int64(st, 0);
-                r = 0;
-        } else if (rc == SQLITE_DONE)
-                r = -ENOENT;
-        else
-                r = store_check(store, rc, "read stock") ?: -EIO;
-        store_finish(store, st);
-        return r;
+        return store_get_int64(store, "SELECT available FROM stock WHERE sku = ?", strempty(sku), ret);
 }
 
 int stock_reserved(Store *store, const char *order_id) {

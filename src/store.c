@@ -206,6 +206,29 @@ int store_step_done(Store *s, sqlite3_stmt *st, const char *what) {
         return store_check(s, rc == SQLITE_DONE ? SQLITE_OK : rc, what);
 }
 
+int store_get_int64(Store *s, const char *sql, const char *param, int64_t *ret) {
+        sqlite3_stmt *st;
+        int64_t v = 0;
+        int rc, r;
+
+        r = store_prepare(s, sql, &st);
+        if (r < 0)
+                return r;
+        if (param)
+                sqlite3_bind_text(st, 1, param, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                v = sqlite3_column_int64(st, 0);
+        store_finish(s, st);
+        if (rc == SQLITE_DONE)
+                return -ENOENT;
+        r = store_check(s, rc == SQLITE_ROW ? SQLITE_OK : rc, sql);
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}
+
 /* One statement without results, from the cache: BEGIN and COMMIT run for
  * every transaction. */
 static int exec_cached(Store *s, const char *sql) {

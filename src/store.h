@@ -79,6 +79,10 @@ void store_finish(Store *s, sqlite3_stmt *st);
  * -errno; what names the operation for the log. */
 int store_step_done(Store *s, sqlite3_stmt *st, const char *what);
 
+/* The first column of the first row of sql, run with one text parameter
+ * (NULL binds NULL): 0 and *ret, -ENOENT when there is no row, -errno. */
+int store_get_int64(Store *s, const char *sql, const char *param, int64_t *ret);
+
 /* Run SQL without results (schema).  -errno. */
 int store_exec(Store *s, const char *sql);
 

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "nlu-client.h"
+#include "nlu-rules.h"
 #include "orders.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
@@ -1224,7 +1225,10 @@ static int chat_order_request(void *userdata, const char *customer, ConvRequestK
 static int inbox_store_hook(void *userdata, const InboxMessage *msg, int64_t id _unused_) {
         Manager *m = userdata;
         _cleanup_(nlu_result_freep) NluResult *r = NULL;
-        int k = nlu_parse(m->snapshot, msg->body, strlen(msg->body), &r);
+        /* The rules whatever nlu.backend says: this runs before the
+         * acknowledgement, and only the intent and signals matter. */
+        int k = nlu_rules_parse_intent(m->snapshot->nlu_rules, msg->body, strlen(msg->body),
+                                       m->snapshot->config->nlu_max_input, &r);
 
         if (k < 0)
                 return k;

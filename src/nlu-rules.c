@@ -1390,7 +1390,7 @@ int nlu_rules_normalize(const NluRules *r, const char *text, size_t len, char **
         return 0;
 }
 
-int nlu_rules_parse(const NluRules *r, const char *text, size_t len, size_t max_input, NluResult **ret) {
+static int parse(const NluRules *r, const char *text, size_t len, size_t max_input, bool full, NluResult **ret) {
         _cleanup_(nlu_result_freep) NluResult *res = NULL;
         _cleanup_(normalize_text_freep) NormText *nt = NULL;
         _cleanup_free_ bool *used = NULL;
@@ -1432,19 +1432,19 @@ int nlu_rules_parse(const NluRules *r, const char *text, size_t len, size_t max_
                 squeezed = normalize_squeeze(nt->joined);
                 k = squeezed ? find_intent(&p, squeezed, strlen(squeezed), lang_hits, &rule) : -ENOMEM;
         }
-        if (k >= 0)
+        if (k >= 0 && full)
                 k = find_address(&p);
-        if (k >= 0)
+        if (k >= 0 && full)
                 k = find_items(&p);
-        if (k >= 0)
+        if (k >= 0 && full)
                 k = find_payment(&p);
-        if (k >= 0)
+        if (k >= 0 && full)
                 k = find_order_id(&p);
         if (k >= 0)
                 k = find_signals(&p, nt->joined, nt->joined_len);
         if (k < 0)
                 goto finish;
-        if (res->n_items == 0)
+        if (full && res->n_items == 0)
                 res->bare_qty = find_bare_qty(&p);
 
         if (rule >= 0)
@@ -1458,4 +1458,12 @@ int nlu_rules_parse(const NluRules *r, const char *text, size_t len, size_t max_
 finish:
         pcre2_match_data_free(p.md);
         return k;
+}
+
+int nlu_rules_parse(const NluRules *r, const char *text, size_t len, size_t max_input, NluResult **ret) {
+        return parse(r, text, len, max_input, true, ret);
+}
+
+int nlu_rules_parse_intent(const NluRules *r, const char *text, size_t len, size_t max_input, NluResult **ret) {
+        return parse(r, text, len, max_input, false, ret);
 }

@@ -53,3 +53,11 @@ int nlu_rules_normalize(const NluRules *r, const char *text, size_t len, char **
  * cut back to a character boundary).  Returns 0 and a new NluResult in
  * *ret (the caller frees it), -ENOMEM. */
 int nlu_rules_parse(const NluRules *r, const char *text, size_t len, size_t max_input, NluResult **ret);
+
+/* The same, but only the intent sections and the signals: items, address,
+ * payment and order id are not looked for, and a message no intent
+ * section matches is NLU_INTENT_OTHER (never place_order).  An intent a
+ * section gives and the signals are what nlu_rules_parse() finds.  For a
+ * decision that has to be made before a message is acknowledged (STOP),
+ * at a fraction of a full parse's cost. */
+int nlu_rules_parse_intent(const NluRules *r, const char *text, size_t len, size_t max_input, NluResult **ret);

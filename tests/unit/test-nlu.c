@@ -360,6 +360,18 @@ static void check(Score *s, int field, bool ok, bool *all) {
         *all = *all && ok;
 }
 
+/* What the inbox's hook decides from nlu_rules_parse_intent() (STOP and
+ * START before the acknowledgement) is what the full parse says. */
+static void check_intent_only(const char *text, const NluResult *full) {
+        _cleanup_(nlu_result_freep) NluResult *r = NULL;
+
+        assert_int_equal(nlu_rules_parse_intent(rules, text, strlen(text), MAX_INPUT, &r), 0);
+        if (r->signals != full->signals || (r->intent != NLU_INTENT_OTHER && r->intent != full->intent) ||
+            (full->intent == NLU_INTENT_OPT_OUT) != (r->intent == NLU_INTENT_OPT_OUT) || r->n_items > 0 || r->address)
+                fail_msg("'%s': intent only %s %#x, full %s %#x", text, nlu_intent_to_string(r->intent), r->signals,
+                         nlu_intent_to_string(full->intent), full->signals);
+}
+
 /* Parse every labelled line of path and count, per field, how many are
  * right; the misses are printed. */
 static void score_file(const char *path, Score *s) {
@@ -385,6 +397,7 @@ static void score_file(const char *path, Score *s) {
                 text = json_string_value(json_object_get(c, "text"));
                 assert_non_null(text);
                 _cleanup_(nlu_result_freep) NluResult *r = parse(text);
+                check_intent_only(text, r);
 
                 check(s, F_INTENT,
                       streq(nlu_intent_to_string(r->intent), json_string_value(json_object_get(c, "intent"))), &all);
@@ -636,6 +649,7 @@ static void test_signals(void **state _unused_) {
         };
         for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
                 NluResult *r = parse(rows[i].text);
+                check_intent_only(rows[i].text, r);
                 if (r->signals != rows[i].signals || r->bare_qty != rows[i].bare_qty)
                         fail_msg("'%s': signals %#x qty %u, want %#x %u", rows[i].text, r->signals, r->bare_qty,
                                  rows[i].signals, rows[i].bare_qty);

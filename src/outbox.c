@@ -24,13 +24,30 @@
 #include "strutil.h"
 
 /* A send handed to a transport.  When the outbox goes away first, outbox
- * is cleared and the answer is dropped (the row stays 'sending'). */
+ * is cleared and the answer is dropped (the row stays 'sending').  The
+ * row's fields are copied at the claim: the transport sees them after the
+ * claim's transaction, when the statement that read them is reused. */
 typedef struct SendRequest {
-        struct SendRequest *next, **prev_next;
+        struct SendRequest *next, **prev_next; /* in flight, or answered */
         Outbox *outbox;
         int64_t id;
         OutboxChannel channel;
+        char *to, *body, *subject, *in_reply_to, *references, *message_id;
+        unsigned attempt;
+        bool possible_duplicate;
+        /* The transport's answer, kept here until the next group commit
+         * of answers: recording one needs no allocation.  Longer ids and
+         * errors are cut. */
+        OutboxResult result;
+        bool has_transport_id, has_error;
+        char transport_id[128];
+        char error[512];
+        MetricId counted; /* what to count once committed; _METRIC_MAX none */
 } SendRequest;
+
+/* Rows claimed in one transaction at most: their sends start after its
+ * commit, so this bounds how long the loop is held at once. */
+#define CLAIM_BATCH 64
 
 struct Outbox {
         sd_event *event;
@@ -39,6 +56,11 @@ struct Outbox {
         sd_event_source *defer, *timer;
         SendRequest *in_flight;
         unsigned n_in_flight;
+        /* Answers are recorded together, one transaction a loop turn,
+         * oldest first: what a crash loses of them is rows left 'sending',
+         * sent again and flagged as possible duplicates. */
+        SendRequest *answered, **answered_tail;
+        sd_event_source *outcome_defer;
         bool started, stopped;
         uint64_t next_token; /* SMS: the earliest the next send may start */
         uint64_t wakeup;
@@ -177,11 +199,15 @@ int outbox_new(sd_event *e, Store *store, const OutboxOptions *o, Outbox **ret) 
         return 0;
 }
 
+static void record_outcomes(Outbox *ob);
+
 Outbox *outbox_free(Outbox *ob) {
         if (!ob)
                 return NULL;
         for (SendRequest *q = ob->in_flight; q; q = q->next)
                 q->outbox = NULL; /* answered later: dropped, freed then */
+        record_outcomes(ob); /* what cannot be recorded stays 'sending' */
+        sd_event_source_disable_unref(ob->outcome_defer);
         sd_event_source_disable_unref(ob->defer);
         sd_event_source_disable_unref(ob->timer);
         sd_event_unref(ob->event);
@@ -328,16 +354,31 @@ static int set_failed(Outbox *ob, int64_t id, const char *why) {
         return store_check(ob->store, rc == SQLITE_DONE ? SQLITE_OK : rc, "record outbound failure");
 }
 
-static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, const char *transport_id,
-                           const char *error) {
+static SendRequest *send_request_free(SendRequest *q) {
+        if (q) {
+                free(q->to);
+                free(q->body);
+                free(q->subject);
+                free(q->in_reply_to);
+                free(q->references);
+                free(q->message_id);
+                free(q);
+        }
+        return NULL;
+}
+
+/* Record the answer to q; inside a transaction.  0 (and q->counted set),
+ * -errno. */
+static int record_outcome(Outbox *ob, SendRequest *q) {
+        const char *transport_id = q->has_transport_id ? q->transport_id : NULL,
+                   *error = q->has_error ? q->error : NULL;
         sqlite3_stmt *st = NULL;
         uint64_t t = now(ob);
         int64_t attempts = 0, expires_at = 0;
+        OutboxResult result = q->result;
         int rc, r;
 
-        r = store_begin(ob->store);
-        if (r < 0)
-                return;
+        q->counted = _METRIC_MAX;
         rc = store_prepare_rc(ob->store, "SELECT attempts, expires_at FROM outbox WHERE id = ? AND status = 'sending'",
                               &st);
         if (rc == SQLITE_OK) {
@@ -349,13 +390,11 @@ static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, cons
                 }
         }
         store_finish(ob->store, st);
-        if (rc == SQLITE_DONE) { /* not ours any more */
-                store_rollback(ob->store);
-                return;
-        }
+        if (rc == SQLITE_DONE) /* not ours any more */
+                return 0;
         r = store_check(ob->store, rc == SQLITE_ROW ? SQLITE_OK : rc, "read outbound message");
         if (r < 0)
-                goto fail;
+                return r;
 
         if (result == OUTBOX_RESULT_OK) {
                 rc = store_prepare_rc(ob->store,
@@ -373,8 +412,9 @@ static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, cons
         } else if (result == OUTBOX_RESULT_TEMPFAIL) {
                 uint64_t next = t + backoff(ob, (unsigned) MAX(attempts, 1));
                 if ((int64_t) next >= expires_at) {
-                        _cleanup_free_ char *why = mem_printf("expired: %s", strempty(error));
-                        r = set_failed(ob, q->id, why ? why : "expired");
+                        char why[sizeof q->error + 16];
+                        snprintf(why, sizeof why, "expired: %s", strempty(error));
+                        r = set_failed(ob, q->id, why);
                         result = _OUTBOX_RESULT_MAX; /* counted as expired */
                 } else {
                         rc = store_prepare_rc(ob->store,
@@ -393,53 +433,122 @@ static void record_outcome(Outbox *ob, SendRequest *q, OutboxResult result, cons
         } else
                 r = set_failed(ob, q->id, error ? error : "refused by the transport");
         if (r < 0)
-                goto fail;
-        r = store_commit(ob->store);
-        if (r < 0)
-                return;
+                return r;
         switch ((int) result) {
         case OUTBOX_RESULT_OK:
-                count(ob, METRIC_OUTBOUND_SENT_SMS, q->channel);
+                q->counted = METRIC_OUTBOUND_SENT_SMS;
                 break;
         case OUTBOX_RESULT_TEMPFAIL:
-                count(ob, METRIC_OUTBOUND_DEFERRED_SMS, q->channel);
+                q->counted = METRIC_OUTBOUND_DEFERRED_SMS;
                 break;
         case OUTBOX_RESULT_PERMFAIL:
-                count(ob, METRIC_OUTBOUND_FAILED_SMS, q->channel);
+                q->counted = METRIC_OUTBOUND_FAILED_SMS;
                 break;
         default:
-                count(ob, METRIC_OUTBOUND_EXPIRED_SMS, q->channel);
+                q->counted = METRIC_OUTBOUND_EXPIRED_SMS;
         }
-        return;
-fail:
-        store_rollback(ob->store);
+        return 0;
+}
+
+/* Record every answer waiting, in one transaction.  What cannot be
+ * recorded stays 'sending' and goes again, flagged, after the next start
+ * (a failed store stops the daemon). */
+static void record_outcomes(Outbox *ob) {
+        SendRequest *list = TAKE_PTR(ob->answered);
+        int r;
+
+        ob->answered_tail = &ob->answered;
+        if (!list)
+                return;
+        r = store_begin(ob->store);
+        for (SendRequest *q = list; r >= 0 && q; q = q->next)
+                r = record_outcome(ob, q);
+        if (r >= 0)
+                r = store_commit(ob->store);
+        else
+                store_rollback(ob->store);
+        while (list) {
+                SendRequest *q = list;
+                list = q->next;
+                if (r >= 0 && q->counted != _METRIC_MAX)
+                        count(ob, q->counted, q->channel);
+                send_request_free(q);
+        }
+        /* A deferred row has a time to come back at: the sender's timer. */
+        if (r >= 0)
+                outbox_kick(ob);
+}
+
+static int on_outcome_defer(sd_event_source *s _unused_, void *userdata) {
+        record_outcomes(userdata);
+        return 0;
+}
+
+static void copy_cut(char *dst, size_t size, const char *src) {
+        snprintf(dst, size, "%s", src);
 }
 
 static void on_send_done(void *done_data, OutboxResult result, const char *transport_id, const char *error) {
         SendRequest *q = done_data;
         Outbox *ob = q->outbox;
 
-        if (ob) {
-                record_outcome(ob, q, result, transport_id, error);
-                *q->prev_next = q->next;
-                if (q->next)
-                        q->next->prev_next = q->prev_next;
-                ob->n_in_flight--;
-                outbox_kick(ob);
+        if (!ob) {
+                send_request_free(q);
+                return;
         }
-        free(q);
+        *q->prev_next = q->next;
+        if (q->next)
+                q->next->prev_next = q->prev_next;
+        ob->n_in_flight--;
+
+        q->result = result;
+        q->has_transport_id = transport_id;
+        if (transport_id)
+                copy_cut(q->transport_id, sizeof q->transport_id, transport_id);
+        q->has_error = error;
+        if (error)
+                copy_cut(q->error, sizeof q->error, error);
+        q->next = NULL;
+        if (!ob->answered_tail)
+                ob->answered_tail = &ob->answered;
+        *ob->answered_tail = q;
+        ob->answered_tail = &q->next;
+        if (!ob->outcome_defer && sd_event_add_defer(ob->event, &ob->outcome_defer, on_outcome_defer, ob) < 0) {
+                ob->outcome_defer = NULL;
+                record_outcomes(ob); /* no defer: record it now */
+        } else
+                (void) sd_event_source_set_enabled(ob->outcome_defer, SD_EVENT_ONESHOT);
+        outbox_kick(ob);
 }
 
 /* ---- picking and starting ------------------------------------------------ */
 
+static const char *col(sqlite3_stmt *st, int i) {
+        return (const char *) sqlite3_column_text(st, i);
+}
+
+/* A copy of column i, NULL for NULL; -ENOMEM in *r when it cannot be made. */
+static char *col_dup(sqlite3_stmt *st, int i, int *r) {
+        const char *v = col(st, i);
+        char *d;
+
+        if (!v)
+                return NULL;
+        d = mem_strdup(v);
+        if (!d)
+                *r = -ENOMEM;
+        return d;
+}
+
 /* The oldest due row of channel c: when expired or barred, marks it
- * failed (returns 1); otherwise marks it 'sending' and returns 0 with the
- * row in *ret_row (the caller hands it to store_finish()); -ENOENT when nothing is due; inside
- * a transaction. */
-static int claim_one(Outbox *ob, OutboxChannel c, uint64_t t, sqlite3_stmt **ret_row, int64_t *ret_id) {
+ * failed (returns 1); otherwise marks it 'sending' and returns 0 with it
+ * in *ret (a new SendRequest); -ENOENT when nothing is due; inside a
+ * transaction. */
+static int claim_one(Outbox *ob, OutboxChannel c, uint64_t t, SendRequest **ret) {
         sqlite3_stmt *st = NULL;
+        SendRequest *q;
         int64_t id;
-        int rc, r;
+        int rc, r = 0;
 
         rc = store_prepare_rc(ob->store,
                               "SELECT id, recipient, body, subject, in_reply_to, refs, message_id, attempts, "
@@ -477,60 +586,39 @@ static int claim_one(Outbox *ob, OutboxChannel c, uint64_t t, sqlite3_stmt **ret
                         count(ob, METRIC_OUTBOUND_FAILED_SMS, c);
                 return r < 0 ? r : 1;
         }
-        r = exec_id(ob, "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", id,
-                    "mark outbound message sending");
-        if (r < 0) {
+        q = mem_new(SendRequest, 1);
+        if (!q) {
                 store_finish(ob->store, st);
+                return -ENOMEM;
+        }
+        q->id = id;
+        q->channel = c;
+        q->to = col_dup(st, 1, &r);
+        q->body = col_dup(st, 2, &r);
+        q->subject = col_dup(st, 3, &r);
+        q->in_reply_to = col_dup(st, 4, &r);
+        q->references = col_dup(st, 5, &r);
+        q->message_id = col_dup(st, 6, &r);
+        q->attempt = (unsigned) sqlite3_column_int64(st, 7) + 1;
+        q->possible_duplicate = sqlite3_column_int(st, 8);
+        store_finish(ob->store, st);
+        if (r >= 0)
+                r = exec_id(ob, "UPDATE outbox SET status = 'sending', attempts = attempts + 1 WHERE id = ?", id,
+                            "mark outbound message sending");
+        if (r < 0) {
+                send_request_free(q);
                 return r;
         }
-        *ret_row = st;
-        *ret_id = id;
+        *ret = q;
         return 0;
 }
 
-static const char *col(sqlite3_stmt *st, int i) {
-        return (const char *) sqlite3_column_text(st, i);
-}
-
-/* Start one send on channel c.  2: a send started, 1: a row settled
- * without sending (expired, opted out), 0: nothing due, -errno. */
-static int start_one(Outbox *ob, OutboxChannel c, uint64_t t) {
-        const OutboxTransport *tr = ob->options.transport[c];
-        sqlite3_stmt *row = NULL;
-        SendRequest *q;
-        int64_t id = 0;
+/* Hand a claimed row to its transport. */
+static void start_send(Outbox *ob, SendRequest *q) {
+        const OutboxTransport *tr = ob->options.transport[q->channel];
         int r;
 
-        /* Allocated first: after the commit nothing may fail but the send. */
-        q = mem_new(SendRequest, 1);
-        if (!q)
-                return -ENOMEM;
-        r = store_begin(ob->store);
-        if (r >= 0)
-                r = claim_one(ob, c, t, &row, &id);
-        if (r < 0 || r == 1) {
-                free(q);
-                if (r == -ENOENT) {
-                        store_rollback(ob->store);
-                        return 0;
-                }
-                if (r < 0) {
-                        store_rollback(ob->store);
-                        return r;
-                }
-                r = store_commit(ob->store);
-                return r < 0 ? r : 1;
-        }
-        r = store_commit(ob->store);
-        if (r < 0) {
-                store_finish(ob->store, row);
-                free(q);
-                return r;
-        }
-
         q->outbox = ob;
-        q->id = id;
-        q->channel = c;
         q->next = ob->in_flight;
         if (q->next)
                 q->next->prev_next = &q->next;
@@ -539,24 +627,61 @@ static int start_one(Outbox *ob, OutboxChannel c, uint64_t t) {
         ob->n_in_flight++;
 
         const OutboxDelivery d = {
-                .id = id,
-                .channel = c,
-                .to = col(row, 1),
-                .body = col(row, 2),
-                .subject = col(row, 3),
-                .in_reply_to = col(row, 4),
-                .references = col(row, 5),
-                .message_id = col(row, 6),
-                .attempt = (unsigned) sqlite3_column_int64(row, 7) + 1,
-                .possible_duplicate = sqlite3_column_int(row, 8),
+                .id = q->id,
+                .channel = q->channel,
+                .to = q->to,
+                .body = q->body,
+                .subject = q->subject,
+                .in_reply_to = q->in_reply_to,
+                .references = q->references,
+                .message_id = q->message_id,
+                .attempt = q->attempt,
+                .possible_duplicate = q->possible_duplicate,
         };
-        r = tr->send(ob->options.transport_data[c], &d, on_send_done, q);
-        store_finish(ob->store, row);
+        r = tr->send(ob->options.transport_data[q->channel], &d, on_send_done, q);
         if (r < 0) {
                 _cleanup_free_ char *why = mem_printf("transport %s: %s", tr->name, strerror(-r));
                 on_send_done(q, OUTBOX_RESULT_TEMPFAIL, NULL, why ? why : "transport error");
         }
-        return 2;
+}
+
+/* Claim up to max due rows of channel c in one transaction, then start
+ * their sends.  Returns the number of sends started (0: nothing due), or
+ * -errno; *ret_settled counts rows settled without a send (expired,
+ * opted out). */
+static int start_batch(Outbox *ob, OutboxChannel c, uint64_t t, unsigned max, unsigned *ret_settled) {
+        SendRequest *batch[CLAIM_BATCH];
+        unsigned n = 0, settled = 0;
+        int r;
+
+        max = MIN(max, (unsigned) CLAIM_BATCH);
+        r = store_begin(ob->store);
+        while (r >= 0 && n < max) {
+                int k = claim_one(ob, c, t, &batch[n]);
+                if (k == -ENOENT)
+                        break;
+                if (k < 0)
+                        r = k;
+                else if (k == 1)
+                        settled++;
+                else
+                        n++;
+        }
+        if (r >= 0)
+                r = store_commit(ob->store);
+        else
+                store_rollback(ob->store);
+        *ret_settled = r >= 0 ? settled : 0;
+        if (r < 0) {
+                for (unsigned i = 0; i < n; i++)
+                        send_request_free(batch[i]);
+                return r;
+        }
+        /* Only now: the rows are 'sending' on disk before any transport
+         * sees them, so a crash in between is known to the next start. */
+        for (unsigned i = 0; i < n; i++)
+                start_send(ob, batch[i]);
+        return (int) n;
 }
 
 /* The earliest next_attempt_at of a waiting message of channel c; 0 none. */
@@ -589,14 +714,17 @@ int outbox_send_due(Outbox *ob) {
 
                 if (!ob->options.transport[c])
                         continue;
-                while (ob->n_in_flight < ob->options.max_in_flight && !(limited && t < ob->next_token)) {
-                        k = start_one(ob, (OutboxChannel) c, t);
-                        if (k <= 0)
-                                break;
+                /* One batch a turn of the loop: with more due, the defer
+                 * brings us back after the loop's other work. */
+                if (ob->n_in_flight < ob->options.max_in_flight && !(limited && t < ob->next_token)) {
+                        unsigned room = limited ? 1 : ob->options.max_in_flight - ob->n_in_flight, settled = 0;
+                        k = start_batch(ob, (OutboxChannel) c, t, room, &settled);
                         /* Only a send takes a token; a row settled without
                          * sending (expired, opted out) does not. */
-                        if (k == 2 && limited)
+                        if (k > 0 && limited)
                                 ob->next_token = t + USEC_PER_SEC / ob->options.sms_max_per_second;
+                        if (k >= 0 && (unsigned) k + settled >= MIN(room, (unsigned) CLAIM_BATCH))
+                                outbox_kick(ob);
                         t = now(ob);
                 }
                 if (k < 0)

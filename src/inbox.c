@@ -48,7 +48,7 @@ struct Inbox {
 
         InboxConsumer consumer;
         void *consumer_data;
-        sd_event_source *dispatch_defer;
+        sd_event_source *dispatch_defer, *retry;
         /* Memory only says where to look; the rows say what to hand on.
          * active: Active by customer and by id.  waiting: customers who
          * may have a message to hand on (an owned copy of the name is key
@@ -183,6 +183,7 @@ Inbox *inbox_free(Inbox *ib) {
         hashmap_free(ib->active_by_id);
         hashmap_free(ib->waiting);
         sd_event_source_disable_unref(ib->dispatch_defer);
+        sd_event_source_disable_unref(ib->retry);
         /* Still queued: not committed, so the senders hear "failed" and retry. */
         for (InboxRequest *r = ib->head; r; r = r->next)
                 r->outcome = INBOX_FAILED;
@@ -351,6 +352,23 @@ static void schedule_dispatch(Inbox *ib) {
         (void) sd_event_source_set_enabled(ib->dispatch_defer, SD_EVENT_ONESHOT);
 }
 
+static int on_retry(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
+        schedule_dispatch(userdata);
+        return 0;
+}
+
+/* Dispatch again in a second. */
+static void schedule_retry(Inbox *ib) {
+        if (!ib->retry) {
+                if (sd_event_add_time_relative(ib->event, &ib->retry, CLOCK_MONOTONIC, USEC_PER_SEC, 0, on_retry, ib) <
+                    0)
+                        ib->retry = NULL; /* the next message or release brings it */
+                return;
+        }
+        (void) sd_event_source_set_time_relative(ib->retry, USEC_PER_SEC);
+        (void) sd_event_source_set_enabled(ib->retry, SD_EVENT_ONESHOT);
+}
+
 static const char *col(sqlite3_stmt *st, int i) {
         return (const char *) sqlite3_column_text(st, i);
 }
@@ -435,48 +453,25 @@ static int pick_batch(Inbox *ib, Active **batch, size_t *ret_n) {
 }
 
 /* Hand on the oldest unfinished message of every waiting customer who has
- * none with the consumer.  The rows are marked 'active' in one transaction
- * first, so that the store says what is being worked on. */
+ * none with the consumer. */
 static void dispatch(Inbox *ib) {
         Active *batch[DISPATCH_BATCH];
-        sqlite3_stmt *st = NULL, *upd = NULL;
+        sqlite3_stmt *st = NULL;
         size_t n = 0;
-        int rc = SQLITE_OK, r;
+        int rc, r;
 
         if (!ib->consumer || store_failed(ib->store))
                 return;
-        if (ib->rescan && rescan(ib) < 0)
+        if (ib->rescan && rescan(ib) < 0) {
+                schedule_retry(ib);
                 return;
-        r = store_begin(ib->store);
-        if (r < 0)
-                return;
+        }
         r = pick_batch(ib, batch, &n);
-        if (r >= 0)
-                r = store_prepare(ib->store, "UPDATE inbox SET status = 'active' WHERE id = ? AND status = 'incoming'",
-                                  &upd);
-        for (size_t i = 0; r >= 0 && rc == SQLITE_OK && i < n; i++) {
-                sqlite3_reset(upd);
-                sqlite3_bind_int64(upd, 1, batch[i]->id);
-                rc = sqlite3_step(upd);
-                rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-        }
-        store_finish(ib->store, upd);
-        if (r >= 0)
-                r = store_check(ib->store, rc, "mark inbound messages active");
-        if (r >= 0 && n > 0)
-                r = store_commit(ib->store);
-        else
-                store_rollback(ib->store);
-        if (r < 0) {
-                /* Nothing was handed on: the customers wait, or the next
-                 * round looks at every row. */
-                for (size_t i = 0; i < n; i++) {
-                        note_waiting(ib, batch[i]->customer);
-                        active_free(batch[i]);
-                }
-                return;
-        }
-        if (hashmap_size(ib->waiting) > 0)
+        if (r < 0)
+                /* The customer it failed on waits again; not at once, or a
+                 * lasting failure would spin the loop. */
+                schedule_retry(ib);
+        else if (hashmap_size(ib->waiting) > 0)
                 schedule_dispatch(ib); /* the rest in the next round */
 
         /* Now active; hand each on.  A consumer may answer at once (done +
@@ -486,8 +481,7 @@ static void dispatch(Inbox *ib) {
                 Active *a = batch[i];
 
                 if (hashmap_put(ib->active_by_customer, a->customer, a) < 0) {
-                        /* Not handed on; marked active, so the next look at
-                         * every row finds it first. */
+                        /* Not handed on: the next look at every row finds it. */
                         active_free(a);
                         ib->rescan = true;
                         schedule_dispatch(ib);
@@ -556,7 +550,11 @@ int inbox_mark_done(Inbox *ib, int64_t id, bool corrupt) {
         sqlite3_stmt *st = NULL;
         int r;
 
-        r = store_prepare(ib->store, "UPDATE inbox SET status = ? WHERE id = ? AND status = 'active'", &st);
+        if (!hashmap_get(ib->active_by_id, &id))
+                return -ENOENT;
+        /* 'active' too: rows an older version left so. */
+        r = store_prepare(ib->store, "UPDATE inbox SET status = ? WHERE id = ? AND status IN ('incoming', 'active')",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, corrupt ? "corrupt" : "done", -1, SQLITE_STATIC);
@@ -646,13 +644,14 @@ json_t *inbox_list_json(Inbox *ib, unsigned limit) {
         sqlite3_bind_int64(st, 1, limit);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 #define COL(i) ((const char *) sqlite3_column_text(st, (i)))
-                json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:s?,s:s,s:s?,s:s,s:s?,s:s,s:o}", "id",
-                                      (json_int_t) sqlite3_column_int64(st, 0), "channel", COL(1), "source", COL(2),
-                                      "customer", COL(3), "recipient", COL(4), "body", COL(5), "subject", COL(6),
-                                      "status", COL(7), "reason", COL(8), "received_at", COL(9), "authenticated",
-                                      sqlite3_column_type(st, 10) == SQLITE_NULL
-                                              ? json_null()
-                                              : json_boolean(sqlite3_column_int(st, 10)));
+                int64_t id = sqlite3_column_int64(st, 0);
+                const char *status = hashmap_get(ib->active_by_id, &id) ? "active" : COL(7);
+                json_t *o = json_pack(
+                        "{s:I,s:s,s:s,s:s,s:s?,s:s,s:s?,s:s,s:s?,s:s,s:o}", "id", (json_int_t) id, "channel", COL(1),
+                        "source", COL(2), "customer", COL(3), "recipient", COL(4), "body", COL(5), "subject", COL(6),
+                        "status", status, "reason", COL(8), "received_at", COL(9), "authenticated",
+                        sqlite3_column_type(st, 10) == SQLITE_NULL ? json_null()
+                                                                   : json_boolean(sqlite3_column_int(st, 10)));
 #undef COL
                 if (!o || json_array_append_new(a, o) < 0) {
                         json_decref(a);
@@ -671,15 +670,21 @@ json_t *inbox_counts_json(Inbox *ib) {
 
         if (!o)
                 return NULL;
-        for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
-                json_object_set_new(o, statuses[i], json_integer(0));
         if (store_prepare_rc(ib->store, "SELECT status, count(*) FROM inbox GROUP BY status", &st) != SQLITE_OK) {
                 json_decref(o);
                 return NULL;
         }
+        int64_t by_status[ELEMENTSOF(statuses)] = {};
         while (sqlite3_step(st) == SQLITE_ROW)
-                json_object_set_new(o, (const char *) sqlite3_column_text(st, 0),
-                                    json_integer(sqlite3_column_int64(st, 1)));
+                for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
+                        if (streq(statuses[i], (const char *) sqlite3_column_text(st, 0)))
+                                by_status[i] += sqlite3_column_int64(st, 1);
         store_finish(ib->store, st);
+        /* Those with the consumer are 'incoming' in the store. */
+        int64_t active = (int64_t) hashmap_size(ib->active_by_id);
+        by_status[1] += active;
+        by_status[0] = MAX(by_status[0] - active, (int64_t) 0);
+        for (size_t i = 0; i < ELEMENTSOF(statuses); i++)
+                json_object_set_new(o, statuses[i], json_integer(by_status[i]));
         return o;
 }

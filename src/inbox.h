@@ -112,11 +112,14 @@ void inbox_flush(Inbox *ib);
  *
  * The consumer (the conversation) is given one message at a time per
  * customer, the oldest first; different customers' messages are handed on
- * side by side.  A message handed on is marked 'active' in the store; when
- * the consumer has committed its effect it calls inbox_message_done()
- * (normally inside its own transaction), and that customer's next message
- * follows.  After a crash, 'active' messages are handed on again first:
- * the consumer's effects are idempotent per message id. */
+ * side by side.  A message handed on is 'active' (in memory: the row says
+ * 'incoming' until the consumer's own transaction marks it done, so that
+ * handing on costs no commit of its own); when the consumer has committed
+ * its effect it calls inbox_mark_done() inside that transaction and
+ * inbox_release() after it, and that customer's next message follows.
+ * After a crash, unfinished messages are handed on again, the oldest
+ * first: the consumer's effects are idempotent per message id.  Listings
+ * and counts show the active ones as 'active'. */
 
 typedef struct InboxDelivery {
         int64_t id;

@@ -216,7 +216,9 @@ def bench_ingest(tmp, res):
         return n >= INGEST_N or time.monotonic() - progress["at"] > 10
 
     log("ingest: wrk -t2 -c%d, %d messages" % (CONNECTIONS, INGEST_N))
+    cpu0 = common.cpu_seconds(pid)
     w = wrk(port, bodies_file, 2, CONNECTIONS, duration=600, until=all_in)
+    cpu_acked = common.cpu_seconds(pid) - cpu0
     stop.set()
     sampler.join()
     res["footprint"]["rss_load_kib"] = peak[0]
@@ -227,6 +229,11 @@ def bench_ingest(tmp, res):
         if s["incoming"] + s["active"] == 0:
             break
         time.sleep(0.2)
+    cpu_answered = common.cpu_seconds(pid) - cpu0
+    # Idle again: a daemon that keeps using CPU now is spinning.
+    cpu1 = common.cpu_seconds(pid)
+    time.sleep(1)
+    cpu_idle = common.cpu_seconds(pid) - cpu1
     counters = d.stats()["counters"]
     db = common.db(d)
     keys = dict(db.execute("SELECT key, inbox_id FROM inbox_keys"))
@@ -257,6 +264,12 @@ def bench_ingest(tmp, res):
         "daemon_inbound": counters["inbound_total"], "daemon_rejected": counters["inbound_rejected_total"],
         "daemon_http": counters["http_responses_total"],
         "exactly_once": not missing and rows[0] == INGEST_N and len(ids) == INGEST_N,
+        # The daemon's own CPU time per message (user + system), up to the
+        # last acknowledgement and up to the last reply queued: what a
+        # message costs, whatever else the machine was doing.
+        "cpu_us_per_msg_acked": round(cpu_acked * 1e6 / INGEST_N, 1),
+        "cpu_us_per_msg_answered": round(cpu_answered * 1e6 / INGEST_N, 1),
+        "cpu_idle_after_s": round(cpu_idle, 3),
     }
     log("ingest: nginx baseline")
     res["ingest"]["nginx"] = nginx_return_200(tmp, bodies_file, 2, CONNECTIONS)
@@ -578,6 +591,8 @@ def report(res):
         row("ingest ack p50 / p99 ms", "%s / %s" % (fmt(i["p50_ms"]), fmt(i["p99_ms"])), TARGETS["ingest_p99_ms"])
         row("  stored exactly once", "%s (missing %d, twice %d)" % (i["exactly_once"], i["missing"],
                                                                     i["stored_twice"]))
+        row("  daemon CPU us/msg: to ack / to reply queued", "%s / %s" % (fmt(i["cpu_us_per_msg_acked"]),
+                                                                          fmt(i["cpu_us_per_msg_answered"])))
         n = i.get("nginx", {})
         if "msgs_per_s" in n:
             row("nginx return 200 req/s (1 worker)", fmt(n["msgs_per_s"]),

@@ -138,6 +138,18 @@ def db(d_or_path, ro=True):
     return sqlite3.connect(path, timeout=30)
 
 
+def cpu_seconds(pid):
+    """User + system CPU time a process has used, in seconds (None when it
+    is gone): unlike wall-clock rates, it hardly moves when other work
+    shares the machine."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return None
+
+
 def rss_kib(pid):
     """VmRSS of a process in KiB (None when it is gone)."""
     try:

@@ -44,6 +44,12 @@ struct Chat {
          * ("group commit", as the inbox does): one fsync for all of them. */
         Turn *ready, **ready_tail;
         sd_event_source *commit_defer;
+        /* The last long reply split into SMS bodies, with what it was split
+         * for: the same menu goes to many customers in a row. */
+        char *split_text;
+        char **split_bodies;
+        unsigned split_max;
+        bool split_fold;
 };
 
 static uint64_t now_realtime(void) {
@@ -200,6 +206,34 @@ static char *reply_subject(const Snapshot *s, const Turn *t, NluLang lang) {
         return mem_printf("Re: %s", t->subject);
 }
 
+/* text as SMS bodies (sms_text_split()), valid until the next call: the
+ * last split is kept and given again for the same text and settings. */
+static int split_sms(Chat *c, const char *text, unsigned max_segments, bool fold, char ***ret) {
+        char **bodies = NULL, *copy;
+        int r;
+
+        if (c->split_text && c->split_max == max_segments && c->split_fold == fold && streq(c->split_text, text)) {
+                *ret = c->split_bodies;
+                return 0;
+        }
+        r = sms_text_split(text, max_segments, fold, &bodies);
+        if (r < 0)
+                return r;
+        copy = mem_strdup(text);
+        if (!copy) {
+                strv_free(bodies);
+                return -ENOMEM;
+        }
+        free(c->split_text);
+        strv_free(c->split_bodies);
+        c->split_text = copy;
+        c->split_bodies = bodies;
+        c->split_max = max_segments;
+        c->split_fold = fold;
+        *ret = bodies;
+        return 0;
+}
+
 /* Queue text to the customer of t, composed for its channel. */
 static int enqueue_reply(Chat *c, const Turn *t, const char *text, bool opt_out_confirmation, NluLang lang,
                          const char *order_id) {
@@ -214,8 +248,8 @@ static int enqueue_reply(Chat *c, const Turn *t, const char *text, bool opt_out_
         int r;
 
         if (!t->email) {
-                _cleanup_(strv_freep) char **bodies = NULL;
-                r = sms_text_split(text, (unsigned) cf->sms_max_segments, cf->sms_fold_accents, &bodies);
+                char **bodies;
+                r = split_sms(c, text, (unsigned) cf->sms_max_segments, cf->sms_fold_accents, &bodies);
                 for (char **b = bodies; r >= 0 && b && *b; b++) {
                         m.body = *b;
                         r = outbox_enqueue_in_txn(c->ctx.outbox, &m, NULL);
@@ -428,7 +462,7 @@ static int on_commit_defer(sd_event_source *source _unused_, void *userdata) {
                 return 0;
         r = store_begin(c->ctx.store);
         for (Turn *t = batch; r >= 0 && t; t = t->ready_next) {
-                if ((r = store_exec(c->ctx.store, "SAVEPOINT turn")) < 0)
+                if ((r = store_run(c->ctx.store, "SAVEPOINT turn")) < 0)
                         break;
                 k = run_turn_in_txn(c, t, t->result);
                 if (k < 0 && store_failed(c->ctx.store)) {
@@ -439,10 +473,10 @@ static int on_commit_defer(sd_event_source *source _unused_, void *userdata) {
                         /* undone alone; set aside after the commit */
                         t->error = k;
                         t->log = mfree(t->log);
-                        if ((r = store_exec(c->ctx.store, "ROLLBACK TO turn")) < 0)
+                        if ((r = store_run(c->ctx.store, "ROLLBACK TO turn")) < 0)
                                 break;
                 }
-                if ((r = store_exec(c->ctx.store, "RELEASE turn")) < 0)
+                if ((r = store_run(c->ctx.store, "RELEASE turn")) < 0)
                         break;
         }
         if (r >= 0)
@@ -535,6 +569,8 @@ Chat *chat_free(Chat *c) {
         while (c->turns)
                 turn_free(c->turns);
         sd_event_source_disable_unref(c->commit_defer);
+        free(c->split_text);
+        strv_free(c->split_bodies);
         free(c);
         return NULL;
 }

@@ -573,12 +573,12 @@ static int run_task(EngineLocal *l, const char *id, AslExecution *x, const AslTa
         TaskFailure f = {};
         int r;
 
-        r = store_exec(l->ctx.store, "SAVEPOINT engine_task");
+        r = store_run(l->ctx.store, "SAVEPOINT engine_task");
         if (r < 0)
                 return r;
         r = invoke(l, id, t, now, &out, &f);
         if (r == 0) {
-                r = store_exec(l->ctx.store, "RELEASE engine_task");
+                r = store_run(l->ctx.store, "RELEASE engine_task");
                 if (r < 0)
                         return r;
                 if (t->callback)
@@ -587,9 +587,9 @@ static int run_task(EngineLocal *l, const char *id, AslExecution *x, const AslTa
                 return r < 0 ? r : 1;
         }
         /* Failed: nothing of it stays. */
-        int q = store_exec(l->ctx.store, "ROLLBACK TO engine_task");
+        int q = store_run(l->ctx.store, "ROLLBACK TO engine_task");
         if (q >= 0)
-                q = store_exec(l->ctx.store, "RELEASE engine_task");
+                q = store_run(l->ctx.store, "RELEASE engine_task");
         if (q < 0) {
                 task_failure_clear(&f);
                 return q;

@@ -229,9 +229,7 @@ int store_get_int64(Store *s, const char *sql, const char *param, int64_t *ret) 
         return 0;
 }
 
-/* One statement without results, from the cache: BEGIN and COMMIT run for
- * every transaction. */
-static int exec_cached(Store *s, const char *sql) {
+int store_run(Store *s, const char *sql) {
         sqlite3_stmt *st;
         int r;
 
@@ -244,11 +242,11 @@ static int exec_cached(Store *s, const char *sql) {
 }
 
 int store_begin(Store *s) {
-        return exec_cached(s, "BEGIN IMMEDIATE");
+        return store_run(s, "BEGIN IMMEDIATE");
 }
 
 int store_commit(Store *s) {
-        int r = exec_cached(s, "COMMIT");
+        int r = store_run(s, "COMMIT");
         if (r < 0)
                 store_rollback(s);
         return r;

@@ -83,7 +83,12 @@ int store_step_done(Store *s, sqlite3_stmt *st, const char *what);
  * (NULL binds NULL): 0 and *ret, -ENOENT when there is no row, -errno. */
 int store_get_int64(Store *s, const char *sql, const char *param, int64_t *ret);
 
-/* Run SQL without results (schema).  -errno. */
+/* Run one statement without parameters or results from the statement
+ * cache (BEGIN, COMMIT, SAVEPOINT …, run for every transaction).  -errno;
+ * -EIO when failed. */
+int store_run(Store *s, const char *sql);
+
+/* Run SQL without results, any number of statements (schema).  -errno. */
 int store_exec(Store *s, const char *sql);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK.  -errno; -EIO when failed. */

@@ -245,6 +245,11 @@ static const StoreMigration migrations[] = {
           "        created_at INTEGER NOT NULL\n"
           ") STRICT, WITHOUT ROWID;\n"
           "CREATE INDEX sfn_task_tokens_order ON sfn_task_tokens (order_id);\n" },
+        /* Every start looks for rows left 'sending' (outbox.c
+         * requeue_sending()); without an index that read the whole outbox,
+         * a quarter of a second on a 1 GiB store. */
+        { 10, "outbox rows being sent, indexed",
+          "CREATE INDEX outbox_sending ON outbox (channel) WHERE status = 'sending';\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

@@ -830,23 +830,40 @@ static int local_run_due(void *b) {
                 (void) arm_at(l, now_usec(l) + RETRY_LATER_USEC);
                 return r;
         }
-        for (char **name = names; name && *name; name++) {
-                r = store_begin(l->ctx.store);
-                if (r >= 0) {
-                        r = transition_in_txn(l, *name, NULL, NULL);
-                        if (r >= 0)
-                                r = store_commit(l->ctx.store);
-                        else
-                                store_rollback(l->ctx.store);
+        /* All in one transaction (one fsync for the batch), each in a
+         * savepoint of its own so that one that cannot advance leaves the
+         * others be. */
+        r = store_begin(l->ctx.store);
+        for (char **name = names; r >= 0 && name && *name; name++) {
+                int k = store_run(l->ctx.store, "SAVEPOINT engine_execution");
+                if (k >= 0) {
+                        k = transition_in_txn(l, *name, NULL, NULL);
+                        if (k < 0 && !store_failed(l->ctx.store) &&
+                            store_run(l->ctx.store, "ROLLBACK TO engine_execution") < 0)
+                                r = -EIO;
                 }
-                if (r < 0) {
-                        if (store_failed(l->ctx.store))
-                                return -EIO;
-                        log_warning_errno(r, "Workflow of order %s could not advance, trying again shortly: %m", *name);
+                if (r >= 0 && store_run(l->ctx.store, "RELEASE engine_execution") < 0)
+                        r = -EIO;
+                if (k < 0) {
+                        if (store_failed(l->ctx.store)) {
+                                r = -EIO;
+                                break;
+                        }
+                        log_warning_errno(k, "Workflow of order %s could not advance, trying again shortly: %m", *name);
                         failed = true;
                         continue;
                 }
                 n++;
+        }
+        if (r >= 0)
+                r = store_commit(l->ctx.store);
+        else
+                store_rollback(l->ctx.store);
+        if (r < 0) {
+                if (store_failed(l->ctx.store))
+                        return -EIO;
+                (void) arm_at(l, now_usec(l) + RETRY_LATER_USEC);
+                return r;
         }
         if (n > 0)
                 outbox_kick(l->ctx.outbox);

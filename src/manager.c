@@ -42,6 +42,7 @@
 #include "metrics.h"
 #include "nlu-client.h"
 #include "nlu-rules.h"
+#include "order-events.h"
 #include "orders.h"
 #include "outbox.h"
 #include "outbox-smtp.h"
@@ -106,6 +107,7 @@ struct Manager {
         NluClient *nlu;
         Chat *chat;
         Engine *engine;
+        OrderEvents *order_events; /* POST /api/orders/ID/status, a batch a loop turn */
 
         HttpServer *http;
         Listener http_listener;
@@ -447,8 +449,9 @@ static void http_tracking(void *userdata, const HttpRequest *req, HttpResponse *
         resp->body_len = strlen(html);
 }
 
-static int order_event(Manager *m, const char *id, const char *event, json_t *data, json_t **ret, char **ret_error,
-                       unsigned *ret_http);
+static int order_event_answer(Manager *m, const char *canon, const char *event, json_t *data, int r, const char *why,
+                              json_t **ret, char **ret_error, unsigned *ret_http);
+static int order_event_id(const char *id, char canon[ORDER_ID_LEN + 1], char **ret_error, unsigned *ret_http);
 
 /* The bearer token of the store and courier API: http.api_token_file's
  * first line, else http.api_token; NULL when there is none. */
@@ -497,6 +500,44 @@ static void api_error(HttpResponse *resp, unsigned status, const char *message) 
 
 static const char *const api_unauthorized_headers[] = { "WWW-Authenticate", "Bearer realm=\"deliveryd\"", NULL };
 
+/* One POST /api/orders/ID/status waiting for its batch. */
+typedef struct ApiEvent {
+        Manager *manager;
+        HttpPending *pending;
+        char id[ORDER_ID_LEN + 1];
+        json_t *data;
+} ApiEvent;
+
+static void api_json(HttpResponse *resp, unsigned status, json_t *o) {
+        char *text = json_dumps(o, JSON_COMPACT);
+
+        if (!text) {
+                api_error(resp, 500, "out of memory");
+                return;
+        }
+        resp->status = status;
+        resp->content_type = "application/json";
+        resp->body = text;
+        resp->body_len = strlen(text);
+}
+
+static void on_api_event_done(void *userdata, int r, const char *why) {
+        ApiEvent *a = userdata;
+        _cleanup_(json_decrefp) json_t *order = NULL;
+        _cleanup_free_ char *error = NULL;
+        HttpResponse resp = {};
+        unsigned http = 503;
+
+        r = order_event_answer(a->manager, a->id, "status", a->data, r, why, &order, &error, &http);
+        if (r < 0)
+                api_error(&resp, http, error ?: strerror(-r));
+        else
+                api_json(&resp, 202, order);
+        http_pending_finish(a->pending, &resp);
+        json_decref(a->data);
+        free(a);
+}
+
 /* POST /api/orders/ID/status with Authorization: Bearer TOKEN and
  * {"status": "PREPARING"}: the store or the courier reports a step.
  * 401 without the token, 404 unknown order, 409 refused (with why), 400
@@ -535,20 +576,28 @@ static void http_api_orders(void *userdata, const HttpRequest *req, HttpResponse
                 api_error(resp, 500, "out of memory");
                 return;
         }
-        r = order_event(m, id, "status", data, &order, &error, &http);
-        if (r < 0) {
-                api_error(resp, http, error ?: strerror(-r));
+        char canon[ORDER_ID_LEN + 1];
+        if (order_event_id(id, canon, &error, &http) < 0) {
+                api_error(resp, http, error);
                 return;
         }
-        char *text = json_dumps(order, JSON_COMPACT);
-        if (!text) {
+        /* Answered after the commit of the batch it joins. */
+        ApiEvent *a = mem_new(ApiEvent, 1);
+        if (!a) {
                 api_error(resp, 500, "out of memory");
                 return;
         }
-        resp->status = 202;
-        resp->content_type = "application/json";
-        resp->body = text;
-        resp->body_len = strlen(text);
+        a->manager = m;
+        a->data = TAKE_PTR(data);
+        memcpy(a->id, canon, sizeof canon);
+        r = order_events_submit(m->order_events, canon, "status", a->data, on_api_event_done, a);
+        if (r < 0) {
+                json_decref(a->data);
+                free(a);
+                api_error(resp, 500, strerror(-r));
+                return;
+        }
+        a->pending = http_request_defer(req);
 }
 
 static const HttpRoute http_routes[] = {
@@ -947,27 +996,12 @@ static int cmd_conversation_resume(void *userdata, json_t *args, json_t **ret, c
         return *ret ? 0 : -ENOMEM;
 }
 
-/* order-set-status {"id", "status"} and order-paid {"id"}: an event for the
- * order's workflow, committed before the answer. */
-static int order_event(Manager *m, const char *id, const char *event, json_t *data, json_t **ret, char **ret_error,
-                       unsigned *ret_http) {
-        const char *why = NULL;
-        char canon[ORDER_ID_LEN + 1];
-        int r;
-
-        if (order_id_parse(id, canon) < 0) {
-                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
-                *ret_http = 404;
-                return -EINVAL;
-        }
-        r = store_begin(m->store);
-        if (r < 0)
-                return r;
-        r = engine_event_in_txn(m->engine, canon, event, data, &why);
-        if (r >= 0)
-                r = store_commit(m->store);
-        else
-                store_rollback(m->store);
+/* What the answer to an order event says, once its transaction is over
+ * (r as engine_event_in_txn() returned it, or the commit's error): on
+ * success the order as JSON in *ret; else a message for the sender and
+ * the HTTP status in *ret_http. */
+static int order_event_answer(Manager *m, const char *canon, const char *event, json_t *data, int r, const char *why,
+                              json_t **ret, char **ret_error, unsigned *ret_http) {
         switch (r) {
         case 0:
                 break;
@@ -990,12 +1024,46 @@ static int order_event(Manager *m, const char *id, const char *event, json_t *da
                 *ret_http = 503;
                 return r;
         }
-        engine_kick(m->engine);
-        outbox_kick(m->outbox);
         log_event("order_event order=%s event=%s%s%s", canon, event, data ? " status=" : "",
                   data ? strempty(json_string_value(json_object_get(data, "status"))) : "");
         *ret_http = 202;
         return orders_get_json(m->orders, canon, config(m)->http_public_url, ret);
+}
+
+/* The canonical form of an order id, or a 404 answer. */
+static int order_event_id(const char *id, char canon[ORDER_ID_LEN + 1], char **ret_error, unsigned *ret_http) {
+        if (order_id_parse(id, canon) < 0) {
+                *ret_error = mem_printf("'%.40s' is not an order id (6 letters and digits, like #7KQ2XM)", id);
+                *ret_http = 404;
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* order-set-status {"id", "status"} and order-paid {"id"}: an event for the
+ * order's workflow, committed before the answer. */
+static int order_event(Manager *m, const char *id, const char *event, json_t *data, json_t **ret, char **ret_error,
+                       unsigned *ret_http) {
+        const char *why = NULL;
+        char canon[ORDER_ID_LEN + 1];
+        int r;
+
+        r = order_event_id(id, canon, ret_error, ret_http);
+        if (r < 0)
+                return r;
+        r = store_begin(m->store);
+        if (r < 0)
+                return r;
+        r = engine_event_in_txn(m->engine, canon, event, data, &why);
+        if (r >= 0)
+                r = store_commit(m->store);
+        else
+                store_rollback(m->store);
+        if (r >= 0) {
+                engine_kick(m->engine);
+                outbox_kick(m->outbox);
+        }
+        return order_event_answer(m, canon, event, data, r, why, ret, ret_error, ret_http);
 }
 
 static int cmd_order_set_status(void *userdata, json_t *args, json_t **ret, char **ret_error) {
@@ -1269,6 +1337,9 @@ static int manager_new_engine(Manager *m) {
                 return log_error_errno(r, "Failed to set up the order workflow: %s", error ? error : strerror(-r));
         log_info("Order workflow: engine.backend=%s, %s.", engine_backend_name(m->engine),
                  config(m)->engine_definition);
+        r = order_events_new(m->event, m->store, m->engine, m->outbox, &m->order_events);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the order events: %m");
         return 0;
 }
 
@@ -1568,6 +1639,8 @@ Manager *manager_free(Manager *m) {
         m->drain_poll = sd_event_source_disable_unref(m->drain_poll);
         /* The webhook answers what it still holds (503: SNS retries) before
          * the HTTP server and the inbox it uses go away. */
+        /* Before the HTTP server: its requests are answered while it can. */
+        order_events_free(m->order_events);
         sns_ingress_free(m->sns);
         http_server_free(m->http);
         control_server_free(m->control);

@@ -8,7 +8,7 @@
  *
  * On top of MHD, this file keeps every connection's place in its request
  * (waiting for a head, for a body, or busy) with the time it got there,
- * for the request deadlines.
+ * for the request deadlines and for eviction at the connection cap.
  *
  * Security: see http.h.
  */
@@ -26,12 +26,19 @@
 #include "alloc.h"
 #include "log.h"
 
+/* MHD may hold this many connections beyond max_connections: those we have
+ * shut down and it has not closed yet.  It accepts at most about ten
+ * connections a run, each of which may evict one, and closes the evicted
+ * on its next run, so it needs a dozen; past the slack it turns new
+ * connections away itself, as it did before we kept the count. */
+#define HTTP_CLOSING_SLACK 32U
+
 /* At most one log line this often about the connections we close: under
  * an attack there are thousands a minute, and the counters have them all. */
 #define HTTP_REPORT_INTERVAL_USEC (60 * USEC_PER_SEC)
 
 /* Where a connection is in its request.  The first two are waits with a
- * deadline. */
+ * deadline; the connections in them are the ones eviction picks from. */
 typedef enum ConnPhase {
         CONN_HEAD, /* accepted, or answered and kept alive: a request head is due */
         CONN_BODY, /* the head is in, the body is due */
@@ -63,7 +70,8 @@ static const MetricId phase_timeout_metric[_CONN_WAITING_MAX] = {
 };
 
 /* The counters the log reports on, in the order of its message. */
-static const MetricId reported_metrics[] = { METRIC_HTTP_CLOSED_HEADER_TIMEOUT, METRIC_HTTP_CLOSED_BODY_TIMEOUT };
+static const MetricId reported_metrics[] = { METRIC_HTTP_CLOSED_HEADER_TIMEOUT, METRIC_HTTP_CLOSED_BODY_TIMEOUT,
+                                             METRIC_HTTP_CLOSED_EVICTED, METRIC_HTTP_CLOSED_FULL };
 
 struct HttpServer {
         struct MHD_Daemon *daemon;
@@ -80,6 +88,8 @@ struct HttpServer {
 
         ConnQueue waiting[_CONN_WAITING_MAX];
         uint64_t timeout[_CONN_WAITING_MAX]; /* header_timeout, body_timeout */
+        unsigned max_connections;
+        unsigned n_open; /* connections not shut down by us */
         uint64_t reported[ELEMENTSOF(reported_metrics)]; /* the counters at the last report */
         uint64_t report_after; /* no report before this (CLOCK_MONOTONIC µs) */
 };
@@ -146,6 +156,8 @@ static void conn_enter(Conn *c, ConnPhase phase, uint64_t now) {
         c->since = now;
         if (phase < _CONN_WAITING_MAX)
                 conn_queue_append(&c->server->waiting[phase], c);
+        if (phase == CONN_CLOSING)
+                c->server->n_open--;
 }
 
 /* Close c for reason why.  MHD owns the socket: shutting it down makes MHD
@@ -172,6 +184,21 @@ static void http_expire(HttpServer *s, uint64_t now) {
                         conn_close(s->waiting[p].head, phase_timeout_metric[p]);
 }
 
+/* A connection came in over max_connections: close the one that has
+ * waited longest for (its part of) a request.  A client that means it
+ * sends its head in milliseconds, so the longest waiting are the slow ones;
+ * the new connection has waited least and is closed only when nothing
+ * else waits (everything else is busy with a request).  Between a head and
+ * a body waiting as long, the head goes: it has sent the least. */
+static void http_make_room(HttpServer *s, Conn *incoming) {
+        Conn *victim = s->waiting[CONN_HEAD].head; /* never NULL: incoming is in that queue */
+        Conn *body = s->waiting[CONN_BODY].head;
+
+        if (body && body->since < victim->since)
+                victim = body;
+        conn_close(victim, victim == incoming ? METRIC_HTTP_CLOSED_FULL : METRIC_HTTP_CLOSED_EVICTED);
+}
+
 static uint64_t http_unreported(HttpServer *s, size_t i) {
         return s->metrics->value[reported_metrics[i]] - s->reported[i];
 }
@@ -184,8 +211,9 @@ static bool http_report_due(HttpServer *s) {
 }
 
 /* Log the connections closed since the last report, at most once per
- * HTTP_REPORT_INTERVAL_USEC.  Slow clients happen (mobile links,
- * scanners): a notice. */
+ * HTTP_REPORT_INTERVAL_USEC.  Evicting and turning away mean the cap was
+ * reached (an attack, or too low a cap): a warning.  Slow clients alone
+ * happen (mobile links, scanners): a notice. */
 static void http_report(HttpServer *s, uint64_t now) {
         uint64_t n[ELEMENTSOF(reported_metrics)];
 
@@ -195,10 +223,13 @@ static void http_report(HttpServer *s, uint64_t now) {
                 n[i] = http_unreported(s, i);
                 s->reported[i] += n[i];
         }
-        log_notice("HTTP: closed %" PRIu64 " connection(s) too slow to send their request (%" PRIu64
-                   " past http.header_timeout, %" PRIu64 " past http.body_timeout). Reported at most once a minute; "
-                   "deliveryd_http_connections_closed_total counts them all.",
-                   n[0] + n[1], n[0], n[1]);
+        log_full(n[2] + n[3] > 0 ? LOG_WARNING : LOG_NOTICE,
+                 "HTTP: closed %" PRIu64 " connection(s) too slow to send their request (%" PRIu64
+                 " past http.header_timeout, %" PRIu64 " past http.body_timeout); at http.max_connections=%u, "
+                 "evicted %" PRIu64 " waiting one(s) to let new ones in and turned away %" PRIu64
+                 " new one(s) with all others busy. Reported at most once a minute; "
+                 "deliveryd_http_connections_closed_total counts them all.",
+                 n[0] + n[1], n[0], n[1], s->max_connections, n[2], n[3]);
         s->report_after = now + HTTP_REPORT_INTERVAL_USEC;
 }
 
@@ -260,15 +291,18 @@ static void on_connection(void *cls, struct MHD_Connection *connection, void **s
                 return; /* cannot happen: MHD has the fd before it calls us */
         c = mem_new(Conn, 1);
         if (!c) {
-                /* Untracked, it would escape the deadlines. */
+                /* Untracked, it would escape the deadlines and the cap. */
                 (void) shutdown(info->connect_fd, SHUT_RDWR);
                 return;
         }
         c->server = s;
         c->fd = info->connect_fd;
         c->phase = CONN_BUSY; /* out of every queue, for conn_enter() */
+        s->n_open++;
         conn_enter(c, CONN_HEAD, http_now(s));
         *socket_context = c;
+        if (s->n_open > s->max_connections)
+                http_make_room(s, c);
 }
 
 static void mhd_log(void *cls _unused_, const char *fmt, va_list ap) {
@@ -532,15 +566,18 @@ int http_server_new(sd_event *e, int listen_fd, const HttpOptions *opts, const H
         s->max_body = opts->max_body;
         s->timeout[CONN_HEAD] = opts->header_timeout_usec;
         s->timeout[CONN_BODY] = opts->body_timeout_usec;
+        s->max_connections = opts->max_connections;
 
         timeout_s = (unsigned) MAX(1, opts->connection_timeout_usec / USEC_PER_SEC);
-        s->daemon =
-                MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME, 0, NULL, NULL, on_request,
-                                 s, MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-                                 MHD_OPTION_CONNECTION_LIMIT, opts->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                                 opts->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 32 * 1024,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
-                                 on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
+        s->daemon = MHD_start_daemon(
+                MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME, 0, NULL, NULL, on_request, s,
+                MHD_OPTION_LISTEN_SOCKET, listen_fd, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                /* max_connections is ours to enforce (by eviction, on_connection()); MHD
+                 * at its own limit would refuse instead, and evict no one. */
+                MHD_OPTION_CONNECTION_LIMIT, opts->max_connections + HTTP_CLOSING_SLACK,
+                MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                (size_t) 32 * 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION,
+                on_connection, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
         if (!s->daemon) {
                 close(listen_fd);
                 return -EIO;

@@ -10,8 +10,9 @@
  * capped (413), connections are limited in number, per client address and
  * in idle time, and header memory is bounded by MHD's connection memory
  * limit.  A request must arrive whole by a deadline (head, then body),
- * however slowly it trickles, so slow clients cannot hold connections
- * for ever (slowloris).
+ * however slowly it trickles, and when every slot is taken the connection
+ * that has waited longest for its request is closed to let a new one in,
+ * so slow clients cannot hold the service (slowloris).
  */
 #pragma once
 

@@ -8,7 +8,8 @@
  *
  * On top of MHD, this file keeps every connection's place in its request
  * (waiting for a head, for a body, or busy) with the time it got there,
- * for the request deadlines and for eviction at the connection cap.
+ * for the request deadlines and for eviction at the connection cap; see
+ * doc/internals/http.md.
  *
  * Security: see http.h.
  */

@@ -11,8 +11,9 @@ then an invariant checker over the whole history in its store.
   faults    libfiu (fiu-run -x): EIO and ENOSPC on write/pwrite, EIO on
             fsync and fdatasync, malloc failure, each while messages flow;
             every answer must be 2xx or 5xx (HTTP), 250 or 4xx (LMTP)
-  slowloris SOAK_SLOW connections trickling header bytes, under the
-            default connection limits, while legitimate requests go on
+  slowloris SOAK_SLOW connections trickling header bytes, and opened
+            again when the daemon closes them, under the default
+            connection limits, while legitimate requests go on
 
 Prints a report and writes bench/results/soak-STAMP.json.  Sizes:
 SOAK_KILLS (200), SOAK_MESSAGES (10000), SOAK_SLOW (1000),
@@ -534,29 +535,33 @@ def soak_faults(tmp, res):
 
 def slowloris_once(tmp, sources):
     """SLOW connections from `sources` addresses (127.0.0.2 ...) sending a
-    header line a second for SLOW_SECONDS, under the default limits
-    (http.max_connections 512, http.max_connections_per_ip 64), while a
-    customer on 127.0.0.1 POSTs a signed SMS every 50 ms."""
+    header line a second for SLOW_SECONDS, each opened again when the
+    daemon closes it (as slowloris tools do: closing one must not end the
+    attack), under the default limits (http.max_connections 512,
+    http.max_connections_per_ip 64), while a customer on 127.0.0.1 POSTs a
+    signed SMS every 50 ms."""
     signer = common.Signer(tmp)
     d = harness.Daemon(tmp, overrides=["sns.topics=" + harness.SMS_TOPIC, "sns.certificate_cache=" + signer.cache])
     d.start()
     port = d.http_port()
     stop = threading.Event()
-    conns, refused = [], [0]
+    conns, refused, reopened = [], [0], [0]
+
+    def open_one(src):
+        s = socket.socket()
+        s.settimeout(5)
+        try:
+            s.bind((src, 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"POST /webhooks/sns HTTP/1.1\r\nHost: x\r\n")
+            return s
+        except OSError:
+            refused[0] += 1
+            s.close()
+            return None
 
     def attacker(src, n):
-        mine = []
-        for _ in range(n):
-            s = socket.socket()
-            s.settimeout(5)
-            try:
-                s.bind((src, 0))
-                s.connect(("127.0.0.1", port))
-                s.sendall(b"POST /webhooks/sns HTTP/1.1\r\nHost: x\r\n")
-                mine.append(s)
-            except OSError:
-                refused[0] += 1
-                s.close()
+        mine = [s for s in (open_one(src) for _ in range(n)) if s]
         conns.extend(mine)
         while not stop.is_set():
             for s in list(mine):
@@ -565,6 +570,12 @@ def slowloris_once(tmp, sources):
                 except OSError:
                     mine.remove(s)
                     s.close()
+            while len(mine) < n and not stop.is_set():
+                s = open_one(src)
+                if not s:
+                    break
+                reopened[0] += 1
+                mine.append(s)
             stop.wait(1.0)
         for s in mine:
             s.close()
@@ -589,7 +600,9 @@ def slowloris_once(tmp, sources):
         else:
             bad += 1
         time.sleep(0.05)
-    held = d.stats()["http"].get("connections")
+    stats = d.stats()
+    held = stats["http"].get("connections")
+    closed = stats["counters"].get("http_connections_closed_total", {})
     stop.set()
     for t in ts:
         t.join()
@@ -598,7 +611,8 @@ def slowloris_once(tmp, sources):
     d.close()
     broken = [] if alive and bad == 0 else (["%d legitimate requests failed" % bad] if alive else ["the daemon died"])
     return {"sources": sources, "connections_asked": SLOW, "connections_opened": opened,
-            "connect_refused": refused[0], "daemon_connections_seen": held, "seconds": SLOW_SECONDS,
+            "connect_refused": refused[0], "reopened": reopened[0], "daemon_connections_seen": held,
+            "daemon_closed": closed, "seconds": SLOW_SECONDS,
             "legit_ok": ok, "legit_failed": bad, "legit_p50_ms": round(common.percentile(lat, 50) or 0, 2),
             "legit_p99_ms": round(common.percentile(lat, 99) or 0, 2), "daemon_alive": alive, "broken": broken}
 
@@ -643,9 +657,12 @@ def report(res):
     elif f:
         print("  faults:", f)
     for s in res.get("slowloris", []):
-        print("  slowloris from %2d address(es): %d of %d connections open; legitimate: %d ok, %d failed, "
-              "p50 %s ms, p99 %s ms" % (s["sources"], s["connections_opened"], s["connections_asked"], s["legit_ok"],
-                                        s["legit_failed"], s["legit_p50_ms"], s["legit_p99_ms"]))
+        print("  slowloris from %2d address(es): %d of %d connections open, %d opened again; legitimate: %d ok, "
+              "%d failed, p50 %s ms, p99 %s ms" % (s["sources"], s["connections_opened"], s["connections_asked"],
+                                                   s.get("reopened", 0), s["legit_ok"], s["legit_failed"],
+                                                   s["legit_p50_ms"], s["legit_p99_ms"]))
+        if s.get("daemon_closed"):
+            print("    closed by the daemon: %s" % ", ".join("%s %d" % kv for kv in sorted(s["daemon_closed"].items())))
     broken = res["broken"]
     print("  invariants: " + ("all hold" if not broken else "BROKEN: " + "; ".join(broken)))
 

@@ -127,6 +127,12 @@ static const ConfKey conf_keys[] = {
           "Largest request body accepted; larger ones get 413." },
         { "http", "connection_timeout", CONF_DURATION, "10s", NULL, USEC(1), USEC(3600), NULL,
           OFF(http_connection_timeout_usec), false, "An idle HTTP connection is closed after this long." },
+        { "http", "header_timeout", CONF_DURATION, "10s", NULL, USEC(1), USEC(300), NULL, OFF(http_header_timeout_usec),
+          false,
+          "A connection that has not sent a whole request head this long after it was opened (or after its previous "
+          "answer) is closed, however slowly it keeps sending." },
+        { "http", "body_timeout", CONF_DURATION, "30s", NULL, USEC(1), USEC(3600), NULL, OFF(http_body_timeout_usec),
+          false, "A request whose body has not arrived whole this long after its head is closed." },
         { "http", "max_connections", CONF_UINT, "512", NULL, 1, 65536, NULL, OFF(http_max_connections), false,
           "Most HTTP connections open at once." },
         { "http", "max_connections_per_ip", CONF_UINT, "64", NULL, 1, 65536, NULL, OFF(http_max_connections_per_ip),

@@ -95,6 +95,8 @@ typedef struct Config {
         char *http_listen;
         uint64_t http_max_body;
         uint64_t http_connection_timeout_usec;
+        uint64_t http_header_timeout_usec;
+        uint64_t http_body_timeout_usec;
         uint64_t http_max_connections;
         uint64_t http_max_connections_per_ip;
         char *http_public_url;

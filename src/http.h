@@ -9,7 +9,10 @@
  * Security: everything here is untrusted network input.  Bodies are
  * capped (413), connections are limited in number, per client address and
  * in idle time, and header memory is bounded by MHD's connection memory
- * limit.
+ * limit.  A request must arrive whole by a deadline (head, then body),
+ * however slowly it trickles, and when every slot is taken the connection
+ * that has waited longest for its request is closed to let a new one in,
+ * so slow clients cannot hold the service (slowloris).
  */
 #pragma once
 
@@ -53,7 +56,9 @@ typedef struct HttpRoute {
 
 typedef struct HttpOptions {
         uint64_t max_body;
-        uint64_t connection_timeout_usec;
+        uint64_t connection_timeout_usec; /* idle: reset by every byte */
+        uint64_t header_timeout_usec; /* from accept, or the previous answer, to a whole request head */
+        uint64_t body_timeout_usec; /* from the head to the whole body */
         unsigned max_connections;
         unsigned max_connections_per_ip;
 } HttpOptions;

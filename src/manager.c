@@ -1568,6 +1568,8 @@ int manager_start(Manager *m) {
                 const HttpOptions o = {
                         .max_body = config(m)->http_max_body,
                         .connection_timeout_usec = config(m)->http_connection_timeout_usec,
+                        .header_timeout_usec = config(m)->http_header_timeout_usec,
+                        .body_timeout_usec = config(m)->http_body_timeout_usec,
                         .max_connections = (unsigned) config(m)->http_max_connections,
                         .max_connections_per_ip = (unsigned) config(m)->http_max_connections_per_ip,
                 };

@@ -27,6 +27,16 @@ static const struct {
         [METRIC_HTTP_REQUESTS_2XX] = { "deliveryd_http_responses_total", "class", "2xx", "HTTP responses by class." },
         [METRIC_HTTP_REQUESTS_4XX] = { "deliveryd_http_responses_total", "class", "4xx", NULL },
         [METRIC_HTTP_REQUESTS_5XX] = { "deliveryd_http_responses_total", "class", "5xx", NULL },
+        [METRIC_HTTP_CLOSED_HEADER_TIMEOUT] = { "deliveryd_http_connections_closed_total", "reason", "header_timeout",
+                                                "HTTP connections closed before their request was whole, by reason: "
+                                                "head or body not in within http.header_timeout or "
+                                                "http.body_timeout; evicted, the longest waiting, to let a new "
+                                                "connection in at http.max_connections; or a new connection turned "
+                                                "away because all the others were busy with requests." },
+        [METRIC_HTTP_CLOSED_BODY_TIMEOUT] = { "deliveryd_http_connections_closed_total", "reason", "body_timeout",
+                                              NULL },
+        [METRIC_HTTP_CLOSED_EVICTED] = { "deliveryd_http_connections_closed_total", "reason", "evicted", NULL },
+        [METRIC_HTTP_CLOSED_FULL] = { "deliveryd_http_connections_closed_total", "reason", "full", NULL },
         [METRIC_CONTROL_REQUESTS] = { "deliveryd_control_requests_total", "result", "ok",
                                       "Control socket requests by result." },
         [METRIC_CONTROL_ERRORS] = { "deliveryd_control_requests_total", "result", "error", NULL },

@@ -18,6 +18,10 @@ typedef enum MetricId {
         METRIC_HTTP_REQUESTS_2XX,
         METRIC_HTTP_REQUESTS_4XX,
         METRIC_HTTP_REQUESTS_5XX,
+        METRIC_HTTP_CLOSED_HEADER_TIMEOUT, /* connections closed by us before their request was whole */
+        METRIC_HTTP_CLOSED_BODY_TIMEOUT,
+        METRIC_HTTP_CLOSED_EVICTED,
+        METRIC_HTTP_CLOSED_FULL,
         METRIC_CONTROL_REQUESTS,
         METRIC_CONTROL_ERRORS,
         METRIC_INBOUND_ACCEPTED,

@@ -20,13 +20,16 @@ static unsigned long fail_after; /* 0: never fail */
 static unsigned long counter;
 static unsigned long failures;
 
+/* The counters are atomic: worker threads allocate too (worker-pool.h,
+ * the SMTP worker).  Failure injection itself is for single-threaded
+ * tests. */
 void alloc_fail_after(unsigned long n) {
-        fail_after = n;
-        counter = 0;
+        __atomic_store_n(&fail_after, n, __ATOMIC_RELAXED);
+        __atomic_store_n(&counter, 0, __ATOMIC_RELAXED);
 }
 
 unsigned long alloc_count(void) {
-        return counter;
+        return __atomic_load_n(&counter, __ATOMIC_RELAXED);
 }
 
 unsigned long alloc_failures(void) {
@@ -38,8 +41,9 @@ int alloc_errno_since(unsigned long before, int otherwise) {
 }
 
 static bool should_fail(void) {
-        counter++;
-        if (fail_after > 0 && counter >= fail_after) {
+        unsigned long c = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED),
+                      f = __atomic_load_n(&fail_after, __ATOMIC_RELAXED);
+        if (f > 0 && c >= f) {
                 __atomic_fetch_add(&failures, 1, __ATOMIC_RELAXED);
                 return true;
         }
@@ -118,6 +122,9 @@ static void ssl_free(void *p, const char *file _unused_, int line _unused_) {
 
 void alloc_init(void) {
         json_set_alloc_funcs(mem_malloc, free);
+        /* jansson seeds its hash function on first use; do it now, before
+         * any thread parses JSON. */
+        json_object_seed(0);
         /* OpenSSL's allocations are counted too, so that a failure deep in
          * it can be told from a forged signature (sns.c), and tests can
          * fail them in turn.  Only possible before its first allocation;

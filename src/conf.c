@@ -163,6 +163,9 @@ static const ConfKey conf_keys[] = {
         { "sns", "certificate_cache", CONF_PATH, "", NULL, 0, 0, NULL, OFF(sns_certificate_cache), true,
           "Directory of SNS signing certificates, each as <SHA-256 of its URL>.pem; one found there is used without "
           "download (offline installs put theirs here). Empty: sns-certificates in the state directory." },
+        { "sns", "verify_threads", CONF_UINT, "2", NULL, 0, 64, NULL, OFF(sns_verify_threads), false,
+          "Threads that parse SNS messages and check their signatures, beside the loop that does everything "
+          "else; 0: the loop does it too. More than the cores left to the loop does not help." },
         { "sns", "min_signature_version", CONF_UINT, "1", NULL, 1, 2, NULL, OFF(sns_min_signature_version), true,
           "Lowest SignatureVersion accepted: 1 (SHA1withRSA) or 2 (SHA256withRSA)." },
         { "sns", "timestamp_max_age", CONF_DURATION, "65min", NULL, USEC(1), USEC(7 * 86400), NULL,

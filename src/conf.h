@@ -113,6 +113,7 @@ typedef struct Config {
         char **sns_topics;
         char *sns_certificate_cache;
         uint64_t sns_min_signature_version;
+        uint64_t sns_verify_threads;
         uint64_t sns_timestamp_max_age_usec;
         uint64_t sns_timestamp_max_ahead_usec;
         uint64_t sns_fetch_timeout_usec;

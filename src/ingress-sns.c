@@ -12,6 +12,7 @@
 #include "ingress-sns.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -23,9 +24,18 @@
 #include "sns-payload.h"
 #include "sns.h"
 #include "strutil.h"
+#include "worker-pool.h"
 
 typedef struct SnsJob SnsJob;
 typedef struct CertFetch CertFetch;
+
+/* What the checks on a worker thread found, for the loop to act on. */
+typedef enum CheckOutcome {
+        CHECK_VERIFIED, /* the signature was checked: verify_r, verify_result */
+        CHECK_NEED_CERT, /* passed the checks; the certificate is not in memory */
+        CHECK_ANSWER, /* answer status with text */
+        CHECK_REJECT, /* job_reject() with metric, status and text */
+} CheckOutcome;
 
 struct SnsJob {
         SnsIngress *ingress;
@@ -33,6 +43,19 @@ struct SnsJob {
         HttpPending *pending;
         Snapshot *snapshot;
         SnsMessage *msg;
+
+        /* The request's body (valid until the answer) and the checks made
+         * on it off the loop: parse, topic, URL, time stamp, signature. */
+        const char *body;
+        size_t body_len;
+        WorkItem work;
+        CheckOutcome outcome;
+        MetricId reject_metric;
+        unsigned status;
+        const char *text; /* static */
+        int verify_r;
+        SnsVerifyResult verify_result;
+
         CertFetch *fetch; /* waiting for this download */
         SnsJob *fetch_next; /* in the fetch's waiting list */
         CurlTransfer *subscribe;
@@ -69,6 +92,10 @@ struct SnsIngress {
         SnsJob *jobs;
         unsigned n_jobs;
         CertFetch *fetches;
+        WorkerPool *pool;
+        /* The worker threads read the certificates too; the loop alone
+         * adds them. */
+        pthread_mutex_t certs_lock;
         CertMemo certs[CERTS_IN_MEMORY];
         uint64_t cert_clock;
 };
@@ -358,28 +385,37 @@ static void handle_notification(SnsJob *j) {
 static void cert_memo_clear(CertMemo *c) {
         free(c->dir);
         free(c->url);
-        sns_cert_free(c->cert);
+        sns_cert_unref(c->cert);
         *c = (CertMemo){};
 }
 
-static const SnsCert *cert_memo_find(SnsIngress *ing, const char *dir, const char *url) {
+/* A new reference to the certificate remembered for dir and url, or NULL.
+ * Any thread. */
+static SnsCert *cert_memo_get(SnsIngress *ing, const char *dir, const char *url) {
+        SnsCert *cert = NULL;
+
+        pthread_mutex_lock(&ing->certs_lock);
         for (size_t i = 0; i < CERTS_IN_MEMORY; i++) {
                 CertMemo *c = &ing->certs[i];
                 if (c->used > 0 && streq(c->url, url) && streq(c->dir, dir)) {
                         c->used = ++ing->cert_clock;
-                        return c->cert;
+                        cert = sns_cert_ref(c->cert);
+                        break;
                 }
         }
-        return NULL;
+        pthread_mutex_unlock(&ing->certs_lock);
+        return cert;
 }
 
-/* Keep cert (ownership taken) for dir and url.  Returns it, valid until the
- * ingress is freed or CERTS_IN_MEMORY others are remembered after it;
- * NULL (and cert freed) when out of memory. */
-static const SnsCert *cert_memo_add(SnsIngress *ing, const char *dir, const char *url, SnsCert *cert) {
+/* Remember cert (a reference is taken) for dir and url.  The loop only.
+ * -ENOMEM. */
+static int cert_memo_add(SnsIngress *ing, const char *dir, const char *url, SnsCert *cert) {
+        _cleanup_free_ char *d = mem_strdup(dir), *u = mem_strdup(url);
         CertMemo *slot = &ing->certs[0];
-        char *d, *u;
 
+        if (!d || !u)
+                return -ENOMEM;
+        pthread_mutex_lock(&ing->certs_lock);
         for (size_t i = 0; i < CERTS_IN_MEMORY; i++) {
                 CertMemo *c = &ing->certs[i];
                 if (c->used > 0 && streq(c->url, url) && streq(c->dir, dir)) {
@@ -389,24 +425,19 @@ static const SnsCert *cert_memo_add(SnsIngress *ing, const char *dir, const char
                 if (c->used < slot->used)
                         slot = c;
         }
-        d = mem_strdup(dir);
-        u = mem_strdup(url);
-        if (!d || !u) {
-                free(d);
-                free(u);
-                sns_cert_free(cert);
-                return NULL;
-        }
         cert_memo_clear(slot);
-        *slot = (CertMemo){ .dir = d, .url = u, .cert = cert, .used = ++ing->cert_clock };
-        return cert;
+        *slot = (CertMemo){
+                .dir = TAKE_PTR(d), .url = TAKE_PTR(u), .cert = sns_cert_ref(cert), .used = ++ing->cert_clock
+        };
+        pthread_mutex_unlock(&ing->certs_lock);
+        return 0;
 }
 
 /* Parse pem and remember it for the job's certificate URL.  0 and
- * *ret_cert (NULL when pem is not a certificate: verification then says
- * so), -ENOMEM. */
-static int job_cert_from_pem(SnsJob *j, const char *pem, size_t pem_len, const SnsCert **ret_cert) {
-        SnsCert *cert = NULL;
+ * *ret_cert (a new reference; NULL when pem is not a certificate:
+ * verification then says so), -ENOMEM. */
+static int job_cert_from_pem(SnsJob *j, const char *pem, size_t pem_len, SnsCert **ret_cert) {
+        _cleanup_(sns_cert_unrefp) SnsCert *cert = NULL;
         int r;
 
         r = sns_cert_parse(pem, pem_len, &cert);
@@ -416,16 +447,26 @@ static int job_cert_from_pem(SnsJob *j, const char *pem, size_t pem_len, const S
                 *ret_cert = NULL;
                 return 0;
         }
-        *ret_cert = cert_memo_add(j->ingress, cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL), cert);
-        return *ret_cert ? 0 : -ENOMEM;
+        r = cert_memo_add(j->ingress, cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL), cert);
+        if (r < 0)
+                return r;
+        *ret_cert = TAKE_PTR(cert);
+        return 0;
 }
 
+static void job_after_verify(SnsJob *j, int r, SnsVerifyResult v);
+
 static void job_verified(SnsJob *j, const SnsCert *cert) {
-        SnsVerifyResult v;
+        SnsVerifyResult v = SNS_VERIFY_OK;
         int r;
 
         r = sns_message_verify_cert(j->msg, cert, (unsigned) job_config(j)->sns_min_signature_version,
                                     now_usec(j->ingress), &v);
+        job_after_verify(j, r, v);
+}
+
+/* After the signature check: r < 0 out of memory, else v says. */
+static void job_after_verify(SnsJob *j, int r, SnsVerifyResult v) {
         if (r < 0)
                 return job_answer(j, 503, "out of memory\n");
         if (v != SNS_VERIFY_OK)
@@ -491,7 +532,7 @@ static void on_cert_downloaded(int result, const CurlResponse *resp, void *userd
          * fetch of its own instead of waiting on this finished one; freed
          * last, since resp lives in its transfer. */
         fetch_unlink(f);
-        const SnsCert *cert = NULL;
+        _cleanup_(sns_cert_unrefp) SnsCert *cert = NULL;
         if (r >= 0 && waiting && job_cert_from_pem(waiting, resp->body, resp->body_len, &cert) < 0)
                 r = -ENOMEM;
         while (waiting) {
@@ -560,56 +601,82 @@ static void job_fetch_cert(SnsJob *j) {
         f->waiting = j;
 }
 
-void sns_ingress_handle(void *userdata, const HttpRequest *req, HttpResponse *resp _unused_) {
-        SnsIngress *ing = userdata;
+/* The checks that need nothing of the loop, on a worker thread: parse,
+ * topic, certificate URL, time stamp, and the signature when the
+ * certificate is in memory.  Writes only the job's check fields and msg. */
+static void job_check(void *userdata) {
+        SnsJob *j = userdata;
+        SnsIngress *ing = j->ingress;
         const char *reason = NULL;
-        _cleanup_free_ char *pem = NULL;
-        size_t pem_len = 0;
-        SnsJob *j;
         int r;
 
-        j = mem_new(SnsJob, 1);
-        if (!j) {
-                (void) http_response_text(resp, 503, "text/plain; charset=utf-8", "out of memory\n");
-                return;
-        }
-        j->ingress = ing;
-        j->pending = http_request_defer(req);
-        j->snapshot = snapshot_ref(ing->ctx.snapshot(ing->ctx.userdata));
-        j->next = ing->jobs;
-        if (ing->jobs)
-                ing->jobs->prev = j;
-        ing->jobs = j;
-        ing->n_jobs++;
+#define OUTCOME(o, m, st, t)                                                                                           \
+        do {                                                                                                           \
+                j->outcome = (o);                                                                                      \
+                j->reject_metric = (m);                                                                                \
+                j->status = (st);                                                                                      \
+                j->text = (t);                                                                                         \
+                return;                                                                                                \
+        } while (0)
 
-        r = sns_message_parse(req->body, req->body_len, &j->msg, &reason);
+        r = sns_message_parse(j->body, j->body_len, &j->msg, &reason);
         if (r == -ENOMEM)
-                return job_answer(j, 503, "out of memory\n");
+                OUTCOME(CHECK_ANSWER, 0, 503, "out of memory\n");
         if (r == -EPROTONOSUPPORT)
                 /* Raw delivery carries no signature: nobody can tell it from a forgery. */
-                return job_reject(j, METRIC_REJECTED_SIGNATURE, 400,
-                                  "raw message delivery is not accepted: disable RawMessageDelivery");
+                OUTCOME(CHECK_REJECT, METRIC_REJECTED_SIGNATURE, 400,
+                        "raw message delivery is not accepted: disable RawMessageDelivery");
         if (r == -EMSGSIZE)
-                return job_reject(j, METRIC_REJECTED_SIZE, 413, reason ? reason : "too large");
+                OUTCOME(CHECK_REJECT, METRIC_REJECTED_SIZE, 413, reason ? reason : "too large");
         if (r < 0)
-                return job_reject(j, METRIC_REJECTED_PARSE, 400, reason ? reason : "malformed SNS message");
+                OUTCOME(CHECK_REJECT, METRIC_REJECTED_PARSE, 400, reason ? reason : "malformed SNS message");
 
         if (!sns_topic_allowed(job_config(j)->sns_topics, field(j, SNS_FIELD_TOPIC_ARN)))
-                return job_reject(j, METRIC_REJECTED_TOPIC, 403, "topic not allowed (sns.topics)");
+                OUTCOME(CHECK_REJECT, METRIC_REJECTED_TOPIC, 403, "topic not allowed (sns.topics)");
         r = sns_signing_cert_url_check(field(j, SNS_FIELD_SIGNING_CERT_URL), &reason);
         if (r == -ENOMEM)
-                return job_answer(j, 503, "out of memory\n");
+                OUTCOME(CHECK_ANSWER, 0, 503, "out of memory\n");
         if (r < 0)
-                return job_reject(j, METRIC_REJECTED_CERT_URL, 403, reason ? reason : "bad SigningCertURL");
+                OUTCOME(CHECK_REJECT, METRIC_REJECTED_CERT_URL, 403, reason ? reason : "bad SigningCertURL");
         SnsVerifyResult t = sns_timestamp_check(sns_message_get_timestamp(j->msg), now_usec(ing),
                                                 job_config(j)->sns_timestamp_max_age_usec,
                                                 job_config(j)->sns_timestamp_max_ahead_usec);
         if (t != SNS_VERIFY_OK)
-                return job_reject(j, METRIC_REJECTED_TIMESTAMP, 403, sns_verify_result_to_string(t));
+                OUTCOME(CHECK_REJECT, METRIC_REJECTED_TIMESTAMP, 403, sns_verify_result_to_string(t));
+#undef OUTCOME
 
-        const SnsCert *cert = cert_memo_find(ing, cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL));
-        if (cert)
-                return job_verified(j, cert);
+        _cleanup_(sns_cert_unrefp) SnsCert *cert =
+                cert_memo_get(ing, cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL));
+        if (!cert) {
+                j->outcome = CHECK_NEED_CERT;
+                return;
+        }
+        j->verify_result = SNS_VERIFY_OK;
+        j->verify_r = sns_message_verify_cert(j->msg, cert, (unsigned) job_config(j)->sns_min_signature_version,
+                                              now_usec(ing), &j->verify_result);
+        j->outcome = CHECK_VERIFIED;
+}
+
+/* Back on the loop with what job_check() found. */
+static void job_checked(void *userdata, bool cancelled) {
+        SnsJob *j = userdata;
+        _cleanup_free_ char *pem = NULL;
+        _cleanup_(sns_cert_unrefp) SnsCert *cert = NULL;
+        size_t pem_len = 0;
+        int r;
+
+        if (cancelled)
+                return job_answer(j, 503, "shutting down, try again\n");
+        switch (j->outcome) {
+        case CHECK_ANSWER:
+                return job_answer(j, j->status, j->text);
+        case CHECK_REJECT:
+                return job_reject(j, j->reject_metric, j->status, j->text);
+        case CHECK_VERIFIED:
+                return job_after_verify(j, j->verify_r, j->verify_result);
+        case CHECK_NEED_CERT:
+                break;
+        }
         r = sns_cert_cache_load(cert_dir(j), field(j, SNS_FIELD_SIGNING_CERT_URL), &pem, &pem_len);
         if (r == -ENOENT)
                 return job_fetch_cert(j);
@@ -623,16 +690,48 @@ void sns_ingress_handle(void *userdata, const HttpRequest *req, HttpResponse *re
         job_verified(j, cert);
 }
 
+void sns_ingress_handle(void *userdata, const HttpRequest *req, HttpResponse *resp) {
+        SnsIngress *ing = userdata;
+        SnsJob *j;
+
+        j = mem_new(SnsJob, 1);
+        if (!j) {
+                (void) http_response_text(resp, 503, "text/plain; charset=utf-8", "out of memory\n");
+                return;
+        }
+        j->ingress = ing;
+        j->pending = http_request_defer(req);
+        j->snapshot = snapshot_ref(ing->ctx.snapshot(ing->ctx.userdata));
+        j->body = req->body;
+        j->body_len = req->body_len;
+        j->next = ing->jobs;
+        if (ing->jobs)
+                ing->jobs->prev = j;
+        ing->jobs = j;
+        ing->n_jobs++;
+
+        /* Whatever happens next is answered through j->pending; with no
+         * worker threads the checks run here and may answer at once. */
+        worker_pool_submit(ing->pool, &j->work, job_check, job_checked, j);
+}
+
 int sns_ingress_new(const SnsIngressContext *ctx, SnsIngress **ret) {
         SnsIngress *ing = mem_new(SnsIngress, 1);
+        int r;
 
         if (!ing)
                 return -ENOMEM;
         ing->ctx = *ctx;
+        pthread_mutex_init(&ing->certs_lock, NULL);
         ing->default_cert_dir = mem_printf("%s/sns-certificates", ctx->state_directory);
         if (!ing->default_cert_dir) {
-                free(ing);
+                sns_ingress_free(ing);
                 return -ENOMEM;
+        }
+        r = worker_pool_new(ctx->event, ctx->verify_threads, &ing->pool);
+        if (r < 0) {
+                sns_ingress_free(ing);
+                return r;
         }
         *ret = ing;
         return 0;
@@ -645,6 +744,9 @@ unsigned sns_ingress_n_pending(SnsIngress *ing) {
 SnsIngress *sns_ingress_free(SnsIngress *ing) {
         if (!ing)
                 return NULL;
+        /* First: jobs at the threads come back (answered 503) before the
+         * rest is torn down. */
+        ing->pool = worker_pool_free(ing->pool);
         while (ing->fetches) {
                 CertFetch *f = ing->fetches;
                 f->waiting = NULL;
@@ -654,6 +756,7 @@ SnsIngress *sns_ingress_free(SnsIngress *ing) {
                 job_answer(ing->jobs, 503, "shutting down, try again\n");
         for (size_t i = 0; i < CERTS_IN_MEMORY; i++)
                 cert_memo_clear(&ing->certs[i]);
+        pthread_mutex_destroy(&ing->certs_lock);
         free(ing->default_cert_dir);
         free(ing);
         return NULL;

@@ -14,6 +14,8 @@
  */
 #pragma once
 
+#include <systemd/sd-event.h>
+
 #include "curl-event.h"
 #include "http.h"
 #include "inbox.h"
@@ -24,6 +26,9 @@
 typedef struct SnsIngress SnsIngress;
 
 typedef struct SnsIngressContext {
+        sd_event *event;
+        /* Threads that parse and check messages off the loop; 0: on the loop. */
+        unsigned verify_threads;
         Store *store;
         Inbox *inbox;
         CurlEvent *curl;

@@ -1387,6 +1387,8 @@ static int manager_start_sns(Manager *m) {
         if (mkdir(dir, 0750) < 0 && errno != EEXIST)
                 return log_error_errno(errno, "Failed to create %s: %m", dir);
         const SnsIngressContext ctx = {
+                .event = m->event,
+                .verify_threads = (unsigned) config(m)->sns_verify_threads,
                 .store = m->store,
                 .inbox = m->inbox,
                 .curl = m->curl,

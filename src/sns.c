@@ -632,11 +632,18 @@ static int pem_read_cert(const char *pem, size_t len, X509 **ret) {
 }
 
 struct SnsCert {
+        unsigned n_ref; /* atomic: checked from worker threads too */
         X509 *x509;
 };
 
-SnsCert *sns_cert_free(SnsCert *c) {
-        if (!c)
+SnsCert *sns_cert_ref(SnsCert *c) {
+        if (c)
+                __atomic_add_fetch(&c->n_ref, 1, __ATOMIC_RELAXED);
+        return c;
+}
+
+SnsCert *sns_cert_unref(SnsCert *c) {
+        if (!c || __atomic_sub_fetch(&c->n_ref, 1, __ATOMIC_ACQ_REL) > 0)
                 return NULL;
         X509_free(c->x509);
         free(c);
@@ -654,6 +661,7 @@ int sns_cert_parse(const char *pem, size_t pem_len, SnsCert **ret) {
         c = mem_new(SnsCert, 1);
         if (!c)
                 return -ENOMEM;
+        c->n_ref = 1;
         c->x509 = TAKE_PTR(x);
         *ret = c;
         return 0;
@@ -756,7 +764,7 @@ int sns_message_verify_cert(const SnsMessage *m, const SnsCert *cert, unsigned m
 
 int sns_message_verify(const SnsMessage *m, const char *pem, size_t pem_len, unsigned min_signature_version,
                        uint64_t check_time_usec, SnsVerifyResult *ret_result) {
-        _cleanup_(sns_cert_freep) SnsCert *cert = NULL;
+        _cleanup_(sns_cert_unrefp) SnsCert *cert = NULL;
         unsigned long before = alloc_failures();
         int r;
 

@@ -168,12 +168,14 @@ SnsVerifyResult sns_verify_result_from_string(const char *s);
 
 /* A parsed signing certificate, kept so that each message does not parse
  * the PEM again.  sns_cert_parse() takes the first certificate of pem:
- * 0 and a new SnsCert (sns_cert_free()), -EBADMSG when there is none,
- * -ENOMEM. */
+ * 0 and a new SnsCert with one reference, -EBADMSG when there is none,
+ * -ENOMEM.  References may be taken and dropped from any thread, and a
+ * certificate verifies from several threads at once. */
 typedef struct SnsCert SnsCert;
 int sns_cert_parse(const char *pem, size_t pem_len, SnsCert **ret);
-SnsCert *sns_cert_free(SnsCert *c);
-DEFINE_TRIVIAL_CLEANUP_FUNC(SnsCert *, sns_cert_free);
+SnsCert *sns_cert_ref(SnsCert *c);
+SnsCert *sns_cert_unref(SnsCert *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(SnsCert *, sns_cert_unref);
 
 /* Verify the message's signature with the certificate in pem (pem_len
  * bytes, need not be NUL-terminated).  The SigningCertURL is checked again,

@@ -110,8 +110,8 @@ class SnsWebhook(DaemonTestCase):
     def seed_cache(self, url=CERT_URL):
         self.sns.seed(url)
 
-    def start(self, *overrides, cache=None):
-        d = self.daemon(overrides=[
+    def start(self, *overrides, cache=None, state=None):
+        d = self.daemon(state=state, overrides=[
             "sns.topics=%s %s" % (SMS_TOPIC, MAIL_TOPIC),
             "sns.certificate_cache=" + (cache or self.cache),
             "http_client.connect_to=%s:443:127.0.0.1:%d" % (HOST, self.fake.port),
@@ -200,11 +200,17 @@ class SnsWebhook(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_forgeries_and_bad_input_refused_with_no_effect(self):
+        # The checks run on worker threads by default, on the loop with 0.
+        for threads in ("2", "0"):
+            with self.subTest(verify_threads=threads):
+                self.check_forgeries("sns.verify_threads=" + threads, state=os.path.join(self.tmp, "t" + threads))
+
+    def check_forgeries(self, *overrides, state):
         self.seed_cache()
         for url in ("https://sns.us-east-1.amazonaws.com.evil.example/x.pem", "http://%s/x.pem" % HOST,
                     "https://user@%s/x.pem" % HOST, "https://%s:8443/x.pem" % HOST):
             self.seed_cache(url)  # even with a certificate at hand, the URL alone is refused
-        d = self.start("http.max_body=4K")
+        d = self.start("http.max_body=4K", *overrides, state=state)
         good = self.sms("intact")
 
         tampered = copy.deepcopy(good)

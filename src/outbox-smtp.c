@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * outbox-smtp.c — the "smtp" transport: message formatting, the worker
- * thread that runs libESMTP sessions, and the eventfd that brings the
- * results back to the loop.
+ * outbox-smtp.c — the "smtp" transport: message formatting, and the libESMTP
+ * sessions, run one at a time on a worker thread (worker-pool.h) that
+ * hands the results back to the loop.
  *
  * Security: see outbox-smtp.h.
  */
@@ -11,11 +11,9 @@
 #include <errno.h>
 #include <auth-client.h>
 #include <libesmtp.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +22,7 @@
 #include "base64.h"
 #include "ini.h"
 #include "strutil.h"
+#include "worker-pool.h"
 
 /* ---- a growing string ---------------------------------------------------- */
 
@@ -285,7 +284,8 @@ int smtp_credentials_read(const char *path, char **ret_username, char **ret_pass
 /* One send: built on the loop, the session run by the worker, answered
  * on the loop. */
 typedef struct SmtpJob {
-        struct SmtpJob *next;
+        WorkItem work;
+        const struct SmtpSender *sender;
         char *to, *message, *message_id;
         OutboxSendDone done;
         void *done_data;
@@ -294,20 +294,14 @@ typedef struct SmtpJob {
 } SmtpJob;
 
 struct SmtpSender {
-        sd_event_source *source;
-        int efd;
+        /* One thread: libESMTP blocks for a whole session, and sessions go
+         * one after the other, as a relay likes them. */
+        WorkerPool *pool;
         char *host, *from;
         char *username, *password; /* NULL: no AUTH */
         unsigned port;
         SmtpStarttls starttls;
         uint64_t timeout_usec;
-        pthread_t thread;
-        bool have_thread;
-        pthread_mutex_t lock;
-        pthread_cond_t cond;
-        SmtpJob *todo, **todo_tail; /* under lock */
-        SmtpJob *finished; /* under lock */
-        bool quit; /* under lock */
 };
 
 static SmtpJob *job_free(SmtpJob *j) {
@@ -435,72 +429,20 @@ finish:
                 auth_destroy_context(auth);
 }
 
-static void *worker(void *userdata) {
-        SmtpSender *s = userdata;
-        sigset_t all;
+static void job_work(void *userdata) {
+        SmtpJob *j = userdata;
 
-        /* Signals are the loop's (signalfd); a write to a closed socket is EPIPE. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_BLOCK, &all, NULL);
-        pthread_mutex_lock(&s->lock);
-        for (;;) {
-                SmtpJob *j;
-
-                while (!s->todo && !s->quit)
-                        pthread_cond_wait(&s->cond, &s->lock);
-                if (s->quit)
-                        break;
-                j = s->todo;
-                s->todo = j->next;
-                if (!s->todo)
-                        s->todo_tail = &s->todo;
-                pthread_mutex_unlock(&s->lock);
-
-                run_session(s, j);
-
-                pthread_mutex_lock(&s->lock);
-                j->next = s->finished;
-                s->finished = j;
-                (void) eventfd_write(s->efd, 1);
-        }
-        pthread_mutex_unlock(&s->lock);
-        return NULL;
+        run_session(j->sender, j);
 }
 
-/* Answer jobs, oldest first (the list is newest first). */
-static void answer_all(SmtpJob *list, bool aborted) {
-        SmtpJob *rev = NULL;
+static void job_done(void *userdata, bool cancelled) {
+        SmtpJob *j = userdata;
 
-        while (list) {
-                SmtpJob *n = list->next;
-                list->next = rev;
-                rev = list;
-                list = n;
-        }
-        while (rev) {
-                SmtpJob *n = rev->next;
-                if (aborted)
-                        rev->done(rev->done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "shut down before sending");
-                else
-                        rev->done(rev->done_data, rev->result, rev->result == OUTBOX_RESULT_OK ? rev->message_id : NULL,
-                                  rev->error);
-                job_free(rev);
-                rev = n;
-        }
-}
-
-static int on_event(sd_event_source *src _unused_, int fd _unused_, uint32_t revents _unused_, void *userdata) {
-        SmtpSender *s = userdata;
-        eventfd_t v;
-        SmtpJob *list;
-
-        (void) eventfd_read(s->efd, &v);
-        pthread_mutex_lock(&s->lock);
-        list = s->finished;
-        s->finished = NULL;
-        pthread_mutex_unlock(&s->lock);
-        answer_all(list, false);
-        return 0;
+        if (cancelled)
+                j->done(j->done_data, OUTBOX_RESULT_TEMPFAIL, NULL, "shut down before sending");
+        else
+                j->done(j->done_data, j->result, j->result == OUTBOX_RESULT_OK ? j->message_id : NULL, j->error);
+        job_free(j);
 }
 
 int smtp_sender_new(sd_event *e, const SmtpOptions *o, SmtpSender **ret) {
@@ -514,10 +456,6 @@ int smtp_sender_new(sd_event *e, const SmtpOptions *o, SmtpSender **ret) {
         s = mem_new(SmtpSender, 1);
         if (!s)
                 return -ENOMEM;
-        s->efd = -1;
-        pthread_mutex_init(&s->lock, NULL);
-        pthread_cond_init(&s->cond, NULL);
-        s->todo_tail = &s->todo;
         s->host = mem_strdup(o->host);
         s->from = mem_strdup(o->from);
         if (!s->host || !s->from)
@@ -532,16 +470,9 @@ int smtp_sender_new(sd_event *e, const SmtpOptions *o, SmtpSender **ret) {
         s->port = o->port;
         s->starttls = o->starttls;
         s->timeout_usec = o->timeout_usec;
-        s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (s->efd < 0)
-                return -errno;
-        r = sd_event_add_io(e, &s->source, s->efd, EPOLLIN, on_event, s);
+        r = worker_pool_new(e, 1, &s->pool);
         if (r < 0)
                 return r;
-        r = pthread_create(&s->thread, NULL, worker, s);
-        if (r != 0)
-                return -r;
-        s->have_thread = true;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -549,20 +480,9 @@ int smtp_sender_new(sd_event *e, const SmtpOptions *o, SmtpSender **ret) {
 SmtpSender *smtp_sender_free(SmtpSender *s) {
         if (!s)
                 return NULL;
-        if (s->have_thread) {
-                pthread_mutex_lock(&s->lock);
-                s->quit = true;
-                pthread_cond_signal(&s->cond);
-                pthread_mutex_unlock(&s->lock);
-                pthread_join(s->thread, NULL);
-        }
-        answer_all(s->finished, false);
-        answer_all(s->todo, true);
-        sd_event_source_disable_unref(s->source);
-        if (s->efd >= 0)
-                close(s->efd);
-        pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->cond);
+        /* Waits for the session under way; the queued ones are answered
+         * "shut down before sending". */
+        worker_pool_free(s->pool);
         free(s->host);
         free(s->from);
         free(s->username);
@@ -606,11 +526,8 @@ static int smtp_send(void *userdata, const OutboxDelivery *d, OutboxSendDone don
                 job_free(j);
                 return -ENOMEM;
         }
-        pthread_mutex_lock(&s->lock);
-        *s->todo_tail = j;
-        s->todo_tail = &j->next;
-        pthread_cond_signal(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        j->sender = s;
+        worker_pool_submit(s->pool, &j->work, job_work, job_done, j);
         return 0;
 }
 

@@ -1063,6 +1063,32 @@ typedef struct Frame {
         uint64_t last_event;
 } Frame;
 
+typedef enum EventKind {
+        EV_DETAILS, /* the details as they are, or none */
+        EV_STATE, /* {"name", field: value as text} */
+        EV_EXECUTION_STARTED, /* {"input": value as text, "roleArn"} */
+        EV_EXECUTION_SUCCEEDED, /* {"output": value as text} */
+        EV_TASK_SCHEDULED, /* {"resourceType", "resource", "region", "parameters": value as text,
+                            * "timeoutInSeconds"[, "heartbeatInSeconds"]} */
+        EV_TASK_STARTED, /* {"resourceType", "resource"} */
+        EV_TASK_SUCCEEDED, /* {"resourceType", "resource", "output": value as text} */
+} EventKind;
+
+/* A history event as recorded.  What GetExecutionHistory shows — the
+ * state's data as JSON text, the time in RFC 3339 — is made from it only
+ * when the history is read or the execution serialised: writing the whole
+ * document out as text twice per state was most of the cost of a step, and
+ * a run that nobody reads the history of (asl run) need not pay it.  The
+ * values are the state's own, which never change once made. */
+typedef struct Event {
+        EventKind kind;
+        const char *type, *key; /* static: the event's type, its details' key */
+        const char *field; /* EV_STATE: "input" or "output" */
+        const char *name; /* EV_STATE: the state's; EV_TASK_*: the resource; in the definition */
+        json_t *value; /* EV_DETAILS: the details; otherwise what is shown as text */
+        uint64_t previous, usec, timeout, heartbeat;
+} Event;
+
 struct AslExecution {
         AslDefinition *def;
         char *name, *machine_name;
@@ -1073,7 +1099,11 @@ struct AslExecution {
         char *error, *cause;
         unsigned transitions, max_transitions;
         uint64_t rng, next_frame_id;
-        json_t *events;
+        json_t *events; /* rendered */
+        Event *pending; /* recorded after them, not rendered yet; not serialised as such */
+        size_t n_pending, n_pending_max;
+        json_t *stamp; /* the last timestamp rendered, shared by events of the same time */
+        uint64_t stamp_usec;
         bool history_full;
         Frame **frames;
         size_t n_frames;
@@ -1126,6 +1156,10 @@ AslExecution *asl_execution_free(AslExecution *e) {
         free(e->error);
         free(e->cause);
         json_decref(e->events);
+        for (size_t i = 0; i < e->n_pending; i++)
+                json_decref(e->pending[i].value);
+        free(e->pending);
+        json_decref(e->stamp);
         for (size_t i = 0; i < e->n_frames; i++)
                 frame_free(e->frames[i]);
         free(e->frames);
@@ -1200,37 +1234,56 @@ static int timestamp_json(uint64_t usec, json_t **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Append one history event; details (stolen, may be NULL) under key. */
-static int emit(AslExecution *e, Frame *f, const char *type, const char *key, json_t *details) {
-        json_t *ev, *ts;
-        uint64_t id = json_array_size(e->events) + 1;
-        int r;
+/* Record one history event (ev->value stolen). */
+static int record(AslExecution *e, Frame *f, Event ev) {
+        uint64_t id = json_array_size(e->events) + e->n_pending + 1;
 
         if (id > ASL_EVENTS_MAX) {
-                json_decref(details);
+                json_decref(ev.value);
                 e->history_full = true;
                 return 0;
         }
-        r = timestamp_json(e->now_usec, &ts);
-        if (r < 0) {
-                json_decref(details);
-                return r;
+        if (e->n_pending == e->n_pending_max) {
+                size_t n = MAX(e->n_pending_max * 2, (size_t) 32);
+                Event *a = mem_realloc(e->pending, n * sizeof(Event));
+                if (!a) {
+                        json_decref(ev.value);
+                        return -ENOMEM;
+                }
+                e->pending = a;
+                e->n_pending_max = n;
         }
-        ev = json_pack("{s:I,s:I,s:o,s:s}", "id", (json_int_t) id, "previousEventId",
-                       (json_int_t) (f ? f->last_event : id - 1), "timestamp", ts, "type", type);
-        if (!ev) {
-                json_decref(details);
-                return -ENOMEM;
-        }
-        if (details && json_object_set_new(ev, key, details) < 0) {
-                json_decref(ev);
-                return -ENOMEM;
-        }
-        if (json_array_append_new(e->events, ev) < 0)
-                return -ENOMEM;
+        ev.previous = f ? f->last_event : id - 1;
+        ev.usec = e->now_usec;
+        e->pending[e->n_pending++] = ev;
         if (f)
                 f->last_event = id;
         return 0;
+}
+
+/* Record one history event; details (stolen, may be NULL) under key. */
+static int emit(AslExecution *e, Frame *f, const char *type, const char *key, json_t *details) {
+        return record(e, f, (Event){ .kind = EV_DETAILS, .type = type, .key = key, .value = details });
+}
+
+#define STATE_EVENT_TYPES(t)                                                                                           \
+        { t "StateEntered", t "StateExited" }
+static const char *const state_event_types[_ST_MAX][2] = {
+        [ST_PASS] = STATE_EVENT_TYPES("Pass"),         [ST_TASK] = STATE_EVENT_TYPES("Task"),
+        [ST_CHOICE] = STATE_EVENT_TYPES("Choice"),     [ST_WAIT] = STATE_EVENT_TYPES("Wait"),
+        [ST_SUCCEED] = STATE_EVENT_TYPES("Succeed"),   [ST_FAIL] = STATE_EVENT_TYPES("Fail"),
+        [ST_PARALLEL] = STATE_EVENT_TYPES("Parallel"), [ST_MAP] = STATE_EVENT_TYPES("Map"),
+};
+
+/* …StateEntered with the state's input, or …StateExited with its output. */
+static int emit_state(AslExecution *e, Frame *f, bool entered, json_t *value) {
+        return record(e, f,
+                      (Event){ .kind = EV_STATE,
+                               .type = state_event_types[f->st->type][entered ? 0 : 1],
+                               .key = entered ? "stateEnteredEventDetails" : "stateExitedEventDetails",
+                               .field = entered ? "input" : "output",
+                               .name = f->st->name,
+                               .value = json_incref(value) });
 }
 
 /* JSON text of v for an event's details, as GetExecutionHistory shows. */
@@ -1245,19 +1298,96 @@ static json_t *dumps_json(json_t *v) {
         return j;
 }
 
-static int emit_state(AslExecution *e, Frame *f, const char *suffix, const char *field, json_t *value) {
-        char type[64];
-        json_t *d, *s;
+/* The details of ev as GetExecutionHistory shows them (NULL for none):
+ * 0 and a new reference in *ret, or -ENOMEM. */
+static int event_details(const Event *ev, json_t **ret) {
+        json_t *d = NULL, *s = NULL;
 
-        snprintf(type, sizeof type, "%s%s", state_type_table[f->st->type], suffix);
-        s = dumps_json(value);
-        if (!s)
-                return -ENOMEM;
-        d = json_pack("{s:s,s:o}", "name", f->st->name, field, s);
-        if (!d)
-                return -ENOMEM;
-        return emit(e, f, type, streq(suffix, "StateEntered") ? "stateEnteredEventDetails" : "stateExitedEventDetails",
-                    d);
+        if (ev->kind == EV_DETAILS) {
+                *ret = json_incref(ev->value);
+                return 0;
+        }
+        if (ev->kind != EV_TASK_STARTED) {
+                s = dumps_json(ev->value);
+                if (!s)
+                        return -ENOMEM;
+        }
+        switch (ev->kind) {
+        case EV_STATE:
+                d = json_pack("{s:s,s:o}", "name", ev->name, ev->field, s);
+                break;
+        case EV_EXECUTION_STARTED:
+                d = json_pack("{s:o,s:s}", "input", s, "roleArn", "arn:aws:iam::000000000000:role/deliveryd-local");
+                break;
+        case EV_EXECUTION_SUCCEEDED:
+                d = json_pack("{s:o}", "output", s);
+                break;
+        case EV_TASK_SCHEDULED:
+                d = json_pack("{s:s,s:s,s:s,s:o,s:I}", "resourceType", "lambda", "resource", ev->name, "region",
+                              "local", "parameters", s, "timeoutInSeconds", (json_int_t) ev->timeout);
+                if (d && ev->heartbeat &&
+                    json_object_set_new(d, "heartbeatInSeconds", json_integer((json_int_t) ev->heartbeat)) < 0)
+                        d = json_decref_ptr(d);
+                break;
+        case EV_TASK_STARTED:
+                d = json_pack("{s:s,s:s}", "resourceType", "lambda", "resource", ev->name);
+                break;
+        case EV_TASK_SUCCEEDED:
+                d = json_pack("{s:s,s:s,s:o}", "resourceType", "lambda", "resource", ev->name, "output", s);
+                break;
+        default:
+                json_decref(s);
+                return -EIO;
+        }
+        *ret = d;
+        return d ? 0 : -ENOMEM;
+}
+
+/* The timestamp of an event at usec: the same string as the last one's
+ * when it is the same time, as it mostly is.  A new reference. */
+static json_t *event_stamp(AslExecution *e, uint64_t usec) {
+        if (!e->stamp || e->stamp_usec != usec) {
+                json_t *ts;
+                if (timestamp_json(usec, &ts) < 0)
+                        return NULL;
+                json_decref(e->stamp);
+                e->stamp = ts;
+                e->stamp_usec = usec;
+        }
+        return json_incref(e->stamp);
+}
+
+/* Render the recorded events into e->events, in order. */
+static int history_render(AslExecution *e) {
+        size_t i;
+        int r = 0;
+
+        for (i = 0; i < e->n_pending; i++) {
+                const Event *ev = &e->pending[i];
+                uint64_t id = json_array_size(e->events) + 1;
+                json_t *o, *d = NULL, *ts;
+
+                r = event_details(ev, &d);
+                if (r < 0)
+                        break;
+                ts = event_stamp(e, ev->usec);
+                o = ts ? json_pack("{s:I,s:I,s:o,s:s}", "id", (json_int_t) id, "previousEventId",
+                                   (json_int_t) ev->previous, "timestamp", ts, "type", ev->type)
+                       : NULL;
+                if (!o || (d && json_object_set_new(o, ev->key, TAKE_PTR(d)) < 0) ||
+                    json_array_append_new(e->events, TAKE_PTR(o)) < 0) {
+                        json_decref(d);
+                        json_decref(o);
+                        r = -ENOMEM;
+                        break;
+                }
+                json_decref(ev->value);
+        }
+        if (i > 0) {
+                memmove(e->pending, e->pending + i, (e->n_pending - i) * sizeof(Event));
+                e->n_pending -= i;
+        }
+        return r;
 }
 
 static int set_str(char **p, const char *s) {
@@ -1287,17 +1417,17 @@ static void frame_reset_state(Frame *f) {
 
 /* The execution ends: every frame goes. */
 static int execution_end(AslExecution *e, AslStatus status, json_t *output, const char *error, const char *cause) {
-        json_t *d = NULL, *s;
+        json_t *d = NULL;
         int r;
 
         e->status = status;
         if (status == ASL_SUCCEEDED) {
                 e->output = json_incref(output);
-                s = dumps_json(output);
-                d = s ? json_pack("{s:o}", "output", s) : NULL;
-                if (!d)
-                        return -ENOMEM;
-                r = emit(e, NULL, "ExecutionSucceeded", "executionSucceededEventDetails", d);
+                r = record(e, NULL,
+                           (Event){ .kind = EV_EXECUTION_SUCCEEDED,
+                                    .type = "ExecutionSucceeded",
+                                    .key = "executionSucceededEventDetails",
+                                    .value = json_incref(output) });
         } else {
                 r = set_str(&e->error, error);
                 if (r >= 0)
@@ -1429,7 +1559,7 @@ static int transition(AslExecution *e, Frame *f, json_t *output) {
         int r;
 
         if (f->st->type != ST_FAIL) {
-                r = emit_state(e, f, "StateExited", "output", output);
+                r = emit_state(e, f, false, output);
                 if (r < 0)
                         return r;
         }
@@ -1450,7 +1580,7 @@ static int goto_state(AslExecution *e, Frame *f, json_t *output, const State *ne
                 next = f->st->next;
         if (!next)
                 return transition(e, f, output);
-        r = emit_state(e, f, "StateExited", "output", output);
+        r = emit_state(e, f, false, output);
         if (r < 0)
                 return r;
         f->st = next;
@@ -1677,7 +1807,7 @@ static const char *resource_short(const char *res) {
 static int run_task(AslExecution *e, Frame *f) {
         const State *st = f->st;
         const char *res = st->resource;
-        _cleanup_(json_decrefp) json_t *ctx = NULL, *eff = NULL, *d = NULL;
+        _cleanup_(json_decrefp) json_t *ctx = NULL, *eff = NULL;
         _cleanup_free_ char *token = NULL, *name = NULL, *qual = NULL, *err = NULL;
         uint64_t timeout = TASK_TIMEOUT_DEFAULT_SEC, heartbeat = 0;
         AslFailure fl = {};
@@ -1725,26 +1855,22 @@ static int run_task(AslExecution *e, Frame *f) {
         f->heartbeat_at = heartbeat ? e->now_usec + f->heartbeat_usec : UINT64_MAX;
         f->phase = PH_TASK;
 
-        {
-                json_t *params = dumps_json(f->effective);
-                d = params
-                        ? json_pack("{s:s,s:s,s:s,s:o,s:I}", "resourceType", "lambda", "resource", resource_short(res),
-                                    "region", "local", "parameters", params, "timeoutInSeconds", (json_int_t) timeout)
-                        : NULL;
-                if (!d ||
-                    (heartbeat &&
-                     json_object_set_new(d, "heartbeatInSeconds", json_integer((json_int_t) heartbeat)) < 0))
-                        return -ENOMEM;
-                r = emit(e, f, "TaskScheduled", "taskScheduledEventDetails", TAKE_PTR(d));
-                if (r < 0)
-                        return r;
-                d = json_pack("{s:s,s:s}", "resourceType", "lambda", "resource", resource_short(res));
-                if (!d)
-                        return -ENOMEM;
-                r = emit(e, f, "TaskStarted", "taskStartedEventDetails", TAKE_PTR(d));
-                if (r < 0)
-                        return r;
-        }
+        r = record(e, f,
+                   (Event){ .kind = EV_TASK_SCHEDULED,
+                            .type = "TaskScheduled",
+                            .key = "taskScheduledEventDetails",
+                            .name = resource_short(res),
+                            .value = json_incref(f->effective),
+                            .timeout = timeout,
+                            .heartbeat = heartbeat });
+        if (r >= 0)
+                r = record(e, f,
+                           (Event){ .kind = EV_TASK_STARTED,
+                                    .type = "TaskStarted",
+                                    .key = "taskStartedEventDetails",
+                                    .name = resource_short(res) });
+        if (r < 0)
+                return r;
         r = task_describe(f, &t);
         if (r < 0)
                 return r;
@@ -2046,7 +2172,7 @@ static int enter_state(AslExecution *e, Frame *f) {
         f->entered_usec = e->now_usec;
         frame_reset_state(f);
         f->phase = PH_RUN;
-        return emit_state(e, f, "StateEntered", "input", f->input);
+        return emit_state(e, f, true, f->input);
 }
 
 /* A Parallel or Map whose children moved. */
@@ -2215,8 +2341,7 @@ static int task_result(AslExecution *e, const State *st, json_t *output, json_t 
 
 int asl_execution_task_succeeded(AslExecution *e, const char *token, json_t *output, uint64_t now_usec) {
         Frame *f = frame_by_token(e, token);
-        _cleanup_(json_decrefp) json_t *own = NULL, *result = NULL, *d = NULL;
-        json_t *s;
+        _cleanup_(json_decrefp) json_t *own = NULL, *result = NULL;
         int r;
 
         if (!f)
@@ -2227,16 +2352,15 @@ int asl_execution_task_succeeded(AslExecution *e, const char *token, json_t *out
         own = output ? json_deep_copy(output) : json_null();
         if (!own)
                 return -ENOMEM;
-        s = dumps_json(own);
-        d = s ? json_pack("{s:s,s:s,s:o}", "resourceType", "lambda", "resource", resource_short(f->st->resource),
-                          "output", s)
-              : NULL;
-        if (!d)
-                return -ENOMEM;
         r = task_result(e, f->st, own, &result);
         if (r < 0)
                 return r;
-        r = emit(e, f, "TaskSucceeded", "taskSucceededEventDetails", TAKE_PTR(d));
+        r = record(e, f,
+                   (Event){ .kind = EV_TASK_SUCCEEDED,
+                            .type = "TaskSucceeded",
+                            .key = "taskSucceededEventDetails",
+                            .name = resource_short(f->st->resource),
+                            .value = json_incref(own) });
         if (r < 0)
                 return r;
         f->token = mem_free_ptr(f->token);
@@ -2359,7 +2483,6 @@ int asl_execution_advance_time(AslExecution *e, uint64_t now_usec) {
 int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint64_t now_usec, const AslOptions *opts,
                       AslExecution **ret) {
         _cleanup_(asl_execution_freep) AslExecution *e = NULL;
-        json_t *d, *s;
         Frame *f;
         int r;
 
@@ -2381,11 +2504,11 @@ int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint6
         e->rng = opts ? opts->seed : 0;
         e->status = ASL_RUNNING;
 
-        s = dumps_json(e->input);
-        d = s ? json_pack("{s:o,s:s}", "input", s, "roleArn", "arn:aws:iam::000000000000:role/deliveryd-local") : NULL;
-        if (!d)
-                return -ENOMEM;
-        r = emit(e, NULL, "ExecutionStarted", "executionStartedEventDetails", d);
+        r = record(e, NULL,
+                   (Event){ .kind = EV_EXECUTION_STARTED,
+                            .type = "ExecutionStarted",
+                            .key = "executionStartedEventDetails",
+                            .value = json_incref(e->input) });
         if (r < 0)
                 return r;
         r = frame_add(e, &f);
@@ -2416,8 +2539,8 @@ const char *asl_execution_cause(const AslExecution *e) {
         return e->status == ASL_FAILED || e->status == ASL_TIMED_OUT ? e->cause : NULL;
 }
 
-json_t *asl_execution_history(const AslExecution *e) {
-        return e->events;
+json_t *asl_execution_history(AslExecution *e) {
+        return history_render(e) < 0 ? NULL : e->events;
 }
 
 unsigned asl_execution_transitions(const AslExecution *e) {
@@ -2467,8 +2590,13 @@ static json_t *frame_to_json(const Frame *f) {
         return o;
 }
 
-int asl_execution_to_json(const AslExecution *e, json_t **ret) {
+int asl_execution_to_json(AslExecution *e, json_t **ret) {
         _cleanup_(json_decrefp) json_t *o = NULL, *frames = NULL;
+        int r;
+
+        r = history_render(e);
+        if (r < 0)
+                return r;
 
         frames = json_array();
         if (!frames)
@@ -2653,7 +2781,9 @@ int asl_execution_from_json(AslDefinition *def, json_t *j, AslExecution **ret, c
         if (r >= 0) {
                 e->input = ref_opt(j, "input");
                 e->output = ref_opt(j, "output");
-                e->events = json_deep_copy(json_object_get(j, "events"));
+                /* Events are never changed once rendered: only the array
+                 * that new ones are appended to needs to be ours. */
+                e->events = json_copy(json_object_get(j, "events"));
                 if (!e->events)
                         r = -ENOMEM;
         }

@@ -40,6 +40,41 @@ static inline json_t *json_decref_ptr(json_t *j) {
         return NULL;
 }
 
+/* o with k set to v (taken, even when it fails), or NULL (o freed) when
+ * either is NULL or out of memory: a chain of these builds an object with
+ * one check at its end. */
+static json_t *with(json_t *o, const char *k, json_t *v) {
+        if (!o) {
+                json_decref(v);
+                return NULL;
+        }
+        if (json_object_set_new_nocheck(o, k, v) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
+}
+
+/* [v] (v taken), or NULL. */
+static json_t *list_of(json_t *v) {
+        json_t *a = v ? json_array() : NULL;
+
+        if (!a || json_array_append_new(a, v) < 0) {
+                if (!a)
+                        json_decref(v);
+                json_decref(a);
+                return NULL;
+        }
+        return a;
+}
+
+/* The last digits hex digits of v, lower case, at p; returns the end. */
+static char *hex(char *p, uint64_t v, unsigned digits) {
+        for (unsigned i = digits; i > 0; i--, v >>= 4)
+                p[i - 1] = "0123456789abcdef"[v & 15];
+        return p + digits;
+}
+
 typedef enum StateType {
         ST_PASS,
         ST_TASK,
@@ -143,12 +178,19 @@ typedef struct Machine {
         const State *start;
 } Machine;
 
+/* The parts of a Lambda Invoke response that are the same in every one:
+ * made once, shared by all (values are never changed once made). */
+typedef struct InvokeParts {
+        json_t *latest, *latest_list, *json_type, *json_type_list, *status;
+} InvokeParts;
+
 struct AslDefinition {
         unsigned n_ref;
         json_t *root;
         Machine *machines;
         size_t n_machines;
         uint64_t timeout_usec; /* 0: none */
+        InvokeParts invoke;
 };
 
 static void state_done(State *s) {
@@ -200,6 +242,11 @@ AslDefinition *asl_definition_unref(AslDefinition *d) {
         }
         json_decref(d->root);
         free(d->machines);
+        json_decref(d->invoke.latest);
+        json_decref(d->invoke.latest_list);
+        json_decref(d->invoke.json_type);
+        json_decref(d->invoke.json_type_list);
+        json_decref(d->invoke.status);
         free(d);
         return NULL;
 }
@@ -975,7 +1022,15 @@ int asl_definition_load_json(json_t *definition, AslDefinition **ret, char **ret
                 return -ENOMEM;
         d->n_ref = 1;
         d->root = json_deep_copy(definition);
-        if (!d->root)
+        d->invoke = (InvokeParts){
+                .latest = json_string("$LATEST"),
+                .latest_list = list_of(json_string("$LATEST")),
+                .json_type = json_string("application/json"),
+                .json_type_list = list_of(json_string("application/json")),
+                .status = json_integer(200),
+        };
+        if (!d->root || !d->invoke.latest || !d->invoke.latest_list || !d->invoke.json_type ||
+            !d->invoke.json_type_list || !d->invoke.status)
                 return -ENOMEM;
         ld.def = d;
         if (!json_is_object(d->root))
@@ -1174,6 +1229,18 @@ static uint64_t rng_next(AslExecution *e) {
         z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
         z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
         return z ^ (z >> 31);
+}
+
+/* A task token: 32 hex digits from the generator. */
+static int new_token(AslExecution *e, char **ret) {
+        uint64_t a = rng_next(e), b = rng_next(e);
+        char *t = mem_malloc(33);
+
+        if (!t)
+                return -ENOMEM;
+        hex(hex(t, b, 16), a, 16)[0] = '\0';
+        *ret = t;
+        return 0;
 }
 
 static Frame *frame_get(AslExecution *e, uint64_t id) {
@@ -1815,9 +1882,9 @@ static int run_task(AslExecution *e, Frame *f) {
         json_t *v;
         int r;
 
-        token = mem_printf("%016" PRIx64 "%016" PRIx64, rng_next(e), rng_next(e));
-        if (!token)
-                return -ENOMEM;
+        r = new_token(e, &token);
+        if (r < 0)
+                return r;
         r = state_context(e, f, token, &ctx);
         if (r < 0)
                 return r;
@@ -2321,22 +2388,48 @@ static void set_now(AslExecution *e, uint64_t now) {
 /* What the state gets for the function's output: the Invoke response for
  * lambda:invoke, the output itself otherwise. */
 static int task_result(AslExecution *e, const State *st, json_t *output, json_t **ret) {
-        char rid[40];
+        const InvokeParts *k = &e->def->invoke;
+        _cleanup_(json_decrefp) json_t *rid = NULL;
         uint64_t a = rng_next(e), b = rng_next(e);
+        json_t *all, *hh, *meta, *o;
+        char s[40], *p = s;
 
         if (st->resource_kind != RES_LAMBDA_INVOKE) {
                 *ret = json_incref(output);
                 return 0;
         }
-        snprintf(rid, sizeof rid, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-a%03" PRIx64 "-%012" PRIx64, a >> 32,
-                 (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0xfff, b & (uint64_t) 0xffffffffffff);
-        *ret = json_pack("{s:s,s:O,s:{s:{s:[s],s:[s],s:[s]},s:{s:s,s:s,s:s},s:i},s:{s:s},s:i}", "ExecutedVersion",
-                         "$LATEST", "Payload", output, "SdkHttpMetadata", "AllHttpHeaders", "X-Amz-Executed-Version",
-                         "$LATEST", "x-amzn-RequestId", rid, "Content-Type", "application/json", "HttpHeaders",
-                         "X-Amz-Executed-Version", "$LATEST", "x-amzn-RequestId", rid, "Content-Type",
-                         "application/json", "HttpStatusCode", 200, "SdkResponseMetadata", "RequestId", rid,
-                         "StatusCode", 200);
-        return *ret ? 0 : -ENOMEM;
+        /* A request id shaped as a UUID v4: 8-4-4-4-12 hex digits. */
+        p = hex(p, a >> 32, 8);
+        *p++ = '-';
+        p = hex(p, a >> 16, 4);
+        *p++ = '-';
+        *p++ = '4';
+        p = hex(p, a, 3);
+        *p++ = '-';
+        *p++ = 'a';
+        p = hex(p, b >> 48, 3);
+        *p++ = '-';
+        p = hex(p, b, 12);
+        rid = json_stringn_nocheck(s, (size_t) (p - s));
+        if (!rid)
+                return -ENOMEM;
+
+        all = with(json_object(), "X-Amz-Executed-Version", json_incref(k->latest_list));
+        all = with(all, "x-amzn-RequestId", list_of(json_incref(rid)));
+        all = with(all, "Content-Type", json_incref(k->json_type_list));
+        hh = with(json_object(), "X-Amz-Executed-Version", json_incref(k->latest));
+        hh = with(hh, "x-amzn-RequestId", json_incref(rid));
+        hh = with(hh, "Content-Type", json_incref(k->json_type));
+        meta = with(json_object(), "AllHttpHeaders", all);
+        meta = with(meta, "HttpHeaders", hh);
+        meta = with(meta, "HttpStatusCode", json_incref(k->status));
+        o = with(json_object(), "ExecutedVersion", json_incref(k->latest));
+        o = with(o, "Payload", json_incref(output));
+        o = with(o, "SdkHttpMetadata", meta);
+        o = with(o, "SdkResponseMetadata", with(json_object(), "RequestId", json_incref(rid)));
+        o = with(o, "StatusCode", json_incref(k->status));
+        *ret = o;
+        return o ? 0 : -ENOMEM;
 }
 
 int asl_execution_task_succeeded(AslExecution *e, const char *token, json_t *output, uint64_t now_usec) {

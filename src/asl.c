@@ -1832,16 +1832,19 @@ static int out_append(AslExecution *e, AslTask *t) {
         return 0;
 }
 
-/* The AslTask for the task frame f waits for. */
-static int task_describe(Frame *f, AslTask *ret) {
+/* The AslTask for the task frame f waits for; function and qualifier
+ * (taken) when the caller has them already, else found again. */
+static int task_describe(Frame *f, char *function, char *qualifier, AslTask *ret) {
         ResourceKind kind = f->st->resource_kind;
         _cleanup_free_ char *err = NULL;
-        AslTask t = {};
+        AslTask t = { .function = function, .qualifier = qualifier };
         int r;
 
-        r = task_function(f->st, f->effective, &t.function, &t.qualifier, &err);
-        if (r < 0)
-                goto fail;
+        if (!t.function) {
+                r = task_function(f->st, f->effective, &t.function, &t.qualifier, &err);
+                if (r < 0)
+                        goto fail;
+        }
         t.token = mem_strdup(f->token);
         t.state = mem_strdup(f->st->name);
         t.resource = mem_strdup(f->st->resource);
@@ -1938,7 +1941,7 @@ static int run_task(AslExecution *e, Frame *f) {
                                     .name = resource_short(res) });
         if (r < 0)
                 return r;
-        r = task_describe(f, &t);
+        r = task_describe(f, TAKE_PTR(name), TAKE_PTR(qual), &t);
         if (r < 0)
                 return r;
         r = out_append(e, &t);
@@ -2354,7 +2357,7 @@ int asl_execution_pending_tasks(AslExecution *e, AslTask **ret_tasks, size_t *re
                 AslTask *b;
                 if (e->frames[i]->phase != PH_TASK)
                         continue;
-                r = task_describe(e->frames[i], &t);
+                r = task_describe(e->frames[i], NULL, NULL, &t);
                 if (r < 0) {
                         asl_tasks_free(a, n);
                         return r;

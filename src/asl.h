@@ -74,7 +74,7 @@ typedef struct AslTask {
         char *resource; /* the Resource ARN as written */
         char *function; /* the Lambda function's name (no ARN, no alias) */
         char *qualifier; /* alias or version from the ARN, or NULL */
-        json_t *payload; /* what the function receives */
+        json_t *payload; /* what the function receives; read-only: shared with the execution */
         unsigned attempt; /* 1 for the first, 2 for the first retry … */
         bool callback; /* .waitForTaskToken: the function's own return is ignored; the
                         * result comes through the token */

@@ -43,5 +43,7 @@ AslCall *asl_call_free(AslCall *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AslCall *, asl_call_free);
 /* True when a path argument, at any depth, is a "$$" path. */
 bool asl_call_uses_context(const AslCall *c);
+/* asl_expr_reads_only() for a call: every path argument, at any depth. */
+bool asl_call_reads_only(const AslCall *c, const char *member);
 /* asl_intrinsic_eval() with a parsed call. */
 int asl_call_eval(const AslCall *c, json_t *input, json_t *context, json_t **ret, AslFailure *f);

@@ -150,6 +150,11 @@ AslPath *asl_path_free(AslPath *p);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AslPath *, asl_path_free);
 /* True for a "$$" path: it reads the context object. */
 bool asl_path_uses_context(const AslPath *p);
+/* True when evaluating p reads nothing of its input but what is under the
+ * input's member (a path "$.member…" with no ".." first and no filter
+ * comparing with "$"), or reads only the context object: the other
+ * members of the input need not exist. */
+bool asl_path_reads_only(const AslPath *p, const char *member);
 /* asl_path_select() with a compiled path. */
 int asl_path_eval(const AslPath *p, json_t *input, json_t *context, json_t **ret, AslFailure *f);
 /* asl_path_apply_result() with a compiled reference path (NULL: JSON
@@ -165,6 +170,8 @@ int asl_expr_compile(const char *expr, AslExpr **ret, char **ret_error);
 AslExpr *asl_expr_free(AslExpr *x);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AslExpr *, asl_expr_free);
 bool asl_expr_uses_context(const AslExpr *x);
+/* asl_path_reads_only() of the path, or of every path in the call. */
+bool asl_expr_reads_only(const AslExpr *x, const char *member);
 /* The path's selection or the call's value (asl_path_select(),
  * asl_intrinsic_eval()). */
 int asl_expr_eval(const AslExpr *x, json_t *input, json_t *context, json_t **ret, AslFailure *f);
@@ -175,6 +182,8 @@ int asl_template_compile(json_t *tmpl, AslTemplate **ret, char **ret_error);
 AslTemplate *asl_template_free(AslTemplate *t);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AslTemplate *, asl_template_free);
 bool asl_template_uses_context(const AslTemplate *t);
+/* asl_path_reads_only() of every path in the template. */
+bool asl_template_reads_only(const AslTemplate *t, const char *member);
 /* asl_template_eval() with a compiled template. */
 int asl_template_apply(const AslTemplate *t, json_t *input, json_t *context, json_t **ret, AslFailure *f);
 

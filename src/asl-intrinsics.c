@@ -967,6 +967,14 @@ bool asl_call_uses_context(const AslCall *c) {
         return false;
 }
 
+bool asl_call_reads_only(const AslCall *c, const char *member) {
+        for (size_t i = 0; i < c->n_args; i++)
+                if ((c->args[i].path && !asl_path_reads_only(c->args[i].path, member)) ||
+                    (c->args[i].call && !asl_call_reads_only(c->args[i].call, member)))
+                        return false;
+        return true;
+}
+
 static int call_eval(Ctx *ctx, const AslCall *call, json_t **ret) {
         json_t **argv;
         int r = 0;

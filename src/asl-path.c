@@ -178,6 +178,35 @@ bool asl_path_uses_context(const AslPath *p) {
         return p->root == ROOT_CONTEXT;
 }
 
+static bool path_reads_root(const AslPath *p);
+
+/* True when a filter compares with something under "$" (not "@"). */
+static bool filter_reads_root(const Filter *x) {
+        return x &&
+                (filter_reads_root(x->a) || filter_reads_root(x->b) ||
+                 (x->left.path && path_reads_root(x->left.path)) || (x->right.path && path_reads_root(x->right.path)));
+}
+
+static bool path_reads_root(const AslPath *p) {
+        if (p->root == ROOT_INPUT)
+                return true;
+        for (size_t i = 0; i < p->n_segs; i++)
+                if (filter_reads_root(p->segs[i].filter))
+                        return true;
+        return false;
+}
+
+bool asl_path_reads_only(const AslPath *p, const char *member) {
+        if (p->root == ROOT_CONTEXT)
+                return true;
+        if (p->n_segs == 0 || p->segs[0].type != SEG_CHILD || p->segs[0].descendant || !streq(p->segs[0].name, member))
+                return false;
+        for (size_t i = 0; i < p->n_segs; i++)
+                if (filter_reads_root(p->segs[i].filter))
+                        return false;
+        return true;
+}
+
 /* ---- the parser ---------------------------------------------------------- */
 
 typedef struct Parser {
@@ -1299,6 +1328,10 @@ bool asl_expr_uses_context(const AslExpr *x) {
         return x->path ? asl_path_uses_context(x->path) : asl_call_uses_context(x->call);
 }
 
+bool asl_expr_reads_only(const AslExpr *x, const char *member) {
+        return x->path ? asl_path_reads_only(x->path, member) : asl_call_reads_only(x->call, member);
+}
+
 int asl_expr_eval(const AslExpr *x, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
         if (x->path)
                 return asl_path_eval(x->path, input, context, ret, f);
@@ -1342,6 +1375,15 @@ AslTemplate *asl_template_free(AslTemplate *t) {
 
 bool asl_template_uses_context(const AslTemplate *t) {
         return t->uses_context;
+}
+
+bool asl_template_reads_only(const AslTemplate *t, const char *member) {
+        if (t->kind == TEMPLATE_EXPR)
+                return asl_expr_reads_only(t->expr, member);
+        for (size_t i = 0; i < t->n_items; i++)
+                if (!asl_template_reads_only(t->items[i], member))
+                        return false;
+        return true;
 }
 
 static bool key_is_dynamic(const char *k, size_t *ret_len) {

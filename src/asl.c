@@ -136,6 +136,16 @@ typedef struct PathField {
 
 typedef struct State State;
 
+/* What of a lambda:invoke response a state can read.  The response has a
+ * dozen members (headers, request ids); the usual definitions read its
+ * Payload (ResultSelector {"Payload.$": "$.Payload"}, OutputPath
+ * "$.Payload") or nothing (ResultPath null), and then only that is made. */
+typedef enum ResultUse {
+        RESULT_ALL,
+        RESULT_PAYLOAD, /* {"Payload": …} reads the same */
+        RESULT_NONE, /* nothing reads it */
+} ResultUse;
+
 typedef struct Catcher {
         json_t *error_equals; /* borrowed from the definition's root */
         PathField result_path;
@@ -167,6 +177,7 @@ struct State {
         unsigned processor; /* Map: its machine */
         ResourceKind resource_kind; /* Task */
         const char *resource;
+        ResultUse result_use; /* Task with lambda:invoke */
         bool uses_context; /* something in it reads "$$": build the context object */
 };
 
@@ -594,6 +605,17 @@ static ResourceKind resource_kind(const char *res) {
         return _RES_INVALID;
 }
 
+static ResultUse invoke_result_use(const State *s) {
+        if (s->result_selector)
+                return asl_template_reads_only(s->result_selector, "Payload") ? RESULT_PAYLOAD : RESULT_ALL;
+        if (s->result_path.null)
+                return RESULT_NONE;
+        /* ResultPath "$" (absent), then an OutputPath under Payload. */
+        if (!s->result_path.path && s->output_path.path && asl_path_reads_only(s->output_path.path, "Payload"))
+                return RESULT_PAYLOAD;
+        return RESULT_ALL;
+}
+
 static int check_task(Loader *ld, State *s) {
         json_t *st = s->json, *res = json_object_get(st, "Resource"), *params = json_object_get(st, "Parameters");
         json_t *to = json_object_get(st, "TimeoutSeconds"), *hb = json_object_get(st, "HeartbeatSeconds");
@@ -612,6 +634,8 @@ static int check_task(Loader *ld, State *s) {
                                  name, json_string_value(res));
         s->resource_kind = kind;
         s->resource = json_string_value(res);
+        if (kind == RES_LAMBDA_INVOKE)
+                s->result_use = invoke_result_use(s);
         if (kind == RES_LAMBDA_ARN) {
                 _cleanup_free_ char *n = NULL, *q = NULL;
                 r = lambda_function_name(json_string_value(res), &n, &q);
@@ -2400,6 +2424,14 @@ static int task_result(AslExecution *e, const State *st, json_t *output, json_t 
         if (st->resource_kind != RES_LAMBDA_INVOKE) {
                 *ret = json_incref(output);
                 return 0;
+        }
+        if (st->result_use == RESULT_NONE) {
+                *ret = json_null();
+                return 0;
+        }
+        if (st->result_use == RESULT_PAYLOAD) {
+                *ret = with(json_object(), "Payload", json_incref(output));
+                return *ret ? 0 : -ENOMEM;
         }
         /* A request id shaped as a UUID v4: 8-4-4-4-12 hex digits. */
         p = hex(p, a >> 32, 8);

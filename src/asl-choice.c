@@ -222,16 +222,49 @@ static int fail_check(char **ret_error, const char *fmt, ...) {
         return -EINVAL;
 }
 
-static int operand_check(const Op *op, json_t *v, char **ret_error) {
+typedef enum RuleKind {
+        RULE_COMPARE, /* Variable and one operator */
+        RULE_NOT,
+        RULE_AND,
+        RULE_OR,
+} RuleKind;
+
+struct AslRule {
+        RuleKind kind;
+        AslRule **rules; /* RULE_NOT (one), RULE_AND, RULE_OR */
+        size_t n_rules;
+        const Op *op; /* RULE_COMPARE */
+        AslPath *variable;
+        AslPath *operand_path; /* op->path */
+        json_t *operand; /* otherwise: the literal */
+        bool uses_context;
+};
+
+AslRule *asl_rule_free(AslRule *r) {
+        if (!r)
+                return NULL;
+        for (size_t i = 0; i < r->n_rules; i++)
+                asl_rule_free(r->rules[i]);
+        free(r->rules);
+        asl_path_free(r->variable);
+        asl_path_free(r->operand_path);
+        json_decref(r->operand);
+        free(r);
+        return NULL;
+}
+
+bool asl_rule_uses_context(const AslRule *r) {
+        return r->uses_context;
+}
+
+static int operand_compile(const Op *op, json_t *v, AslRule *out, char **ret_error) {
         if (op->path) {
                 if (!json_is_string(v))
                         return fail_check(ret_error, "Choice rule: %s needs a path string", op->name);
-                char *err = NULL;
-                int r = asl_path_check(json_string_value(v), false, true, &err);
-                if (r == -EINVAL) {
+                _cleanup_free_ char *err = NULL;
+                int r = asl_path_compile(json_string_value(v), false, true, &out->operand_path, &err);
+                if (r == -EINVAL)
                         r = fail_check(ret_error, "Choice rule: %s: %s", op->name, strempty(err));
-                        free(err);
-                }
                 return r;
         }
         switch (op->kind) {
@@ -239,27 +272,29 @@ static int operand_check(const Op *op, json_t *v, char **ret_error) {
         case KIND_MATCHES:
                 if (!json_is_string(v))
                         return fail_check(ret_error, "Choice rule: %s needs a string", op->name);
-                return 0;
+                break;
         case KIND_NUMERIC:
                 if (!json_is_number(v))
                         return fail_check(ret_error, "Choice rule: %s needs a number", op->name);
-                return 0;
+                break;
         case KIND_BOOLEAN:
         case KIND_TYPE:
                 if (!json_is_boolean(v))
                         return fail_check(ret_error, "Choice rule: %s needs true or false", op->name);
-                return 0;
+                break;
         case KIND_TIMESTAMP: {
                 int64_t t;
                 if (!json_is_string(v) || asl_timestamp_parse(json_string_value(v), &t) < 0)
                         return fail_check(ret_error, "Choice rule: %s needs an RFC 3339 timestamp", op->name);
-                return 0;
+                break;
         }
         }
+        out->operand = json_incref(v);
         return 0;
 }
 
-static int rule_check(json_t *rule, bool top_level, unsigned depth, char **ret_error) {
+static int rule_compile(json_t *rule, bool top_level, unsigned depth, AslRule **ret, char **ret_error) {
+        _cleanup_(asl_rule_freep) AslRule *out = NULL;
         const char *k, *combinator = NULL;
         const Op *op = NULL;
         json_t *v, *variable = NULL;
@@ -305,19 +340,31 @@ static int rule_check(json_t *rule, bool top_level, unsigned depth, char **ret_e
         if (n_ops > 1)
                 return fail_check(ret_error, "Choice rule: more than one comparison operator");
 
+        out = mem_new(AslRule, 1);
+        if (!out)
+                return -ENOMEM;
         if (combinator) {
                 if (variable)
                         return fail_check(ret_error, "Choice rule: \"Variable\" with \"%s\"", combinator);
                 json_t *c = json_object_get(rule, combinator);
-                if (streq(combinator, "Not"))
-                        return rule_check(c, false, depth + 1, ret_error);
-                if (!json_is_array(c) || json_array_size(c) == 0)
+                bool is_not = streq(combinator, "Not");
+                size_t n = is_not ? 1 : json_array_size(c);
+                if (!is_not && (!json_is_array(c) || n == 0))
                         return fail_check(ret_error, "Choice rule: \"%s\" must be a non-empty array of rules",
                                           combinator);
-                size_t i;
-                json_array_foreach (c, i, v)
-                        if ((r = rule_check(v, false, depth + 1, ret_error)) < 0)
+                out->kind = is_not ? RULE_NOT : streq(combinator, "And") ? RULE_AND : RULE_OR;
+                out->rules = mem_new(AslRule *, n);
+                if (!out->rules)
+                        return -ENOMEM;
+                for (size_t i = 0; i < n; i++) {
+                        r = rule_compile(is_not ? c : json_array_get(c, i), false, depth + 1, &out->rules[i],
+                                         ret_error);
+                        if (r < 0)
                                 return r;
+                        out->n_rules++;
+                        out->uses_context |= out->rules[i]->uses_context;
+                }
+                *ret = TAKE_PTR(out);
                 return 0;
         }
         if (!op)
@@ -326,19 +373,30 @@ static int rule_check(json_t *rule, bool top_level, unsigned depth, char **ret_e
                 return fail_check(ret_error, "Choice rule: %s needs \"Variable\"", op->name);
         if (!json_is_string(variable))
                 return fail_check(ret_error, "Choice rule: \"Variable\" must be a path string");
-        char *err = NULL;
-        r = asl_path_check(json_string_value(variable), false, true, &err);
-        if (r == -EINVAL) {
+        _cleanup_free_ char *err = NULL;
+        r = asl_path_compile(json_string_value(variable), false, true, &out->variable, &err);
+        if (r == -EINVAL)
                 r = fail_check(ret_error, "Choice rule: \"Variable\": %s", strempty(err));
-                free(err);
-        }
         if (r < 0)
                 return r;
-        return operand_check(op, json_object_get(rule, op->name), ret_error);
+        out->kind = RULE_COMPARE;
+        out->op = op;
+        r = operand_compile(op, json_object_get(rule, op->name), out, ret_error);
+        if (r < 0)
+                return r;
+        out->uses_context =
+                asl_path_uses_context(out->variable) || (out->operand_path && asl_path_uses_context(out->operand_path));
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
+int asl_rule_compile(json_t *rule, bool top_level, AslRule **ret, char **ret_error) {
+        return rule_compile(rule, top_level, 0, ret, ret_error);
 }
 
 int asl_choice_check(json_t *rule, bool top_level, char **ret_error) {
-        return rule_check(rule, top_level, 0, ret_error);
+        _cleanup_(asl_rule_freep) AslRule *r = NULL;
+        return asl_rule_compile(rule, top_level, &r, ret_error);
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -428,84 +486,56 @@ static bool compare_op(const Op *op, json_t *a, json_t *b) {
         return false;
 }
 
-static int rule_eval(json_t *rule, json_t *input, json_t *context, unsigned depth, bool *ret, AslFailure *f) {
-        json_t *c, *v;
-        const char *k;
-        const Op *op = NULL;
+static int rule_eval(const AslRule *rule, json_t *input, json_t *context, bool *ret, AslFailure *f) {
+        json_t *value = NULL, *operand = rule->operand;
+        const Op *op = rule->op;
+        AslFailure sel = {};
+        bool m = false;
         int r;
 
-        if (depth > ASL_DEPTH_MAX)
-                return asl_failure_set(f, "States.Runtime", "Choice rule nested deeper than %d", ASL_DEPTH_MAX);
-        if (!json_is_object(rule))
-                return asl_failure_set(f, "States.Runtime", "a Choice rule must be an object");
-
-        if ((c = json_object_get(rule, "Not"))) {
-                bool m;
-                r = rule_eval(c, input, context, depth + 1, &m, f);
+        /* No depth check: the compilation bounded the nesting. */
+        switch (rule->kind) {
+        case RULE_NOT:
+                r = rule_eval(rule->rules[0], input, context, &m, f);
                 if (r < 0)
                         return r;
                 *ret = !m;
                 return 0;
-        }
-        bool is_and = (c = json_object_get(rule, "And")) != NULL;
-        if (is_and || (c = json_object_get(rule, "Or"))) {
-                size_t i;
-                if (!json_is_array(c))
-                        return asl_failure_set(f, "States.Runtime", "Choice rule: And/Or must be an array");
-                json_array_foreach (c, i, v) {
-                        bool m;
-                        r = rule_eval(v, input, context, depth + 1, &m, f);
+        case RULE_AND:
+        case RULE_OR:
+                for (size_t i = 0; i < rule->n_rules; i++) {
+                        r = rule_eval(rule->rules[i], input, context, &m, f);
                         if (r < 0)
                                 return r;
-                        if (m != is_and) {
+                        if (m != (rule->kind == RULE_AND)) {
                                 *ret = m;
                                 return 0;
                         }
                 }
-                *ret = is_and;
+                *ret = rule->kind == RULE_AND;
                 return 0;
+        case RULE_COMPARE:
+                break;
         }
 
-        json_object_foreach (rule, k, v)
-                if ((op = op_find(k)))
-                        break;
-        json_t *variable = json_object_get(rule, "Variable");
-        if (!op || !json_is_string(variable))
-                return asl_failure_set(f, "States.Runtime", "Choice rule without a Variable and an operator");
-        json_t *operand = json_object_get(rule, op->name);
-
-        _cleanup_(asl_path_freep) AslPath *vp = NULL;
-        _cleanup_free_ char *err = NULL;
-        r = asl_path_parse(json_string_value(variable), &vp, &err);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return asl_failure_set(f, "States.Runtime", "%s", err);
-
-        json_t *value = NULL;
-        AslFailure sel = {};
-        r = asl_path_eval(vp, json_string_value(variable), input, context, &value, &sel);
+        r = asl_path_eval(rule->variable, input, context, &value, &sel);
         if (r == -ENOMEM) {
                 asl_failure_clear(&sel);
                 return r;
         }
         bool present = r >= 0;
+        asl_failure_clear(&sel);
         if (op->cmp == CMP_IS_PRESENT) {
-                asl_failure_clear(&sel);
                 json_decref(value);
                 *ret = present == json_is_true(operand);
                 return 0;
         }
-        if (!present) {
-                r = asl_failure_set(f, "States.Runtime",
-                                    "Invalid path '%.200s': The choice state's condition path references an invalid "
-                                    "value.",
-                                    json_string_value(variable));
-                asl_failure_clear(&sel);
-                return r;
-        }
+        if (!present)
+                return asl_failure_set(f, "States.Runtime",
+                                       "Invalid path '%.200s': The choice state's condition path references an "
+                                       "invalid value.",
+                                       asl_path_text(rule->variable));
 
-        bool m = false;
         if (op->kind == KIND_TYPE) {
                 int64_t t;
                 switch (op->cmp) {
@@ -530,11 +560,7 @@ static int rule_eval(json_t *rule, json_t *input, json_t *context, unsigned dept
                 m = m == json_is_true(operand);
         } else if (op->path) {
                 json_t *other = NULL;
-                if (!json_is_string(operand)) {
-                        json_decref(value);
-                        return asl_failure_set(f, "States.Runtime", "Choice rule: %s needs a path", op->name);
-                }
-                r = asl_path_select(json_string_value(operand), input, context, &other, f);
+                r = asl_path_eval(rule->operand_path, input, context, &other, f);
                 if (r < 0) {
                         json_decref(value);
                         return r;
@@ -548,11 +574,26 @@ static int rule_eval(json_t *rule, json_t *input, json_t *context, unsigned dept
         return 0;
 }
 
-int asl_choice_eval(json_t *rule, json_t *input, json_t *context, bool *ret_match, AslFailure *f) {
+int asl_rule_eval(const AslRule *rule, json_t *input, json_t *context, bool *ret_match, AslFailure *f) {
         bool m = false;
-        int r = rule_eval(rule, input, context, 0, &m, f);
+        int r = rule_eval(rule, input, context, &m, f);
         if (r < 0)
                 return r;
         *ret_match = m;
         return 0;
+}
+
+int asl_choice_eval(json_t *rule, json_t *input, json_t *context, bool *ret_match, AslFailure *f) {
+        _cleanup_(asl_rule_freep) AslRule *r = NULL;
+        _cleanup_free_ char *err = NULL;
+        int k;
+
+        /* Rules are checked when a definition is loaded; one that was not
+         * fails here as a definition the interpreter would refuse. */
+        k = asl_rule_compile(rule, json_object_get(rule, "Next") != NULL, &r, &err);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return asl_failure_set(f, "States.Runtime", "%s", strempty(err));
+        return asl_rule_eval(r, input, context, ret_match, f);
 }

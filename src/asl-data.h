@@ -12,7 +12,10 @@
  * loaded, so that a definition using something unsupported or malformed
  * is refused with a clear message before it runs; and the evaluation
  * itself, which fails at run time only for what depends on the data
- * (a path that matches nothing, a wrong type).
+ * (a path that matches nothing, a wrong type).  The interpreter uses the
+ * compiled forms at the end of this file instead: the same checks made
+ * once at load, giving a parsed construct that is then evaluated without
+ * reading its text again.
  *
  * Security: definitions come from the admin; the JSON values evaluated
  * come from customers' orders and task results.  Every evaluation is
@@ -120,3 +123,74 @@ int asl_timestamp_parse(const char *s, int64_t *ret_usec);
 
 /* Format usec as "2026-12-04T16:20:00.000Z" into buf (at least 32 bytes). */
 void asl_timestamp_format(int64_t usec, char *buf, size_t size);
+
+/* ---- compiled forms ------------------------------------------------------ */
+
+/* A definition's paths, templates, intrinsic calls and Choice rules parsed
+ * once, when it is loaded, and evaluated at every state without being
+ * parsed again.  Each *_compile() makes the same checks as the *_check()
+ * above (and refuses with the same messages); each evaluation behaves as
+ * its text counterpart, with one difference: what it returns may share
+ * parts with its input and with the definition (jansson references, not
+ * copies), so it must be treated as read-only.  The interpreter never
+ * changes a value once made, so sharing is safe there and saves copying
+ * the state's whole document at every step.  A compiled form holds
+ * references of its own to the JSON parts it keeps (literals), so the
+ * JSON it was compiled from may go. */
+
+typedef struct AslPath AslPath;
+typedef struct AslExpr AslExpr;
+typedef struct AslTemplate AslTemplate;
+typedef struct AslRule AslRule;
+
+/* asl_path_check() that keeps the parsed path.  0 and a new path in *ret;
+ * -EINVAL with *ret_error; -ENOMEM. */
+int asl_path_compile(const char *path, bool reference, bool allow_context, AslPath **ret, char **ret_error);
+AslPath *asl_path_free(AslPath *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AslPath *, asl_path_free);
+/* True for a "$$" path: it reads the context object. */
+bool asl_path_uses_context(const AslPath *p);
+/* True when evaluating p reads nothing of its input but what is under the
+ * input's member (a path "$.member…" with no ".." first and no filter
+ * comparing with "$"), or reads only the context object: the other
+ * members of the input need not exist. */
+bool asl_path_reads_only(const AslPath *p, const char *member);
+/* asl_path_select() with a compiled path. */
+int asl_path_eval(const AslPath *p, json_t *input, json_t *context, json_t **ret, AslFailure *f);
+/* asl_path_apply_result() with a compiled reference path (NULL: JSON
+ * null, keep input): the new document shares everything but the objects
+ * and arrays on the way to the result with input, and the result itself
+ * is value, not a copy. */
+int asl_path_store(const AslPath *reference, json_t *input, json_t *value, json_t **ret, AslFailure *f);
+
+/* A "key.$" value, ErrorPath or CausePath: a path ("$…", "$$…") or an
+ * intrinsic call.  0 and a new expression in *ret; -EINVAL with
+ * *ret_error; -ENOMEM. */
+int asl_expr_compile(const char *expr, AslExpr **ret, char **ret_error);
+AslExpr *asl_expr_free(AslExpr *x);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AslExpr *, asl_expr_free);
+bool asl_expr_uses_context(const AslExpr *x);
+/* asl_path_reads_only() of the path, or of every path in the call. */
+bool asl_expr_reads_only(const AslExpr *x, const char *member);
+/* The path's selection or the call's value (asl_path_select(),
+ * asl_intrinsic_eval()). */
+int asl_expr_eval(const AslExpr *x, json_t *input, json_t *context, json_t **ret, AslFailure *f);
+
+/* asl_template_check() that keeps the template: its "key.$" entries
+ * compiled, the parts without any shared as they are. */
+int asl_template_compile(json_t *tmpl, AslTemplate **ret, char **ret_error);
+AslTemplate *asl_template_free(AslTemplate *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AslTemplate *, asl_template_free);
+bool asl_template_uses_context(const AslTemplate *t);
+/* asl_path_reads_only() of every path in the template. */
+bool asl_template_reads_only(const AslTemplate *t, const char *member);
+/* asl_template_eval() with a compiled template. */
+int asl_template_apply(const AslTemplate *t, json_t *input, json_t *context, json_t **ret, AslFailure *f);
+
+/* asl_choice_check() that keeps the rule (its "Next" is not kept). */
+int asl_rule_compile(json_t *rule, bool top_level, AslRule **ret, char **ret_error);
+AslRule *asl_rule_free(AslRule *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(AslRule *, asl_rule_free);
+bool asl_rule_uses_context(const AslRule *r);
+/* asl_choice_eval() with a compiled rule. */
+int asl_rule_eval(const AslRule *r, json_t *input, json_t *context, bool *ret_match, AslFailure *f);

@@ -39,8 +39,6 @@
 
 static const char *const FAIL = "States.IntrinsicFailure";
 
-typedef struct Call Call;
-
 typedef enum ArgKind {
         ARG_LITERAL,
         ARG_PATH,
@@ -52,13 +50,12 @@ typedef struct Arg {
         json_t *literal;
         char *raw; /* a string literal as written, escapes kept (States.Format) */
         AslPath *path;
-        char *path_text;
-        Call *call;
+        AslCall *call;
 } Arg;
 
 typedef struct Func Func;
 
-struct Call {
+struct AslCall {
         const Func *func;
         Arg *args;
         size_t n_args;
@@ -76,20 +73,17 @@ struct Func {
         const char *name;
         size_t min_args, max_args;
         const char *types;
-        int (*eval)(Ctx *c, const Call *call, json_t **argv, json_t **ret);
+        int (*eval)(Ctx *c, const AslCall *call, json_t **argv, json_t **ret);
 };
-
-static Call *call_free(Call *c);
 
 static void arg_done(Arg *a) {
         json_decref(a->literal);
         free(a->raw);
         asl_path_free(a->path);
-        free(a->path_text);
-        call_free(a->call);
+        asl_call_free(a->call);
 }
 
-static Call *call_free(Call *c) {
+AslCall *asl_call_free(AslCall *c) {
         if (!c)
                 return NULL;
         for (size_t i = 0; i < c->n_args; i++)
@@ -98,8 +92,6 @@ static Call *call_free(Call *c) {
         free(c);
         return NULL;
 }
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(Call *, call_free);
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -303,7 +295,7 @@ static int format_walk(const char *t, json_t **argv, size_t n_args, Buf *out) {
         return (int) MIN(k, (size_t) INT32_MAX);
 }
 
-static int fn_format(Ctx *c, const Call *call, json_t **argv, json_t **ret) {
+static int fn_format(Ctx *c, const AslCall *call, json_t **argv, json_t **ret) {
         const char *t = call->args[0].raw ?: json_string_value(argv[0]);
         size_t n = call->n_args - 1;
         Buf b = {};
@@ -330,7 +322,7 @@ static int fn_format(Ctx *c, const Call *call, json_t **argv, json_t **ret) {
         return r;
 }
 
-static int fn_string_to_json(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_string_to_json(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         json_error_t err;
         unsigned long before = alloc_failures();
         json_t *v = json_loadb(json_string_value(argv[0]), json_string_length(argv[0]), JSON_DECODE_ANY, &err);
@@ -344,7 +336,7 @@ static int fn_string_to_json(Ctx *c, const Call *call _unused_, json_t **argv, j
         return 0;
 }
 
-static int fn_json_to_string(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_json_to_string(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         char *s = NULL;
         int r;
 
@@ -375,7 +367,7 @@ static int fn_json_to_string(Ctx *c, const Call *call _unused_, json_t **argv, j
         return r;
 }
 
-static int fn_array(Ctx *c _unused_, const Call *call, json_t **argv, json_t **ret) {
+static int fn_array(Ctx *c _unused_, const AslCall *call, json_t **argv, json_t **ret) {
         json_t *a = json_array();
 
         if (!a)
@@ -389,7 +381,7 @@ static int fn_array(Ctx *c _unused_, const Call *call, json_t **argv, json_t **r
         return 0;
 }
 
-static int fn_array_partition(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_array_partition(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         int64_t size;
         json_t *out, *chunk = NULL, *v;
         size_t i;
@@ -417,7 +409,7 @@ oom:
         return -ENOMEM;
 }
 
-static int fn_array_contains(Ctx *c _unused_, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_array_contains(Ctx *c _unused_, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         json_t *v;
         size_t i;
         bool found = false;
@@ -431,7 +423,7 @@ static int fn_array_contains(Ctx *c _unused_, const Call *call _unused_, json_t 
         return 0;
 }
 
-static int fn_array_range(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_array_range(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         int64_t start, end, step, n;
         json_t *a;
 
@@ -456,7 +448,7 @@ static int fn_array_range(Ctx *c, const Call *call _unused_, json_t **argv, json
         return 0;
 }
 
-static int fn_array_get_item(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_array_get_item(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         int64_t i;
 
         if (!integral(argv[1], &i) || i < 0 || (uint64_t) i >= json_array_size(argv[0]))
@@ -466,7 +458,7 @@ static int fn_array_get_item(Ctx *c, const Call *call _unused_, json_t **argv, j
         return 0;
 }
 
-static int fn_array_length(Ctx *c _unused_, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_array_length(Ctx *c _unused_, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         json_t *v = json_integer((json_int_t) json_array_size(argv[0]));
         if (!v)
                 return -ENOMEM;
@@ -474,7 +466,7 @@ static int fn_array_length(Ctx *c _unused_, const Call *call _unused_, json_t **
         return 0;
 }
 
-static int fn_array_unique(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_array_unique(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         json_t *out, *v;
         size_t i;
 
@@ -496,7 +488,7 @@ static int fn_array_unique(Ctx *c, const Call *call _unused_, json_t **argv, jso
         return 0;
 }
 
-static int fn_base64_encode(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_base64_encode(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         size_t len = json_string_length(argv[0]);
         char *s;
         int r;
@@ -512,7 +504,7 @@ static int fn_base64_encode(Ctx *c, const Call *call _unused_, json_t **argv, js
         return r;
 }
 
-static int fn_base64_decode(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_base64_decode(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         size_t len = json_string_length(argv[0]), n = 0;
         uint8_t *d = NULL;
         int r;
@@ -534,7 +526,7 @@ static int fn_base64_decode(Ctx *c, const Call *call _unused_, json_t **argv, js
         return r;
 }
 
-static int fn_hash(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_hash(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         static const struct {
                 const char *name;
                 const EVP_MD *(*md)(void);
@@ -564,7 +556,7 @@ static int fn_hash(Ctx *c, const Call *call _unused_, json_t **argv, json_t **re
         return new_string(c, "States.Hash", hex, 2 * n, ret);
 }
 
-static int fn_json_merge(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_json_merge(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         json_t *out;
 
         if (json_is_true(argv[2]))
@@ -587,7 +579,7 @@ static uint64_t splitmix64(uint64_t *s) {
         return z ^ (z >> 31);
 }
 
-static int fn_math_random(Ctx *c, const Call *call, json_t **argv, json_t **ret) {
+static int fn_math_random(Ctx *c, const AslCall *call, json_t **argv, json_t **ret) {
         int64_t start, end, seed;
         uint64_t state;
         json_t *v;
@@ -611,7 +603,7 @@ static int fn_math_random(Ctx *c, const Call *call, json_t **argv, json_t **ret)
         return 0;
 }
 
-static int fn_math_add(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_math_add(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         int64_t a, b;
         json_t *v;
 
@@ -624,7 +616,7 @@ static int fn_math_add(Ctx *c, const Call *call _unused_, json_t **argv, json_t 
         return 0;
 }
 
-static int fn_string_split(Ctx *c, const Call *call _unused_, json_t **argv, json_t **ret) {
+static int fn_string_split(Ctx *c, const AslCall *call _unused_, json_t **argv, json_t **ret) {
         const char *s = json_string_value(argv[0]), *delims = json_string_value(argv[1]);
         size_t len = json_string_length(argv[0]);
         json_t *out;
@@ -653,7 +645,7 @@ static int fn_string_split(Ctx *c, const Call *call _unused_, json_t **argv, jso
         return 0;
 }
 
-static int fn_uuid(Ctx *c, const Call *call _unused_, json_t **argv _unused_, json_t **ret) {
+static int fn_uuid(Ctx *c, const AslCall *call _unused_, json_t **argv _unused_, json_t **ret) {
         uint8_t u[16];
         char s[37];
         size_t k = 0;
@@ -734,7 +726,7 @@ static bool starts(Parser *p, const char *w) {
         return p->len - p->pos >= l && !strncmp(p->s + p->pos, w, l);
 }
 
-static int parse_call(Parser *p, unsigned depth, Call **ret);
+static int parse_call(Parser *p, unsigned depth, AslCall **ret);
 
 /* 'text' with \' \{ \} \\ escapes: the value unescaped, the raw text kept. */
 static int parse_string(Parser *p, Arg *a) {
@@ -820,9 +812,6 @@ static int parse_arg(Parser *p, unsigned depth, Arg *a) {
                         return poom(p);
                 if (r < 0)
                         return perr(p, "%s", err);
-                a->path_text = mem_strndup(p->s + p->pos, used);
-                if (!a->path_text)
-                        return poom(p);
                 p->pos += used;
                 a->kind = ARG_PATH;
                 return 0;
@@ -842,8 +831,8 @@ static int parse_arg(Parser *p, unsigned depth, Arg *a) {
         return perr(p, "expected a string, a number, true, false, null, a path or a call");
 }
 
-static int parse_call(Parser *p, unsigned depth, Call **ret) {
-        _cleanup_(call_freep) Call *c = NULL;
+static int parse_call(Parser *p, unsigned depth, AslCall **ret) {
+        _cleanup_(asl_call_freep) AslCall *c = NULL;
         size_t start = p->pos;
         int r;
 
@@ -851,7 +840,7 @@ static int parse_call(Parser *p, unsigned depth, Call **ret) {
                 return perr(p, "more than %d nested calls", INTRINSIC_DEPTH_MAX);
         while (p->pos < p->len && p->s[p->pos] != '(' && p->s[p->pos] != ' ')
                 p->pos++;
-        c = mem_new(Call, 1);
+        c = mem_new(AslCall, 1);
         if (!c)
                 return poom(p);
         for (size_t i = 0; i < ELEMENTSOF(funcs); i++)
@@ -922,9 +911,9 @@ static int parse_call(Parser *p, unsigned depth, Call **ret) {
         return 0;
 }
 
-static int parse_expr(const char *expr, Call **ret, char **ret_error) {
+int asl_call_parse(const char *expr, AslCall **ret, char **ret_error) {
         Parser p = { .s = expr, .len = strlen(expr) };
-        Call *c = NULL;
+        AslCall *c = NULL;
         int r;
 
         if (p.len > ASL_PATH_MAX)
@@ -934,12 +923,12 @@ static int parse_expr(const char *expr, Call **ret, char **ret_error) {
         else {
                 r = parse_call(&p, 1, &c);
                 if (r >= 0 && p.pos != p.len) {
-                        c = call_free(c);
+                        c = asl_call_free(c);
                         r = perr(&p, "unexpected text after the call");
                 }
         }
         if (p.oom) {
-                call_free(c);
+                asl_call_free(c);
                 free(p.error);
                 return -ENOMEM;
         }
@@ -966,11 +955,27 @@ bool asl_intrinsic_is_call(const char *s) {
 }
 
 int asl_intrinsic_check(const char *expr, char **ret_error) {
-        _cleanup_(call_freep) Call *c = NULL;
-        return parse_expr(expr, &c, ret_error);
+        _cleanup_(asl_call_freep) AslCall *c = NULL;
+        return asl_call_parse(expr, &c, ret_error);
 }
 
-static int call_eval(Ctx *ctx, const Call *call, json_t **ret) {
+bool asl_call_uses_context(const AslCall *c) {
+        for (size_t i = 0; i < c->n_args; i++)
+                if ((c->args[i].path && asl_path_uses_context(c->args[i].path)) ||
+                    (c->args[i].call && asl_call_uses_context(c->args[i].call)))
+                        return true;
+        return false;
+}
+
+bool asl_call_reads_only(const AslCall *c, const char *member) {
+        for (size_t i = 0; i < c->n_args; i++)
+                if ((c->args[i].path && !asl_path_reads_only(c->args[i].path, member)) ||
+                    (c->args[i].call && !asl_call_reads_only(c->args[i].call, member)))
+                        return false;
+        return true;
+}
+
+static int call_eval(Ctx *ctx, const AslCall *call, json_t **ret) {
         json_t **argv;
         int r = 0;
 
@@ -984,7 +989,7 @@ static int call_eval(Ctx *ctx, const Call *call, json_t **ret) {
                         argv[i] = json_incref(a->literal);
                         break;
                 case ARG_PATH:
-                        r = asl_path_eval(a->path, a->path_text, ctx->input, ctx->context, &argv[i], ctx->f);
+                        r = asl_path_eval(a->path, ctx->input, ctx->context, &argv[i], ctx->f);
                         break;
                 case ARG_CALL:
                         r = call_eval(ctx, a->call, &argv[i]);
@@ -1002,21 +1007,20 @@ static int call_eval(Ctx *ctx, const Call *call, json_t **ret) {
         return r;
 }
 
-int asl_intrinsic_eval(const char *expr, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
-        _cleanup_(call_freep) Call *c = NULL;
-        _cleanup_free_ char *err = NULL;
+int asl_call_eval(const AslCall *c, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
         Ctx ctx = { .input = input, .context = context, .f = f };
-        json_t *v = NULL;
+        return call_eval(&ctx, c, ret);
+}
+
+int asl_intrinsic_eval(const char *expr, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
+        _cleanup_(asl_call_freep) AslCall *c = NULL;
+        _cleanup_free_ char *err = NULL;
         int r;
 
-        r = parse_expr(expr, &c, &err);
+        r = asl_call_parse(expr, &c, &err);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
                 return asl_failure_set(f, FAIL, "%s", strempty(err));
-        r = call_eval(&ctx, c, &v);
-        if (r < 0)
-                return r;
-        *ret = v;
-        return 0;
+        return asl_call_eval(c, input, context, ret, f);
 }

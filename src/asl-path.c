@@ -103,6 +103,7 @@ struct AslPath {
         Seg *segs;
         size_t n_segs;
         bool definite;
+        char *text; /* as written, for messages; NULL inside a filter */
 };
 
 typedef enum FilterOp {
@@ -146,6 +147,7 @@ AslPath *asl_path_free(AslPath *p) {
         for (size_t i = 0; i < p->n_segs; i++)
                 seg_done(&p->segs[i]);
         free(p->segs);
+        free(p->text);
         free(p);
         return NULL;
 }
@@ -168,12 +170,41 @@ static Filter *filter_free(Filter *x) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Filter *, filter_free);
 
-bool asl_path_is_definite(const AslPath *p) {
-        return p->definite;
+const char *asl_path_text(const AslPath *p) {
+        return p->text;
 }
 
-bool asl_path_is_context(const AslPath *p) {
+bool asl_path_uses_context(const AslPath *p) {
         return p->root == ROOT_CONTEXT;
+}
+
+static bool path_reads_root(const AslPath *p);
+
+/* True when a filter compares with something under "$" (not "@"). */
+static bool filter_reads_root(const Filter *x) {
+        return x &&
+                (filter_reads_root(x->a) || filter_reads_root(x->b) ||
+                 (x->left.path && path_reads_root(x->left.path)) || (x->right.path && path_reads_root(x->right.path)));
+}
+
+static bool path_reads_root(const AslPath *p) {
+        if (p->root == ROOT_INPUT)
+                return true;
+        for (size_t i = 0; i < p->n_segs; i++)
+                if (filter_reads_root(p->segs[i].filter))
+                        return true;
+        return false;
+}
+
+bool asl_path_reads_only(const AslPath *p, const char *member) {
+        if (p->root == ROOT_CONTEXT)
+                return true;
+        if (p->n_segs == 0 || p->segs[0].type != SEG_CHILD || p->segs[0].descendant || !streq(p->segs[0].name, member))
+                return false;
+        for (size_t i = 0; i < p->n_segs; i++)
+                if (filter_reads_root(p->segs[i].filter))
+                        return false;
+        return true;
 }
 
 /* ---- the parser ---------------------------------------------------------- */
@@ -688,6 +719,11 @@ int asl_path_parse_prefix(const char *s, size_t len, size_t *ret_used, AslPath *
                 }
                 return -EINVAL;
         }
+        path->text = mem_strndup(s, p.pos);
+        if (!path->text) {
+                asl_path_free(path);
+                return -ENOMEM;
+        }
         *ret_used = p.pos;
         *ret = path;
         return 0;
@@ -730,7 +766,7 @@ static bool path_is_reference(const AslPath *p) {
         return true;
 }
 
-int asl_path_check(const char *path, bool reference, bool allow_context, char **ret_error) {
+int asl_path_compile(const char *path, bool reference, bool allow_context, AslPath **ret, char **ret_error) {
         _cleanup_(asl_path_freep) AslPath *p = NULL;
         int r;
 
@@ -755,7 +791,13 @@ int asl_path_check(const char *path, bool reference, bool allow_context, char **
                         return -ENOMEM;
                 return -EINVAL;
         }
+        *ret = TAKE_PTR(p);
         return 0;
+}
+
+int asl_path_check(const char *path, bool reference, bool allow_context, char **ret_error) {
+        _cleanup_(asl_path_freep) AslPath *p = NULL;
+        return asl_path_compile(path, reference, allow_context, &p, ret_error);
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -1069,7 +1111,24 @@ static int filter_match(Eval *e, const Filter *x, json_t *cur, bool *ret) {
         return r < 0 ? r : 0;
 }
 
-int asl_path_eval(const AslPath *path, const char *text, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
+/* A definite path from start: one walk down, no list of nodes.  What
+ * seg_apply() would find for SEG_CHILD and SEG_INDEX, or NULL. */
+static json_t *definite_walk(const AslPath *path, json_t *node) {
+        for (size_t i = 0; node && i < path->n_segs; i++) {
+                const Seg *s = &path->segs[i];
+                size_t idx;
+
+                if (s->type == SEG_CHILD)
+                        node = json_is_object(node) ? json_object_get(node, s->name) : NULL;
+                else if (json_is_array(node) && resolve_index(s->index, json_array_size(node), &idx))
+                        node = json_array_get(node, idx);
+                else
+                        node = NULL;
+        }
+        return node;
+}
+
+int asl_path_eval(const AslPath *path, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
         Eval e = { .root = input, .f = f };
         json_t *start = path->root == ROOT_CONTEXT ? context : input;
         Nodes n = {};
@@ -1078,27 +1137,28 @@ int asl_path_eval(const AslPath *path, const char *text, json_t *input, json_t *
 
         if (!start) {
                 if (path->definite)
-                        return asl_failure_set(f, "States.Runtime", "Invalid path '%.200s': there is no %s", text,
+                        return asl_failure_set(f, "States.Runtime", "Invalid path '%.200s': there is no %s", path->text,
                                                path->root == ROOT_CONTEXT ? "context object" : "input");
                 start = json_null();
+        }
+        if (path->definite) {
+                /* Most paths are names and indices: no node lists. */
+                v = definite_walk(path, start);
+                if (!v)
+                        return asl_failure_set(f, "States.Runtime", "Invalid path '%.200s': No results for path",
+                                               path->text);
+                *ret = json_incref(v);
+                return 0;
         }
         r = path_run(&e, path, start, &n);
         if (r < 0)
                 return r;
-        if (path->definite) {
-                if (n.n == 0) {
-                        nodes_done(&n);
-                        return asl_failure_set(f, "States.Runtime", "Invalid path '%.200s': No results for path", text);
+        v = json_array();
+        for (size_t i = 0; v && i < n.n; i++)
+                if (json_array_append(v, n.v[i]) < 0) {
+                        json_decref(v);
+                        v = NULL;
                 }
-                v = json_incref(n.v[0]);
-        } else {
-                v = json_array();
-                for (size_t i = 0; v && i < n.n; i++)
-                        if (json_array_append(v, n.v[i]) < 0) {
-                                json_decref(v);
-                                v = NULL;
-                        }
-        }
         nodes_done(&n);
         if (!v)
                 return -ENOMEM;
@@ -1116,45 +1176,50 @@ int asl_path_select(const char *path, json_t *input, json_t *context, json_t **r
                 return r;
         if (r < 0)
                 return asl_failure_set(f, "States.Runtime", "%s", err);
-        return asl_path_eval(p, path, input, context, ret, f);
+        return asl_path_eval(p, input, context, ret, f);
 }
 
 /* ---- ResultPath ---------------------------------------------------------- */
 
-int asl_path_apply_result(const char *reference_path, json_t *input, json_t *value, json_t **ret, AslFailure *f) {
-        _cleanup_(asl_path_freep) AslPath *p = NULL;
-        _cleanup_free_ char *err = NULL;
-        json_t *doc, *cur;
+/* An object or array of its own in place of *slot's value in parent (a
+ * shallow copy, so that setting in it leaves the original alone); other
+ * values are left as they are.  The copy's address in *ret. */
+static int own_container(json_t *parent, const Seg *s, json_t *v, json_t **ret) {
+        json_t *c;
+
+        if (!json_is_object(v) && !json_is_array(v)) {
+                *ret = v;
+                return 0;
+        }
+        c = json_copy(v);
+        if (!c)
+                return -ENOMEM;
+        if ((s->type == SEG_CHILD ? json_object_set_new(parent, s->name, c)
+                                  : json_array_set_new(parent, (size_t) s->index, c)) < 0)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
+int asl_path_store(const AslPath *p, json_t *input, json_t *value, json_t **ret, AslFailure *f) {
+        _cleanup_(json_decrefp) json_t *doc = NULL;
+        json_t *cur;
         int r;
 
-        if (!reference_path) {
-                doc = input ? json_deep_copy(input) : json_null();
-                if (!doc)
-                        return -ENOMEM;
-                *ret = doc;
+        if (!p) {
+                *ret = input ? json_incref(input) : json_null();
                 return 0;
         }
-        r = asl_path_parse(reference_path, &p, &err);
-        if (r == -ENOMEM)
-                return r;
-        if (r < 0)
-                return asl_failure_set(f, "States.ResultPathMatchFailure", "%s", err);
         if (p->root != ROOT_INPUT || !path_is_reference(p))
-                return asl_failure_set(f, "States.ResultPathMatchFailure", "'%.200s' is not a reference path",
-                                       reference_path);
-
-        json_t *val = value ? json_deep_copy(value) : json_null();
-        if (!val)
-                return -ENOMEM;
+                return asl_failure_set(f, "States.ResultPathMatchFailure", "'%.200s' is not a reference path", p->text);
         if (p->n_segs == 0) {
-                *ret = val;
+                *ret = value ? json_incref(value) : json_null();
                 return 0;
         }
-        doc = input ? json_deep_copy(input) : json_null();
-        if (!doc) {
-                json_decref(val);
+        /* Copy only the containers on the way down; the rest is shared. */
+        doc = input ? json_copy(input) : json_null();
+        if (!doc)
                 return -ENOMEM;
-        }
 
         cur = doc;
         for (size_t i = 0; i < p->n_segs; i++) {
@@ -1163,56 +1228,163 @@ int asl_path_apply_result(const char *reference_path, json_t *input, json_t *val
                 json_t *next;
 
                 if (s->type == SEG_CHILD) {
-                        if (!json_is_object(cur)) {
-                                r = asl_failure_set(f, "States.ResultPathMatchFailure",
-                                                    "Unable to apply ResultPath '%.200s': '%.100s' is set in a value "
-                                                    "that is not an object",
-                                                    reference_path, s->name);
-                                goto fail;
-                        }
+                        if (!json_is_object(cur))
+                                return asl_failure_set(f, "States.ResultPathMatchFailure",
+                                                       "Unable to apply ResultPath '%.200s': '%.100s' is set in a "
+                                                       "value that is not an object",
+                                                       p->text, s->name);
                         if (last) {
-                                if (json_object_set_new(cur, s->name, TAKE_PTR(val)) < 0) {
-                                        r = -ENOMEM;
-                                        goto fail;
-                                }
+                                if (json_object_set(cur, s->name, value ?: json_null()) < 0)
+                                        return -ENOMEM;
                                 break;
                         }
                         next = json_object_get(cur, s->name);
                         if (!next) {
                                 next = json_object();
-                                if (!next || json_object_set_new(cur, s->name, next) < 0) {
-                                        r = -ENOMEM;
-                                        goto fail;
-                                }
-                        }
+                                if (!next || json_object_set_new(cur, s->name, next) < 0)
+                                        return -ENOMEM;
+                        } else if ((r = own_container(cur, s, next, &next)) < 0)
+                                return r;
                 } else {
-                        if (!json_is_array(cur) || (size_t) s->index >= json_array_size(cur)) {
-                                r = asl_failure_set(f, "States.ResultPathMatchFailure",
-                                                    "Unable to apply ResultPath '%.200s': index %" PRId64
-                                                    " is not in an array",
-                                                    reference_path, s->index);
-                                goto fail;
-                        }
+                        if (!json_is_array(cur) || (size_t) s->index >= json_array_size(cur))
+                                return asl_failure_set(f, "States.ResultPathMatchFailure",
+                                                       "Unable to apply ResultPath '%.200s': index %" PRId64
+                                                       " is not in an array",
+                                                       p->text, s->index);
                         if (last) {
-                                if (json_array_set_new(cur, (size_t) s->index, TAKE_PTR(val)) < 0) {
-                                        r = -ENOMEM;
-                                        goto fail;
-                                }
+                                if (json_array_set(cur, (size_t) s->index, value ?: json_null()) < 0)
+                                        return -ENOMEM;
                                 break;
                         }
-                        next = json_array_get(cur, (size_t) s->index);
+                        r = own_container(cur, s, json_array_get(cur, (size_t) s->index), &next);
+                        if (r < 0)
+                                return r;
                 }
                 cur = next;
         }
+        *ret = TAKE_PTR(doc);
+        return 0;
+}
+
+int asl_path_apply_result(const char *reference_path, json_t *input, json_t *value, json_t **ret, AslFailure *f) {
+        _cleanup_(asl_path_freep) AslPath *p = NULL;
+        _cleanup_(json_decrefp) json_t *shared = NULL;
+        _cleanup_free_ char *err = NULL;
+        json_t *doc;
+        int r;
+
+        if (reference_path) {
+                r = asl_path_parse(reference_path, &p, &err);
+                if (r == -ENOMEM)
+                        return r;
+                if (r < 0)
+                        return asl_failure_set(f, "States.ResultPathMatchFailure", "%s", err);
+        }
+        r = asl_path_store(p, input, value, &shared, f);
+        if (r < 0)
+                return r;
+        /* A document of its own, that the caller may change. */
+        doc = json_deep_copy(shared);
+        if (!doc)
+                return -ENOMEM;
         *ret = doc;
         return 0;
-fail:
-        json_decref(val);
-        json_decref(doc);
-        return r;
+}
+
+/* ---- expressions: a path or an intrinsic call ---------------------------- */
+
+struct AslExpr {
+        AslPath *path; /* or */
+        AslCall *call;
+};
+
+int asl_expr_compile(const char *expr, AslExpr **ret, char **ret_error) {
+        _cleanup_(asl_expr_freep) AslExpr *x = NULL;
+        int r;
+
+        x = mem_new(AslExpr, 1);
+        if (!x)
+                return -ENOMEM;
+        if (asl_intrinsic_is_call(expr))
+                r = asl_call_parse(expr, &x->call, ret_error);
+        else
+                r = asl_path_compile(expr, false, true, &x->path, ret_error);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(x);
+        return 0;
+}
+
+AslExpr *asl_expr_free(AslExpr *x) {
+        if (!x)
+                return NULL;
+        asl_path_free(x->path);
+        asl_call_free(x->call);
+        free(x);
+        return NULL;
+}
+
+bool asl_expr_uses_context(const AslExpr *x) {
+        return x->path ? asl_path_uses_context(x->path) : asl_call_uses_context(x->call);
+}
+
+bool asl_expr_reads_only(const AslExpr *x, const char *member) {
+        return x->path ? asl_path_reads_only(x->path, member) : asl_call_reads_only(x->call, member);
+}
+
+int asl_expr_eval(const AslExpr *x, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
+        if (x->path)
+                return asl_path_eval(x->path, input, context, ret, f);
+        return asl_call_eval(x->call, input, context, ret, f);
 }
 
 /* ---- payload templates --------------------------------------------------- */
+
+typedef enum TemplateKind {
+        TEMPLATE_LITERAL, /* no "key.$" anywhere below: the value itself, shared */
+        TEMPLATE_EXPR, /* the value of a "key.$" */
+        TEMPLATE_OBJECT,
+        TEMPLATE_ARRAY,
+} TemplateKind;
+
+struct AslTemplate {
+        TemplateKind kind;
+        json_t *literal; /* TEMPLATE_LITERAL */
+        AslExpr *expr; /* TEMPLATE_EXPR */
+        char **keys; /* TEMPLATE_OBJECT: the output's keys ("key.$" without ".$") */
+        AslTemplate **items; /* TEMPLATE_OBJECT, TEMPLATE_ARRAY */
+        size_t n_items;
+        bool uses_context;
+};
+
+AslTemplate *asl_template_free(AslTemplate *t) {
+        if (!t)
+                return NULL;
+        json_decref(t->literal);
+        asl_expr_free(t->expr);
+        for (size_t i = 0; i < t->n_items; i++) {
+                if (t->keys)
+                        free(t->keys[i]);
+                asl_template_free(t->items[i]);
+        }
+        free(t->keys);
+        free(t->items);
+        free(t);
+        return NULL;
+}
+
+bool asl_template_uses_context(const AslTemplate *t) {
+        return t->uses_context;
+}
+
+bool asl_template_reads_only(const AslTemplate *t, const char *member) {
+        if (t->kind == TEMPLATE_EXPR)
+                return asl_expr_reads_only(t->expr, member);
+        for (size_t i = 0; i < t->n_items; i++)
+                if (!asl_template_reads_only(t->items[i], member))
+                        return false;
+        return true;
+}
 
 static bool key_is_dynamic(const char *k, size_t *ret_len) {
         size_t l = strlen(k);
@@ -1220,10 +1392,69 @@ static bool key_is_dynamic(const char *k, size_t *ret_len) {
         return l >= 2 && k[l - 2] == '.' && k[l - 1] == '$';
 }
 
-static int template_check_at(json_t *t, unsigned depth, char **ret_error) {
+/* True when some object in t, at any depth, has a "key.$". */
+static bool template_is_dynamic(json_t *t, unsigned depth) {
         const char *k;
         json_t *v;
         size_t i, l;
+
+        if (depth > ASL_DEPTH_MAX)
+                return true; /* let the compilation say why */
+        if (json_is_array(t)) {
+                json_array_foreach (t, i, v)
+                        if (template_is_dynamic(v, depth + 1))
+                                return true;
+        } else if (json_is_object(t))
+                json_object_foreach (t, k, v)
+                        if (key_is_dynamic(k, &l) || template_is_dynamic(v, depth + 1))
+                                return true;
+        return false;
+}
+
+/* The "key.$" entry k: v of template t. */
+static int template_compile_expr(json_t *t, const char *k, size_t l, json_t *v, AslTemplate *out, char **ret_error) {
+        _cleanup_free_ char *plain = NULL, *err = NULL;
+        int r;
+
+        if (l == 2) {
+                if (ret_error && !(*ret_error = mem_strdup("template key '.$' has no name")))
+                        return -ENOMEM;
+                return -EINVAL;
+        }
+        if (!json_is_string(v)) {
+                if (ret_error &&
+                    !(*ret_error = mem_printf("template key '%.200s' must have a string value "
+                                              "(a path or an intrinsic function call)",
+                                              k)))
+                        return -ENOMEM;
+                return -EINVAL;
+        }
+        plain = mem_strndup(k, l - 2);
+        if (!plain)
+                return -ENOMEM;
+        if (json_object_get(t, plain)) {
+                if (ret_error && !(*ret_error = mem_printf("template has both '%.200s' and '%.200s'", plain, k)))
+                        return -ENOMEM;
+                return -EINVAL;
+        }
+        out->kind = TEMPLATE_EXPR;
+        r = asl_expr_compile(json_string_value(v), &out->expr, &err);
+        if (r == -EINVAL && err && ret_error) {
+                *ret_error = mem_printf("template key '%.200s': %s", k, err);
+                if (!*ret_error)
+                        return -ENOMEM;
+        }
+        if (r < 0)
+                return r;
+        out->uses_context = asl_expr_uses_context(out->expr);
+        return 0;
+}
+
+static int template_compile_at(json_t *t, unsigned depth, AslTemplate **ret, char **ret_error) {
+        _cleanup_(asl_template_freep) AslTemplate *out = NULL;
+        const char *k;
+        json_t *v;
+        size_t i, l, n;
         int r;
 
         if (depth > ASL_DEPTH_MAX) {
@@ -1231,122 +1462,91 @@ static int template_check_at(json_t *t, unsigned depth, char **ret_error) {
                         return -ENOMEM;
                 return -EINVAL;
         }
-        if (json_is_array(t)) {
-                json_array_foreach (t, i, v)
-                        if ((r = template_check_at(v, depth + 1, ret_error)) < 0)
-                                return r;
+        out = mem_new(AslTemplate, 1);
+        if (!out)
+                return -ENOMEM;
+        if (!template_is_dynamic(t, depth)) {
+                out->kind = TEMPLATE_LITERAL;
+                out->literal = json_incref(t);
+                *ret = TAKE_PTR(out);
                 return 0;
         }
-        if (!json_is_object(t))
-                return 0;
-        json_object_foreach (t, k, v) {
-                if (!key_is_dynamic(k, &l)) {
-                        r = template_check_at(v, depth + 1, ret_error);
+        n = json_is_array(t) ? json_array_size(t) : json_object_size(t);
+        out->kind = json_is_array(t) ? TEMPLATE_ARRAY : TEMPLATE_OBJECT;
+        out->items = mem_new(AslTemplate *, n);
+        if (!out->items)
+                return -ENOMEM;
+        /* n_items counts the slots filled so far; asl_template_free() takes a
+         * NULL item (one that failed). */
+        if (out->kind == TEMPLATE_ARRAY) {
+                json_array_foreach (t, i, v) {
+                        r = template_compile_at(v, depth + 1, &out->items[out->n_items++], ret_error);
                         if (r < 0)
                                 return r;
-                        continue;
+                        out->uses_context |= out->items[i]->uses_context;
                 }
-                if (l == 2) {
-                        if (ret_error && !(*ret_error = mem_strdup("template key '.$' has no name")))
-                                return -ENOMEM;
-                        return -EINVAL;
-                }
-                if (!json_is_string(v)) {
-                        if (ret_error &&
-                            !(*ret_error = mem_printf("template key '%.200s' must have a string value "
-                                                      "(a path or an intrinsic function call)",
-                                                      k)))
-                                return -ENOMEM;
-                        return -EINVAL;
-                }
-                _cleanup_free_ char *plain = mem_strndup(k, l - 2);
-                if (!plain)
+                *ret = TAKE_PTR(out);
+                return 0;
+        }
+        out->keys = mem_new(char *, n);
+        if (!out->keys)
+                return -ENOMEM;
+        json_object_foreach (t, k, v) {
+                bool dyn = key_is_dynamic(k, &l);
+
+                i = out->n_items;
+                out->keys[i] = mem_strndup(k, dyn ? l - 2 : l);
+                if (!out->keys[i])
                         return -ENOMEM;
-                if (json_object_get(t, plain)) {
-                        if (ret_error &&
-                            !(*ret_error = mem_printf("template has both '%.200s' and '%.200s'", plain, k)))
+                out->n_items++;
+                if (dyn) {
+                        out->items[i] = mem_new(AslTemplate, 1);
+                        if (!out->items[i])
                                 return -ENOMEM;
-                        return -EINVAL;
-                }
-                const char *s = json_string_value(v);
-                char *err = NULL;
-                if (asl_intrinsic_is_call(s))
-                        r = asl_intrinsic_check(s, &err);
-                else
-                        r = asl_path_check(s, false, true, &err);
-                if (r == -EINVAL && err && ret_error) {
-                        *ret_error = mem_printf("template key '%.200s': %s", k, err);
-                        free(err);
-                        if (!*ret_error)
-                                return -ENOMEM;
+                        r = template_compile_expr(t, k, l, v, out->items[i], ret_error);
                 } else
-                        free(err);
+                        r = template_compile_at(v, depth + 1, &out->items[i], ret_error);
                 if (r < 0)
                         return r;
+                out->uses_context |= out->items[i]->uses_context;
         }
+        *ret = TAKE_PTR(out);
         return 0;
 }
 
-int asl_template_check(json_t *tmpl, char **ret_error) {
-        return template_check_at(tmpl, 0, ret_error);
+int asl_template_compile(json_t *tmpl, AslTemplate **ret, char **ret_error) {
+        return template_compile_at(tmpl, 0, ret, ret_error);
 }
 
-static int template_eval_at(json_t *t, json_t *input, json_t *context, unsigned depth, json_t **ret, AslFailure *f) {
-        const char *k;
-        json_t *v, *out;
-        size_t i, l;
+int asl_template_check(json_t *tmpl, char **ret_error) {
+        _cleanup_(asl_template_freep) AslTemplate *t = NULL;
+        return asl_template_compile(tmpl, &t, ret_error);
+}
+
+int asl_template_apply(const AslTemplate *t, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
+        json_t *out, *e;
         int r;
 
-        if (depth > ASL_DEPTH_MAX)
-                return asl_failure_set(f, "States.Runtime", "template nested deeper than %d", ASL_DEPTH_MAX);
-        if (json_is_array(t)) {
-                out = json_array();
-                if (!out)
-                        return -ENOMEM;
-                json_array_foreach (t, i, v) {
-                        json_t *e = NULL;
-                        r = template_eval_at(v, input, context, depth + 1, &e, f);
-                        if (r < 0) {
-                                json_decref(out);
-                                return r;
-                        }
-                        if (json_array_append_new(out, e) < 0) {
-                                json_decref(out);
-                                return -ENOMEM;
-                        }
-                }
-                *ret = out;
+        switch (t->kind) {
+        case TEMPLATE_LITERAL:
+                *ret = json_incref(t->literal);
                 return 0;
+        case TEMPLATE_EXPR:
+                return asl_expr_eval(t->expr, input, context, ret, f);
+        default:
+                break;
         }
-        if (!json_is_object(t)) {
-                out = json_deep_copy(t);
-                if (!out)
-                        return -ENOMEM;
-                *ret = out;
-                return 0;
-        }
-        out = json_object();
+        out = t->kind == TEMPLATE_ARRAY ? json_array() : json_object();
         if (!out)
                 return -ENOMEM;
-        json_object_foreach (t, k, v) {
-                json_t *e = NULL;
-                bool dyn = key_is_dynamic(k, &l);
-                if (dyn && !json_is_string(v)) {
-                        json_decref(out);
-                        return asl_failure_set(f, "States.Runtime", "template key '%.200s' must have a string value",
-                                               k);
-                }
-                if (!dyn)
-                        r = template_eval_at(v, input, context, depth + 1, &e, f);
-                else if (asl_intrinsic_is_call(json_string_value(v)))
-                        r = asl_intrinsic_eval(json_string_value(v), input, context, &e, f);
-                else
-                        r = asl_path_select(json_string_value(v), input, context, &e, f);
+        for (size_t i = 0; i < t->n_items; i++) {
+                r = asl_template_apply(t->items[i], input, context, &e, f);
                 if (r < 0) {
                         json_decref(out);
                         return r;
                 }
-                if (json_object_setn_new(out, k, dyn ? l - 2 : l, e) < 0) {
+                if ((t->kind == TEMPLATE_ARRAY ? json_array_append_new(out, e)
+                                               : json_object_set_new_nocheck(out, t->keys[i], e)) < 0) {
                         json_decref(out);
                         return -ENOMEM;
                 }
@@ -1356,5 +1556,26 @@ static int template_eval_at(json_t *t, json_t *input, json_t *context, unsigned 
 }
 
 int asl_template_eval(json_t *tmpl, json_t *input, json_t *context, json_t **ret, AslFailure *f) {
-        return template_eval_at(tmpl, input, context, 0, ret, f);
+        _cleanup_(asl_template_freep) AslTemplate *t = NULL;
+        _cleanup_(json_decrefp) json_t *shared = NULL;
+        _cleanup_free_ char *err = NULL;
+        json_t *out;
+        int r;
+
+        /* Templates are checked when a definition is loaded; one that was
+         * not fails here as a definition the interpreter would refuse. */
+        r = asl_template_compile(tmpl, &t, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return asl_failure_set(f, "States.Runtime", "%s", strempty(err));
+        r = asl_template_apply(t, input, context, &shared, f);
+        if (r < 0)
+                return r;
+        /* A payload of its own, as this entry point promises. */
+        out = json_deep_copy(shared);
+        if (!out)
+                return -ENOMEM;
+        *ret = out;
+        return 0;
 }

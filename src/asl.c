@@ -40,6 +40,41 @@ static inline json_t *json_decref_ptr(json_t *j) {
         return NULL;
 }
 
+/* o with k set to v (taken, even when it fails), or NULL (o freed) when
+ * either is NULL or out of memory: a chain of these builds an object with
+ * one check at its end. */
+static json_t *with(json_t *o, const char *k, json_t *v) {
+        if (!o) {
+                json_decref(v);
+                return NULL;
+        }
+        if (json_object_set_new_nocheck(o, k, v) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
+}
+
+/* [v] (v taken), or NULL. */
+static json_t *list_of(json_t *v) {
+        json_t *a = v ? json_array() : NULL;
+
+        if (!a || json_array_append_new(a, v) < 0) {
+                if (!a)
+                        json_decref(v);
+                json_decref(a);
+                return NULL;
+        }
+        return a;
+}
+
+/* The last digits hex digits of v, lower case, at p; returns the end. */
+static char *hex(char *p, uint64_t v, unsigned digits) {
+        for (unsigned i = digits; i > 0; i--, v >>= 4)
+                p[i - 1] = "0123456789abcdef"[v & 15];
+        return p + digits;
+}
+
 typedef enum StateType {
         ST_PASS,
         ST_TASK,
@@ -93,12 +128,72 @@ AslStatus asl_status_from_string(const char *s) {
 
 /* ---- the definition ------------------------------------------------------ */
 
+/* A path field of a state: absent, JSON null, or a path. */
+typedef struct PathField {
+        AslPath *path;
+        bool null;
+} PathField;
+
+typedef struct State State;
+
+/* What of a lambda:invoke response a state can read.  The response has a
+ * dozen members (headers, request ids); the usual definitions read its
+ * Payload (ResultSelector {"Payload.$": "$.Payload"}, OutputPath
+ * "$.Payload") or nothing (ResultPath null), and then only that is made. */
+typedef enum ResultUse {
+        RESULT_ALL,
+        RESULT_PAYLOAD, /* {"Payload": …} reads the same */
+        RESULT_NONE, /* nothing reads it */
+} ResultUse;
+
+typedef struct Catcher {
+        json_t *error_equals; /* borrowed from the definition's root */
+        PathField result_path;
+        const State *next;
+} Catcher;
+
+/* A state as loaded: what its JSON says, parsed and checked once, so that
+ * running it reads no field by name and parses no path again. */
+struct State {
+        const char *name; /* its key in States, borrowed from the definition's root */
+        json_t *json; /* borrowed: for the fields read only on rare paths */
+        StateType type;
+        unsigned machine;
+        const State *next; /* NULL: End, or a Choice, Succeed or Fail */
+        PathField input_path, output_path, result_path;
+        AslTemplate *parameters; /* Task, Pass, Parallel */
+        AslTemplate *result_selector; /* Task, Parallel, Map */
+        AslTemplate *item_selector; /* Map: ItemSelector, or the older Parameters */
+        AslPath *items_path, *max_concurrency_path, *seconds_path, *timestamp_path, *timeout_path, *heartbeat_path;
+        AslExpr *error_expr, *cause_expr; /* Fail: ErrorPath, CausePath */
+        AslRule **rules; /* Choice, with the state each leads to */
+        const State **rule_next;
+        size_t n_rules;
+        const State *default_next;
+        Catcher *catchers;
+        size_t n_catchers;
+        unsigned *branches; /* Parallel: their machines */
+        size_t n_branches;
+        unsigned processor; /* Map: its machine */
+        ResourceKind resource_kind; /* Task */
+        const char *resource;
+        ResultUse result_use; /* Task with lambda:invoke */
+        bool uses_context; /* something in it reads "$$": build the context object */
+};
+
 /* One state machine: the top level, a Parallel branch or a Map processor. */
 typedef struct Machine {
         json_t *obj; /* borrowed from the definition's root */
-        json_t *states;
-        const char *start_at;
+        State *states;
+        size_t n_states;
+        const State *start;
 } Machine;
+
+/* The parts of a Lambda Invoke response that are the same in every one:
+ * made once, shared by all (values are never changed once made). */
+typedef struct InvokeParts {
+        json_t *latest, *latest_list, *json_type, *json_type_list, *status;
+} InvokeParts;
 
 struct AslDefinition {
         unsigned n_ref;
@@ -106,7 +201,41 @@ struct AslDefinition {
         Machine *machines;
         size_t n_machines;
         uint64_t timeout_usec; /* 0: none */
+        InvokeParts invoke;
 };
+
+static void state_done(State *s) {
+        asl_path_free(s->input_path.path);
+        asl_path_free(s->output_path.path);
+        asl_path_free(s->result_path.path);
+        asl_template_free(s->parameters);
+        asl_template_free(s->result_selector);
+        asl_template_free(s->item_selector);
+        asl_path_free(s->items_path);
+        asl_path_free(s->max_concurrency_path);
+        asl_path_free(s->seconds_path);
+        asl_path_free(s->timestamp_path);
+        asl_path_free(s->timeout_path);
+        asl_path_free(s->heartbeat_path);
+        asl_expr_free(s->error_expr);
+        asl_expr_free(s->cause_expr);
+        for (size_t i = 0; i < s->n_rules; i++)
+                asl_rule_free(s->rules[i]);
+        free(s->rules);
+        free(s->rule_next);
+        for (size_t i = 0; i < s->n_catchers; i++)
+                asl_path_free(s->catchers[i].result_path.path);
+        free(s->catchers);
+        free(s->branches);
+}
+
+/* The state of machine m named name, or NULL. */
+static const State *machine_state(const Machine *m, const char *name) {
+        for (size_t i = 0; name && i < m->n_states; i++)
+                if (streq(m->states[i].name, name))
+                        return &m->states[i];
+        return NULL;
+}
 
 AslDefinition *asl_definition_ref(AslDefinition *d) {
         if (d)
@@ -117,8 +246,18 @@ AslDefinition *asl_definition_ref(AslDefinition *d) {
 AslDefinition *asl_definition_unref(AslDefinition *d) {
         if (!d || --d->n_ref > 0)
                 return NULL;
+        for (size_t i = 0; i < d->n_machines; i++) {
+                for (size_t k = 0; k < d->machines[i].n_states; k++)
+                        state_done(&d->machines[i].states[k]);
+                free(d->machines[i].states);
+        }
         json_decref(d->root);
         free(d->machines);
+        json_decref(d->invoke.latest);
+        json_decref(d->invoke.latest_list);
+        json_decref(d->invoke.json_type);
+        json_decref(d->invoke.json_type_list);
+        json_decref(d->invoke.status);
         free(d);
         return NULL;
 }
@@ -230,44 +369,54 @@ static int check_query_language(Loader *ld, json_t *obj, const char *where) {
         return 0;
 }
 
-/* A path field: absent, null (when null_ok) or a valid path. */
+/* A path field: absent, null (when ret_null is given) or a valid path,
+ * compiled into *ret. */
 static int check_path_field(Loader *ld, json_t *st, const char *name, const char *field, bool reference,
-                            bool allow_context, bool null_ok) {
-        json_t *v = json_object_get(st, field);
-        char *msg = NULL;
-        int r;
-
-        if (!v || (null_ok && json_is_null(v)))
-                return 0;
-        if (!json_is_string(v))
-                return load_fail(ld, "State '%s': %s must be a string%s", name, field, null_ok ? " or null" : "");
-        r = asl_path_check(json_string_value(v), reference, allow_context, &msg);
-        if (r < 0)
-                return load_fail_check(ld, r, name, field, msg);
-        return 0;
-}
-
-static int check_template_field(Loader *ld, json_t *st, const char *name, const char *field) {
+                            bool allow_context, AslPath **ret, bool *ret_null) {
         json_t *v = json_object_get(st, field);
         char *msg = NULL;
         int r;
 
         if (!v)
                 return 0;
-        r = asl_template_check(v, &msg);
+        if (ret_null && json_is_null(v)) {
+                *ret_null = true;
+                return 0;
+        }
+        if (!json_is_string(v))
+                return load_fail(ld, "State '%s': %s must be a string%s", name, field, ret_null ? " or null" : "");
+        r = asl_path_compile(json_string_value(v), reference, allow_context, ret, &msg);
         if (r < 0)
                 return load_fail_check(ld, r, name, field, msg);
         return 0;
 }
 
-static bool state_exists(json_t *states, json_t *name) {
-        return json_is_string(name) && json_object_get(states, json_string_value(name));
+static int check_path_field_of(Loader *ld, json_t *st, const char *name, const char *field, bool reference,
+                               bool allow_context, PathField *ret) {
+        return check_path_field(ld, st, name, field, reference, allow_context, &ret->path, &ret->null);
 }
 
-static int check_next(Loader *ld, json_t *states, const char *name, const char *field, json_t *next) {
+static int check_template_field(Loader *ld, json_t *st, const char *name, const char *field, AslTemplate **ret) {
+        json_t *v = json_object_get(st, field);
+        char *msg = NULL;
+        int r;
+
+        if (!v)
+                return 0;
+        r = asl_template_compile(v, ret, &msg);
+        if (r < 0)
+                return load_fail_check(ld, r, name, field, msg);
+        return 0;
+}
+
+/* A transition of state name in machine to next: *ret is where it leads.
+ * (By index: loading a Parallel's or Map's machines moves the table.) */
+static int check_next(Loader *ld, unsigned machine, const char *name, const char *field, json_t *next,
+                      const State **ret) {
         if (!json_is_string(next))
                 return load_fail(ld, "State '%s': %s must be a string", name, field);
-        if (!state_exists(states, next))
+        *ret = machine_state(&ld->def->machines[machine], json_string_value(next));
+        if (!*ret)
                 return load_fail(ld, "State '%s': %s names a state '%s' that does not exist", name, field,
                                  json_string_value(next));
         return 0;
@@ -348,9 +497,9 @@ static int check_retry(Loader *ld, json_t *st, const char *name) {
         return 0;
 }
 
-static int check_catch(Loader *ld, json_t *states, json_t *st, const char *name) {
-        json_t *catch = json_object_get(st, "Catch"), *c, *v;
-        const char *k;
+static int check_catch(Loader *ld, State *s) {
+        json_t *catch = json_object_get(s->json, "Catch"), *c, *v;
+        const char *k, *name = s->name;
         size_t i;
         int r;
 
@@ -358,7 +507,11 @@ static int check_catch(Loader *ld, json_t *states, json_t *st, const char *name)
                 return 0;
         if (!json_is_array(catch))
                 return load_fail(ld, "State '%s': Catch must be an array", name);
+        s->catchers = mem_new(Catcher, json_array_size(catch));
+        if (!s->catchers)
+                return -ENOMEM;
         json_array_foreach (catch, i, c) {
+                Catcher *ct = &s->catchers[s->n_catchers++];
                 bool all;
                 if (!json_is_object(c))
                         return load_fail(ld, "State '%s': Catch[%zu] must be an object", name, i);
@@ -367,13 +520,15 @@ static int check_catch(Loader *ld, json_t *states, json_t *st, const char *name)
                                 continue;
                         if (streq(k, "ResultPath")) {
                                 char *msg = NULL;
-                                if (json_is_null(v))
+                                if (json_is_null(v)) {
+                                        ct->result_path.null = true;
                                         continue;
+                                }
                                 if (!json_is_string(v))
                                         return load_fail(ld,
                                                          "State '%s': Catch[%zu]: ResultPath must be a string or null",
                                                          name, i);
-                                r = asl_path_check(json_string_value(v), true, false, &msg);
+                                r = asl_path_compile(json_string_value(v), true, false, &ct->result_path.path, &msg);
                                 if (r < 0)
                                         return load_fail_check(ld, r, name, "Catch ResultPath", msg);
                         } else if (streq(k, "Output") || streq(k, "Assign"))
@@ -385,12 +540,13 @@ static int check_catch(Loader *ld, json_t *states, json_t *st, const char *name)
                 r = check_error_equals(ld, name, "Catch", i, c, &all);
                 if (r < 0)
                         return r;
+                ct->error_equals = json_object_get(c, "ErrorEquals");
                 if (all && i + 1 != json_array_size(catch))
                         return load_fail(ld, "State '%s': Catch[%zu]: a catcher with States.ALL must be the last", name,
                                          i);
                 if (!json_object_get(c, "Next"))
                         return load_fail(ld, "State '%s': Catch[%zu]: Next is required", name, i);
-                r = check_next(ld, states, name, "Catch Next", json_object_get(c, "Next"));
+                r = check_next(ld, s->machine, name, "Catch Next", json_object_get(c, "Next"), &ct->next);
                 if (r < 0)
                         return r;
         }
@@ -449,9 +605,21 @@ static ResourceKind resource_kind(const char *res) {
         return _RES_INVALID;
 }
 
-static int check_task(Loader *ld, json_t *st, const char *name) {
-        json_t *res = json_object_get(st, "Resource"), *params = json_object_get(st, "Parameters");
+static ResultUse invoke_result_use(const State *s) {
+        if (s->result_selector)
+                return asl_template_reads_only(s->result_selector, "Payload") ? RESULT_PAYLOAD : RESULT_ALL;
+        if (s->result_path.null)
+                return RESULT_NONE;
+        /* ResultPath "$" (absent), then an OutputPath under Payload. */
+        if (!s->result_path.path && s->output_path.path && asl_path_reads_only(s->output_path.path, "Payload"))
+                return RESULT_PAYLOAD;
+        return RESULT_ALL;
+}
+
+static int check_task(Loader *ld, State *s) {
+        json_t *st = s->json, *res = json_object_get(st, "Resource"), *params = json_object_get(st, "Parameters");
         json_t *to = json_object_get(st, "TimeoutSeconds"), *hb = json_object_get(st, "HeartbeatSeconds");
+        const char *name = s->name;
         ResourceKind kind;
         int r;
 
@@ -464,6 +632,10 @@ static int check_task(Loader *ld, json_t *st, const char *name) {
                                  "arn:aws:states:::lambda:invoke.waitForTaskToken, arn:aws:lambda:REGION:ACCOUNT:"
                                  "function:NAME)",
                                  name, json_string_value(res));
+        s->resource_kind = kind;
+        s->resource = json_string_value(res);
+        if (kind == RES_LAMBDA_INVOKE)
+                s->result_use = invoke_result_use(s);
         if (kind == RES_LAMBDA_ARN) {
                 _cleanup_free_ char *n = NULL, *q = NULL;
                 r = lambda_function_name(json_string_value(res), &n, &q);
@@ -503,15 +675,16 @@ static int check_task(Loader *ld, json_t *st, const char *name) {
                 return load_fail(ld, "State '%s': HeartbeatSeconds must be a positive integer", name);
         if (to && hb && json_integer_value(hb) >= json_integer_value(to))
                 return load_fail(ld, "State '%s': HeartbeatSeconds must be smaller than TimeoutSeconds", name);
-        r = check_path_field(ld, st, name, "TimeoutSecondsPath", true, false, false);
+        r = check_path_field(ld, st, name, "TimeoutSecondsPath", true, false, &s->timeout_path, NULL);
         if (r < 0)
                 return r;
-        return check_path_field(ld, st, name, "HeartbeatSecondsPath", true, false, false);
+        return check_path_field(ld, st, name, "HeartbeatSecondsPath", true, false, &s->heartbeat_path, NULL);
 }
 
-static int check_wait(Loader *ld, json_t *st, const char *name) {
+static int check_wait(Loader *ld, State *s) {
         static const char *const fields[] = { "Seconds", "SecondsPath", "Timestamp", "TimestampPath" };
-        json_t *v;
+        json_t *v, *st = s->json;
+        const char *name = s->name;
         unsigned n = 0;
         int r;
 
@@ -531,17 +704,18 @@ static int check_wait(Loader *ld, json_t *st, const char *name) {
                 if (!json_is_string(v) || asl_timestamp_parse(json_string_value(v), &t) < 0)
                         return load_fail(ld, "State '%s': Timestamp must be an RFC 3339 timestamp", name);
         }
-        r = check_path_field(ld, st, name, "SecondsPath", true, true, false);
+        r = check_path_field(ld, st, name, "SecondsPath", true, true, &s->seconds_path, NULL);
         if (r < 0)
                 return r;
-        return check_path_field(ld, st, name, "TimestampPath", true, true, false);
+        return check_path_field(ld, st, name, "TimestampPath", true, true, &s->timestamp_path, NULL);
 }
 
-static int check_fail(Loader *ld, json_t *st, const char *name) {
+static int check_fail(Loader *ld, State *s) {
         static const char *const pairs[][2] = { { "Error", "ErrorPath" }, { "Cause", "CausePath" } };
+        const char *name = s->name;
 
         for (size_t i = 0; i < ELEMENTSOF(pairs); i++) {
-                json_t *lit = json_object_get(st, pairs[i][0]), *path = json_object_get(st, pairs[i][1]);
+                json_t *lit = json_object_get(s->json, pairs[i][0]), *path = json_object_get(s->json, pairs[i][1]);
                 char *msg = NULL;
                 int r;
 
@@ -553,23 +727,25 @@ static int check_fail(Loader *ld, json_t *st, const char *name) {
                         continue;
                 if (!json_is_string(path))
                         return load_fail(ld, "State '%s': %s must be a string", name, pairs[i][1]);
-                if (asl_intrinsic_is_call(json_string_value(path)))
-                        r = asl_intrinsic_check(json_string_value(path), &msg);
-                else
-                        r = asl_path_check(json_string_value(path), false, true, &msg);
+                r = asl_expr_compile(json_string_value(path), i == 0 ? &s->error_expr : &s->cause_expr, &msg);
                 if (r < 0)
                         return load_fail_check(ld, r, name, pairs[i][1], msg);
         }
         return 0;
 }
 
-static int check_choice(Loader *ld, json_t *states, json_t *st, const char *name) {
-        json_t *choices = json_object_get(st, "Choices"), *rule, *def = json_object_get(st, "Default");
+static int check_choice(Loader *ld, State *s) {
+        json_t *choices = json_object_get(s->json, "Choices"), *rule, *def = json_object_get(s->json, "Default");
+        const char *name = s->name;
         size_t i;
         int r;
 
         if (!json_is_array(choices) || json_array_size(choices) == 0)
                 return load_fail(ld, "State '%s': a Choice needs a non-empty Choices array", name);
+        s->rules = mem_new(AslRule *, json_array_size(choices));
+        s->rule_next = mem_new(const State *, json_array_size(choices));
+        if (!s->rules || !s->rule_next)
+                return -ENOMEM;
         json_array_foreach (choices, i, rule) {
                 char *msg = NULL;
                 if (!json_is_object(rule))
@@ -579,7 +755,7 @@ static int check_choice(Loader *ld, json_t *states, json_t *st, const char *name
                                          "State '%s': Choices[%zu]: Assign/Condition (JSONata, variables) are not "
                                          "supported",
                                          name, i);
-                r = asl_choice_check(rule, true, &msg);
+                r = asl_rule_compile(rule, true, &s->rules[i], &msg);
                 if (r < 0) {
                         _cleanup_free_ char *where = mem_printf("Choices[%zu]", i);
                         if (!where) {
@@ -588,19 +764,22 @@ static int check_choice(Loader *ld, json_t *states, json_t *st, const char *name
                         }
                         return load_fail_check(ld, r, name, where, msg);
                 }
-                r = check_next(ld, states, name, "Choices Next", json_object_get(rule, "Next"));
+                s->n_rules++;
+                r = check_next(ld, s->machine, name, "Choices Next", json_object_get(rule, "Next"), &s->rule_next[i]);
                 if (r < 0)
                         return r;
         }
         if (def)
-                return check_next(ld, states, name, "Default", def);
+                return check_next(ld, s->machine, name, "Default", def, &s->default_next);
         return 0;
 }
 
-static int load_machine(Loader *ld, json_t *obj, const char *where, bool top);
+static int load_machine(Loader *ld, json_t *obj, const char *where, bool top, unsigned *ret_index);
 
-static int check_processor(Loader *ld, json_t *st, const char *name) {
-        json_t *proc = json_object_get(st, "ItemProcessor"), *it = json_object_get(st, "Iterator"), *cfg, *v;
+static int check_processor(Loader *ld, State *s) {
+        json_t *st = s->json, *proc = json_object_get(st, "ItemProcessor"), *it = json_object_get(st, "Iterator");
+        const char *name = s->name;
+        json_t *cfg, *v;
         _cleanup_free_ char *where = NULL;
         const char *k;
 
@@ -643,32 +822,79 @@ static int check_processor(Loader *ld, json_t *st, const char *name) {
         where = mem_printf("State '%s': %s", name, proc ? "ItemProcessor" : "Iterator");
         if (!where)
                 return -ENOMEM;
-        return load_machine(ld, proc ?: it, where, false);
+        return load_machine(ld, proc ?: it, where, false, &s->processor);
 }
 
-static int check_parallel(Loader *ld, json_t *st, const char *name) {
-        json_t *branches = json_object_get(st, "Branches"), *b;
+static int check_parallel(Loader *ld, State *s) {
+        json_t *branches = json_object_get(s->json, "Branches"), *b;
+        const char *name = s->name;
         size_t i;
         int r;
 
         if (!json_is_array(branches) || json_array_size(branches) == 0)
                 return load_fail(ld, "State '%s': a Parallel needs a non-empty Branches array", name);
+        s->branches = mem_new(unsigned, json_array_size(branches));
+        if (!s->branches)
+                return -ENOMEM;
         json_array_foreach (branches, i, b) {
                 _cleanup_free_ char *where = mem_printf("State '%s': Branches[%zu]", name, i);
                 if (!where)
                         return -ENOMEM;
                 if (!json_is_object(b))
                         return load_fail(ld, "%s must be an object", where);
-                r = load_machine(ld, b, where, false);
+                r = load_machine(ld, b, where, false, &s->branches[i]);
                 if (r < 0)
                         return r;
+                s->n_branches++;
         }
         return 0;
 }
 
-static int check_state(Loader *ld, json_t *states, const char *name, json_t *st) {
-        json_t *type, *v, *next, *end;
-        const char *k;
+static bool path_uses_context(const AslPath *p) {
+        return p && asl_path_uses_context(p);
+}
+
+static bool template_uses_context(const AslTemplate *t) {
+        return t && asl_template_uses_context(t);
+}
+
+/* Whether running s reads the context object anywhere, so that it is
+ * built only for the states that do. */
+static bool state_uses_context(const State *s) {
+        bool u = path_uses_context(s->input_path.path) || path_uses_context(s->output_path.path) ||
+                template_uses_context(s->parameters) || template_uses_context(s->result_selector) ||
+                template_uses_context(s->item_selector) || path_uses_context(s->items_path) ||
+                path_uses_context(s->max_concurrency_path) || path_uses_context(s->seconds_path) ||
+                path_uses_context(s->timestamp_path) || (s->error_expr && asl_expr_uses_context(s->error_expr)) ||
+                (s->cause_expr && asl_expr_uses_context(s->cause_expr));
+
+        for (size_t i = 0; !u && i < s->n_rules; i++)
+                u = asl_rule_uses_context(s->rules[i]);
+        return u;
+}
+
+static int check_state_type(Loader *ld, State *s) {
+        switch (s->type) {
+        case ST_TASK:
+                return check_task(ld, s);
+        case ST_CHOICE:
+                return check_choice(ld, s);
+        case ST_WAIT:
+                return check_wait(ld, s);
+        case ST_FAIL:
+                return check_fail(ld, s);
+        case ST_PARALLEL:
+                return check_parallel(ld, s);
+        case ST_MAP:
+                return check_processor(ld, s);
+        default:
+                return 0;
+        }
+}
+
+static int check_state(Loader *ld, State *s) {
+        json_t *type, *v, *next, *end, *st = s->json;
+        const char *k, *name = s->name;
         StateType t;
         int r;
 
@@ -682,6 +908,7 @@ static int check_state(Loader *ld, json_t *states, const char *name, json_t *st)
         t = state_type_from_string(json_string_value(type));
         if (t < 0)
                 return load_fail(ld, "State '%s': unknown state type '%s'", name, json_string_value(type));
+        s->type = t;
         if (json_object_get(st, "QueryLanguage")) {
                 _cleanup_free_ char *where = mem_printf("State '%s'", name);
                 if (!where)
@@ -713,29 +940,31 @@ static int check_state(Loader *ld, json_t *states, const char *name, json_t *st)
                 if (!next)
                         return load_fail(ld, "State '%s': a %s state needs Next or \"End\": true", name,
                                          state_type_table[t]);
-                r = check_next(ld, states, name, "Next", next);
+                r = check_next(ld, s->machine, name, "Next", next, &s->next);
                 if (r < 0)
                         return r;
         }
 
         /* Paths and templates. */
-        r = check_path_field(ld, st, name, "InputPath", false, true, true);
+        r = check_path_field_of(ld, st, name, "InputPath", false, true, &s->input_path);
         if (r >= 0)
-                r = check_path_field(ld, st, name, "OutputPath", false, true, true);
+                r = check_path_field_of(ld, st, name, "OutputPath", false, true, &s->output_path);
         if (r >= 0)
-                r = check_path_field(ld, st, name, "ResultPath", true, false, true);
+                r = check_path_field_of(ld, st, name, "ResultPath", true, false, &s->result_path);
         if (r >= 0)
-                r = check_path_field(ld, st, name, "ItemsPath", true, true, false);
+                r = check_path_field(ld, st, name, "ItemsPath", true, true, &s->items_path, NULL);
         if (r >= 0)
-                r = check_path_field(ld, st, name, "MaxConcurrencyPath", true, true, false);
+                r = check_path_field(ld, st, name, "MaxConcurrencyPath", true, true, &s->max_concurrency_path, NULL);
         if (r >= 0)
-                r = check_template_field(ld, st, name, "Parameters");
+                r = check_template_field(ld, st, name, "Parameters", &s->parameters);
         if (r >= 0)
-                r = check_template_field(ld, st, name, "ResultSelector");
+                r = check_template_field(ld, st, name, "ResultSelector", &s->result_selector);
         if (r >= 0)
-                r = check_template_field(ld, st, name, "ItemSelector");
+                r = check_template_field(ld, st, name, "ItemSelector", &s->item_selector);
         if (r < 0)
                 return r;
+        if (t == ST_MAP && !s->item_selector)
+                s->item_selector = TAKE_PTR(s->parameters); /* the older name of ItemSelector */
         v = json_object_get(st, "ResultSelector");
         if (v && !json_is_object(v))
                 return load_fail(ld, "State '%s': ResultSelector must be an object", name);
@@ -745,32 +974,24 @@ static int check_state(Loader *ld, json_t *states, const char *name, json_t *st)
 
         r = check_retry(ld, st, name);
         if (r >= 0)
-                r = check_catch(ld, states, st, name);
+                r = check_catch(ld, s);
+        if (r >= 0)
+                r = check_state_type(ld, s);
         if (r < 0)
                 return r;
-
-        switch (t) {
-        case ST_TASK:
-                return check_task(ld, st, name);
-        case ST_CHOICE:
-                return check_choice(ld, states, st, name);
-        case ST_WAIT:
-                return check_wait(ld, st, name);
-        case ST_FAIL:
-                return check_fail(ld, st, name);
-        case ST_PARALLEL:
-                return check_parallel(ld, st, name);
-        case ST_MAP:
-                return check_processor(ld, st, name);
-        default:
-                return 0;
-        }
+        s->uses_context = state_uses_context(s);
+        return 0;
 }
 
-static int load_machine(Loader *ld, json_t *obj, const char *where, bool top) {
+/* Load the machine obj (the top level, a branch, a processor) and those
+ * below it; *ret_index is its place in the definition's table. */
+static int load_machine(Loader *ld, json_t *obj, const char *where, bool top, unsigned *ret_index) {
         json_t *states = json_object_get(obj, "States"), *start = json_object_get(obj, "StartAt"), *st, *v;
+        unsigned index = (unsigned) ld->def->n_machines;
+        State *table;
         Machine *m;
         const char *k;
+        size_t n = 0;
         int r;
 
         if (++ld->depth > ASL_DEPTH_MAX / 4)
@@ -795,14 +1016,22 @@ static int load_machine(Loader *ld, json_t *obj, const char *where, bool top) {
         if (!m)
                 return -ENOMEM;
         ld->def->machines = m;
-        m[ld->def->n_machines++] = (Machine){ obj, states, json_string_value(start) };
+        table = mem_new(State, json_object_size(states));
+        if (!table)
+                return -ENOMEM;
+        json_object_foreach (states, k, st)
+                table[n++] = (State){ .name = k, .json = st, .machine = index };
+        m[ld->def->n_machines++] = (Machine){ obj, table, n, NULL };
+        m[index].start = machine_state(&m[index], json_string_value(start));
 
-        json_object_foreach (states, k, st) {
-                r = check_state(ld, states, k, st);
+        /* All names first: a state's transitions may lead to any of them. */
+        for (size_t i = 0; i < n; i++) {
+                r = check_state(ld, &table[i]);
                 if (r < 0)
                         return r;
         }
         ld->depth--;
+        *ret_index = index;
         return 0;
 }
 
@@ -817,13 +1046,21 @@ int asl_definition_load_json(json_t *definition, AslDefinition **ret, char **ret
                 return -ENOMEM;
         d->n_ref = 1;
         d->root = json_deep_copy(definition);
-        if (!d->root)
+        d->invoke = (InvokeParts){
+                .latest = json_string("$LATEST"),
+                .latest_list = list_of(json_string("$LATEST")),
+                .json_type = json_string("application/json"),
+                .json_type_list = list_of(json_string("application/json")),
+                .status = json_integer(200),
+        };
+        if (!d->root || !d->invoke.latest || !d->invoke.latest_list || !d->invoke.json_type ||
+            !d->invoke.json_type_list || !d->invoke.status)
                 return -ENOMEM;
         ld.def = d;
         if (!json_is_object(d->root))
                 r = load_fail(&ld, "the definition must be a JSON object");
         else
-                r = load_machine(&ld, d->root, "the definition", true);
+                r = load_machine(&ld, d->root, "the definition", true, &(unsigned){ 0 });
         if (r >= 0) {
                 to = json_object_get(d->root, "TimeoutSeconds");
                 if (to && (!is_positive_int(to) || json_integer_value(to) > 99999999))
@@ -863,18 +1100,6 @@ int asl_definition_load(const char *text, AslDefinition **ret, char **ret_error)
         return r;
 }
 
-static Machine *machine_of(const AslDefinition *d, json_t *obj) {
-        for (size_t i = 0; i < d->n_machines; i++)
-                if (d->machines[i].obj == obj)
-                        return &d->machines[i];
-        return NULL;
-}
-
-static int machine_index(const AslDefinition *d, json_t *obj) {
-        Machine *m = machine_of(d, obj);
-        return m ? (int) (m - d->machines) : -ENOENT;
-}
-
 /* ---- executions ------------------------------------------------------------ */
 
 typedef enum Phase {
@@ -898,7 +1123,7 @@ static const char *const phase_table[_PH_MAX] = {
 typedef struct Frame {
         uint64_t id, parent; /* parent 0: the top level */
         unsigned machine, index; /* index: the branch or item number in the parent */
-        char *state;
+        const State *st; /* in the definition, which the execution holds */
         Phase phase;
         json_t *input; /* the state's raw input */
         json_t *effective; /* after InputPath (and Parameters for Task and Parallel) */
@@ -917,6 +1142,32 @@ typedef struct Frame {
         uint64_t last_event;
 } Frame;
 
+typedef enum EventKind {
+        EV_DETAILS, /* the details as they are, or none */
+        EV_STATE, /* {"name", field: value as text} */
+        EV_EXECUTION_STARTED, /* {"input": value as text, "roleArn"} */
+        EV_EXECUTION_SUCCEEDED, /* {"output": value as text} */
+        EV_TASK_SCHEDULED, /* {"resourceType", "resource", "region", "parameters": value as text,
+                            * "timeoutInSeconds"[, "heartbeatInSeconds"]} */
+        EV_TASK_STARTED, /* {"resourceType", "resource"} */
+        EV_TASK_SUCCEEDED, /* {"resourceType", "resource", "output": value as text} */
+} EventKind;
+
+/* A history event as recorded.  What GetExecutionHistory shows — the
+ * state's data as JSON text, the time in RFC 3339 — is made from it only
+ * when the history is read or the execution serialised: writing the whole
+ * document out as text twice per state was most of the cost of a step, and
+ * a run that nobody reads the history of (asl run) need not pay it.  The
+ * values are the state's own, which never change once made. */
+typedef struct Event {
+        EventKind kind;
+        const char *type, *key; /* static: the event's type, its details' key */
+        const char *field; /* EV_STATE: "input" or "output" */
+        const char *name; /* EV_STATE: the state's; EV_TASK_*: the resource; in the definition */
+        json_t *value; /* EV_DETAILS: the details; otherwise what is shown as text */
+        uint64_t previous, usec, timeout, heartbeat;
+} Event;
+
 struct AslExecution {
         AslDefinition *def;
         char *name, *machine_name;
@@ -927,7 +1178,11 @@ struct AslExecution {
         char *error, *cause;
         unsigned transitions, max_transitions;
         uint64_t rng, next_frame_id;
-        json_t *events;
+        json_t *events; /* rendered */
+        Event *pending; /* recorded after them, not rendered yet; not serialised as such */
+        size_t n_pending, n_pending_max;
+        json_t *stamp; /* the last timestamp rendered, shared by events of the same time */
+        uint64_t stamp_usec;
         bool history_full;
         Frame **frames;
         size_t n_frames;
@@ -957,7 +1212,6 @@ AslTask *asl_tasks_free(AslTask *t, size_t n) {
 static Frame *frame_free(Frame *f) {
         if (!f)
                 return NULL;
-        free(f->state);
         json_decref(f->input);
         json_decref(f->effective);
         free(f->token);
@@ -981,6 +1235,10 @@ AslExecution *asl_execution_free(AslExecution *e) {
         free(e->error);
         free(e->cause);
         json_decref(e->events);
+        for (size_t i = 0; i < e->n_pending; i++)
+                json_decref(e->pending[i].value);
+        free(e->pending);
+        json_decref(e->stamp);
         for (size_t i = 0; i < e->n_frames; i++)
                 frame_free(e->frames[i]);
         free(e->frames);
@@ -997,12 +1255,16 @@ static uint64_t rng_next(AslExecution *e) {
         return z ^ (z >> 31);
 }
 
-static json_t *state_json(const AslExecution *e, const Frame *f) {
-        return json_object_get(e->def->machines[f->machine].states, f->state);
-}
+/* A task token: 32 hex digits from the generator. */
+static int new_token(AslExecution *e, char **ret) {
+        uint64_t a = rng_next(e), b = rng_next(e);
+        char *t = mem_malloc(33);
 
-static StateType frame_type(const AslExecution *e, const Frame *f) {
-        return state_type_from_string(json_string_value(json_object_get(state_json(e, f), "Type")));
+        if (!t)
+                return -ENOMEM;
+        hex(hex(t, b, 16), a, 16)[0] = '\0';
+        *ret = t;
+        return 0;
 }
 
 static Frame *frame_get(AslExecution *e, uint64_t id) {
@@ -1063,37 +1325,56 @@ static int timestamp_json(uint64_t usec, json_t **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
-/* Append one history event; details (stolen, may be NULL) under key. */
-static int emit(AslExecution *e, Frame *f, const char *type, const char *key, json_t *details) {
-        json_t *ev, *ts;
-        uint64_t id = json_array_size(e->events) + 1;
-        int r;
+/* Record one history event (ev->value stolen). */
+static int record(AslExecution *e, Frame *f, Event ev) {
+        uint64_t id = json_array_size(e->events) + e->n_pending + 1;
 
         if (id > ASL_EVENTS_MAX) {
-                json_decref(details);
+                json_decref(ev.value);
                 e->history_full = true;
                 return 0;
         }
-        r = timestamp_json(e->now_usec, &ts);
-        if (r < 0) {
-                json_decref(details);
-                return r;
+        if (e->n_pending == e->n_pending_max) {
+                size_t n = MAX(e->n_pending_max * 2, (size_t) 32);
+                Event *a = mem_realloc(e->pending, n * sizeof(Event));
+                if (!a) {
+                        json_decref(ev.value);
+                        return -ENOMEM;
+                }
+                e->pending = a;
+                e->n_pending_max = n;
         }
-        ev = json_pack("{s:I,s:I,s:o,s:s}", "id", (json_int_t) id, "previousEventId",
-                       (json_int_t) (f ? f->last_event : id - 1), "timestamp", ts, "type", type);
-        if (!ev) {
-                json_decref(details);
-                return -ENOMEM;
-        }
-        if (details && json_object_set_new(ev, key, details) < 0) {
-                json_decref(ev);
-                return -ENOMEM;
-        }
-        if (json_array_append_new(e->events, ev) < 0)
-                return -ENOMEM;
+        ev.previous = f ? f->last_event : id - 1;
+        ev.usec = e->now_usec;
+        e->pending[e->n_pending++] = ev;
         if (f)
                 f->last_event = id;
         return 0;
+}
+
+/* Record one history event; details (stolen, may be NULL) under key. */
+static int emit(AslExecution *e, Frame *f, const char *type, const char *key, json_t *details) {
+        return record(e, f, (Event){ .kind = EV_DETAILS, .type = type, .key = key, .value = details });
+}
+
+#define STATE_EVENT_TYPES(t)                                                                                           \
+        { t "StateEntered", t "StateExited" }
+static const char *const state_event_types[_ST_MAX][2] = {
+        [ST_PASS] = STATE_EVENT_TYPES("Pass"),         [ST_TASK] = STATE_EVENT_TYPES("Task"),
+        [ST_CHOICE] = STATE_EVENT_TYPES("Choice"),     [ST_WAIT] = STATE_EVENT_TYPES("Wait"),
+        [ST_SUCCEED] = STATE_EVENT_TYPES("Succeed"),   [ST_FAIL] = STATE_EVENT_TYPES("Fail"),
+        [ST_PARALLEL] = STATE_EVENT_TYPES("Parallel"), [ST_MAP] = STATE_EVENT_TYPES("Map"),
+};
+
+/* …StateEntered with the state's input, or …StateExited with its output. */
+static int emit_state(AslExecution *e, Frame *f, bool entered, json_t *value) {
+        return record(e, f,
+                      (Event){ .kind = EV_STATE,
+                               .type = state_event_types[f->st->type][entered ? 0 : 1],
+                               .key = entered ? "stateEnteredEventDetails" : "stateExitedEventDetails",
+                               .field = entered ? "input" : "output",
+                               .name = f->st->name,
+                               .value = json_incref(value) });
 }
 
 /* JSON text of v for an event's details, as GetExecutionHistory shows. */
@@ -1108,19 +1389,96 @@ static json_t *dumps_json(json_t *v) {
         return j;
 }
 
-static int emit_state(AslExecution *e, Frame *f, const char *suffix, const char *field, json_t *value) {
-        char type[64];
-        json_t *d, *s;
+/* The details of ev as GetExecutionHistory shows them (NULL for none):
+ * 0 and a new reference in *ret, or -ENOMEM. */
+static int event_details(const Event *ev, json_t **ret) {
+        json_t *d = NULL, *s = NULL;
 
-        snprintf(type, sizeof type, "%s%s", state_type_table[frame_type(e, f)], suffix);
-        s = dumps_json(value);
-        if (!s)
-                return -ENOMEM;
-        d = json_pack("{s:s,s:o}", "name", f->state, field, s);
-        if (!d)
-                return -ENOMEM;
-        return emit(e, f, type, streq(suffix, "StateEntered") ? "stateEnteredEventDetails" : "stateExitedEventDetails",
-                    d);
+        if (ev->kind == EV_DETAILS) {
+                *ret = json_incref(ev->value);
+                return 0;
+        }
+        if (ev->kind != EV_TASK_STARTED) {
+                s = dumps_json(ev->value);
+                if (!s)
+                        return -ENOMEM;
+        }
+        switch (ev->kind) {
+        case EV_STATE:
+                d = json_pack("{s:s,s:o}", "name", ev->name, ev->field, s);
+                break;
+        case EV_EXECUTION_STARTED:
+                d = json_pack("{s:o,s:s}", "input", s, "roleArn", "arn:aws:iam::000000000000:role/deliveryd-local");
+                break;
+        case EV_EXECUTION_SUCCEEDED:
+                d = json_pack("{s:o}", "output", s);
+                break;
+        case EV_TASK_SCHEDULED:
+                d = json_pack("{s:s,s:s,s:s,s:o,s:I}", "resourceType", "lambda", "resource", ev->name, "region",
+                              "local", "parameters", s, "timeoutInSeconds", (json_int_t) ev->timeout);
+                if (d && ev->heartbeat &&
+                    json_object_set_new(d, "heartbeatInSeconds", json_integer((json_int_t) ev->heartbeat)) < 0)
+                        d = json_decref_ptr(d);
+                break;
+        case EV_TASK_STARTED:
+                d = json_pack("{s:s,s:s}", "resourceType", "lambda", "resource", ev->name);
+                break;
+        case EV_TASK_SUCCEEDED:
+                d = json_pack("{s:s,s:s,s:o}", "resourceType", "lambda", "resource", ev->name, "output", s);
+                break;
+        default:
+                json_decref(s);
+                return -EIO;
+        }
+        *ret = d;
+        return d ? 0 : -ENOMEM;
+}
+
+/* The timestamp of an event at usec: the same string as the last one's
+ * when it is the same time, as it mostly is.  A new reference. */
+static json_t *event_stamp(AslExecution *e, uint64_t usec) {
+        if (!e->stamp || e->stamp_usec != usec) {
+                json_t *ts;
+                if (timestamp_json(usec, &ts) < 0)
+                        return NULL;
+                json_decref(e->stamp);
+                e->stamp = ts;
+                e->stamp_usec = usec;
+        }
+        return json_incref(e->stamp);
+}
+
+/* Render the recorded events into e->events, in order. */
+static int history_render(AslExecution *e) {
+        size_t i;
+        int r = 0;
+
+        for (i = 0; i < e->n_pending; i++) {
+                const Event *ev = &e->pending[i];
+                uint64_t id = json_array_size(e->events) + 1;
+                json_t *o, *d = NULL, *ts;
+
+                r = event_details(ev, &d);
+                if (r < 0)
+                        break;
+                ts = event_stamp(e, ev->usec);
+                o = ts ? json_pack("{s:I,s:I,s:o,s:s}", "id", (json_int_t) id, "previousEventId",
+                                   (json_int_t) ev->previous, "timestamp", ts, "type", ev->type)
+                       : NULL;
+                if (!o || (d && json_object_set_new(o, ev->key, TAKE_PTR(d)) < 0) ||
+                    json_array_append_new(e->events, TAKE_PTR(o)) < 0) {
+                        json_decref(d);
+                        json_decref(o);
+                        r = -ENOMEM;
+                        break;
+                }
+                json_decref(ev->value);
+        }
+        if (i > 0) {
+                memmove(e->pending, e->pending + i, (e->n_pending - i) * sizeof(Event));
+                e->n_pending -= i;
+        }
+        return r;
 }
 
 static int set_str(char **p, const char *s) {
@@ -1150,17 +1508,17 @@ static void frame_reset_state(Frame *f) {
 
 /* The execution ends: every frame goes. */
 static int execution_end(AslExecution *e, AslStatus status, json_t *output, const char *error, const char *cause) {
-        json_t *d = NULL, *s;
+        json_t *d = NULL;
         int r;
 
         e->status = status;
         if (status == ASL_SUCCEEDED) {
                 e->output = json_incref(output);
-                s = dumps_json(output);
-                d = s ? json_pack("{s:o}", "output", s) : NULL;
-                if (!d)
-                        return -ENOMEM;
-                r = emit(e, NULL, "ExecutionSucceeded", "executionSucceededEventDetails", d);
+                r = record(e, NULL,
+                           (Event){ .kind = EV_EXECUTION_SUCCEEDED,
+                                    .type = "ExecutionSucceeded",
+                                    .key = "executionSucceededEventDetails",
+                                    .value = json_incref(output) });
         } else {
                 r = set_str(&e->error, error);
                 if (r >= 0)
@@ -1203,7 +1561,7 @@ static int build_context(AslExecution *e, Frame *f, const char *token, int64_t m
         }
         c = json_pack("{s:{s:s,s:s,s:O,s:o,s:s},s:{s:s,s:o,s:I},s:{s:s,s:s}}", "Execution", "Id", exec_arn, "Name",
                       e->name, "Input", e->input, "StartTime", start, "RoleArn",
-                      "arn:aws:iam::000000000000:role/deliveryd-local", "State", "Name", f ? f->state : "",
+                      "arn:aws:iam::000000000000:role/deliveryd-local", "State", "Name", f ? f->st->name : "",
                       "EnteredTime", entered, "RetryCount", (json_int_t) (f ? f->retry_count : 0), "StateMachine", "Id",
                       sm_arn, "Name", e->machine_name);
         if (!c)
@@ -1238,46 +1596,61 @@ static int data_failure(AslExecution *e, Frame *f, int r, AslFailure *fl) {
         return r;
 }
 
-/* Select path field of st from input: absent gives input, null gives {}. */
-static int select_field(json_t *st, const char *field, json_t *input, json_t *ctx, json_t **ret, AslFailure *fl) {
-        json_t *p = json_object_get(st, field);
-
-        if (!p) {
-                *ret = json_incref(input);
-                return 0;
-        }
-        if (json_is_null(p)) {
+/* Select with a path field from input: absent gives input, null gives {}. */
+static int select_field(const PathField *p, json_t *input, json_t *ctx, json_t **ret, AslFailure *fl) {
+        if (p->path)
+                return asl_path_eval(p->path, input, ctx, ret, fl);
+        if (p->null) {
                 *ret = json_object();
                 return *ret ? 0 : -ENOMEM;
         }
-        return asl_path_select(json_string_value(p), input, ctx, ret, fl);
+        *ret = json_incref(input);
+        return 0;
 }
 
 /* InputPath, then Parameters (when with_parameters). */
-static int effective_input(AslExecution *e, Frame *f, json_t *st, bool with_parameters, json_t *ctx, json_t **ret,
-                           AslFailure *fl) {
-        json_t *in = NULL, *params = with_parameters ? json_object_get(st, "Parameters") : NULL;
+static int effective_input(Frame *f, bool with_parameters, json_t *ctx, json_t **ret, AslFailure *fl) {
+        const AslTemplate *params = with_parameters ? f->st->parameters : NULL;
+        json_t *in = NULL;
         int r;
 
-        (void) e;
-        r = select_field(st, "InputPath", f->input, ctx, &in, fl);
+        r = select_field(&f->st->input_path, f->input, ctx, &in, fl);
         if (r < 0 || !params) {
                 if (r >= 0)
                         *ret = in;
                 return r;
         }
-        r = asl_template_eval(params, in, ctx, ret, fl);
+        r = asl_template_apply(params, in, ctx, ret, fl);
         json_decref(in);
         return r;
 }
 
+/* The context object for f when its state reads one, else NULL. */
+static int state_context(AslExecution *e, Frame *f, const char *token, json_t **ret) {
+        if (!f->st->uses_context) {
+                *ret = NULL;
+                return 0;
+        }
+        return build_context(e, f, token, 0, NULL, ret);
+}
+
+/* ResultPath (or a catcher's): store value in input. */
+static int store_result(const PathField *p, json_t *input, json_t *value, json_t **ret, AslFailure *fl) {
+        if (p->null)
+                return asl_path_store(NULL, input, value, ret, fl);
+        if (!p->path) {
+                *ret = json_incref(value); /* absent: "$" */
+                return 0;
+        }
+        return asl_path_store(p->path, input, value, ret, fl);
+}
+
 /* Leave the state with output: on to Next, or the frame ends. */
 static int transition(AslExecution *e, Frame *f, json_t *output) {
-        StateType t = frame_type(e, f);
         int r;
 
-        if (t != ST_FAIL) {
-                r = emit_state(e, f, "StateExited", "output", output);
+        if (f->st->type != ST_FAIL) {
+                r = emit_state(e, f, false, output);
                 if (r < 0)
                         return r;
         }
@@ -1291,20 +1664,17 @@ static int transition(AslExecution *e, Frame *f, json_t *output) {
 }
 
 /* Leave the state with output for state next (NULL: the state's own Next, or its end). */
-static int goto_state(AslExecution *e, Frame *f, json_t *output, const char *next) {
-        json_t *st = state_json(e, f);
+static int goto_state(AslExecution *e, Frame *f, json_t *output, const State *next) {
         int r;
 
         if (!next)
-                next = json_string_value(json_object_get(st, "Next"));
+                next = f->st->next;
         if (!next)
                 return transition(e, f, output);
-        r = emit_state(e, f, "StateExited", "output", output);
+        r = emit_state(e, f, false, output);
         if (r < 0)
                 return r;
-        r = set_str(&f->state, next);
-        if (r < 0)
-                return r;
+        f->st = next;
         frame_reset_state(f);
         json_decref(f->input);
         f->input = json_incref(output);
@@ -1314,26 +1684,24 @@ static int goto_state(AslExecution *e, Frame *f, json_t *output, const char *nex
 
 /* A result of a Task, Parallel, Map or Pass: ResultSelector, ResultPath, OutputPath, on. */
 static int finish_state(AslExecution *e, Frame *f, json_t *result) {
-        json_t *st = state_json(e, f), *sel = json_object_get(st, "ResultSelector"), *rp;
         _cleanup_(json_decrefp) json_t *ctx = NULL, *selected = NULL, *combined = NULL, *out = NULL;
+        const State *st = f->st;
         AslFailure fl = {};
         int r;
 
-        r = build_context(e, f, NULL, 0, NULL, &ctx);
+        r = state_context(e, f, NULL, &ctx);
         if (r < 0)
                 return r;
-        if (sel && frame_type(e, f) != ST_PASS) {
-                r = asl_template_eval(sel, result, ctx, &selected, &fl);
+        if (st->result_selector && st->type != ST_PASS) {
+                r = asl_template_apply(st->result_selector, result, ctx, &selected, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
         } else
                 selected = json_incref(result);
-        rp = json_object_get(st, "ResultPath");
-        r = asl_path_apply_result(rp ? (json_is_null(rp) ? NULL : json_string_value(rp)) : "$", f->input, selected,
-                                  &combined, &fl);
+        r = store_result(&st->result_path, f->input, selected, &combined, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
-        r = select_field(st, "OutputPath", combined, ctx, &out, &fl);
+        r = select_field(&st->output_path, combined, ctx, &out, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
         return goto_state(e, f, out, NULL);
@@ -1365,8 +1733,7 @@ static int json_to_int(json_t *o, const char *k, int64_t def) {
 
 /* The state failed with error: Retry, else Catch, else the frame fails. */
 static int state_error(AslExecution *e, Frame *f, const char *error, const char *cause) {
-        json_t *st = state_json(e, f), *retry = json_object_get(st, "Retry"), *catch = json_object_get(st, "Catch");
-        json_t *rt, *c;
+        json_t *retry = json_object_get(f->st->json, "Retry"), *rt;
         size_t i;
         int r;
 
@@ -1399,17 +1766,16 @@ static int state_error(AslExecution *e, Frame *f, const char *error, const char 
                 f->deadline = e->now_usec + (uint64_t) (delay * (double) USEC_PER_SEC);
                 return 0;
         }
-        json_array_foreach (catch, i, c) {
+        for (i = 0; i < f->st->n_catchers; i++) {
+                const Catcher *c = &f->st->catchers[i];
                 _cleanup_(json_decrefp) json_t *eo = NULL, *out = NULL;
-                json_t *rp = json_object_get(c, "ResultPath");
                 AslFailure fl = {};
-                if (!error_matches(json_object_get(c, "ErrorEquals"), error))
+                if (!error_matches(c->error_equals, error))
                         continue;
                 eo = json_pack("{s:s}", "Error", error);
                 if (!eo || (cause && json_object_set_new(eo, "Cause", json_string(cause)) < 0))
                         return -ENOMEM;
-                r = asl_path_apply_result(rp ? (json_is_null(rp) ? NULL : json_string_value(rp)) : "$", f->input, eo,
-                                          &out, &fl);
+                r = store_result(&c->result_path, f->input, eo, &out, &fl);
                 if (r < 0) {
                         if (r != -EINVAL) {
                                 asl_failure_clear(&fl);
@@ -1419,7 +1785,7 @@ static int state_error(AslExecution *e, Frame *f, const char *error, const char 
                         asl_failure_clear(&fl);
                         return frame_fail(e, f, "States.Runtime", cc);
                 }
-                return goto_state(e, f, out, json_string_value(json_object_get(c, "Next")));
+                return goto_state(e, f, out, c->next);
         }
         return frame_fail(e, f, error, cause);
 }
@@ -1444,13 +1810,12 @@ static int frame_fail(AslExecution *e, Frame *f, const char *error, const char *
         return 0;
 }
 
-static int task_function(json_t *st, json_t *effective, ResourceKind kind, char **ret_name, char **ret_qualifier,
-                         char **ret_error) {
+static int task_function(const State *st, json_t *effective, char **ret_name, char **ret_qualifier, char **ret_error) {
         const char *fn;
         int r;
 
-        if (kind == RES_LAMBDA_ARN)
-                fn = json_string_value(json_object_get(st, "Resource"));
+        if (st->resource_kind == RES_LAMBDA_ARN)
+                fn = st->resource;
         else
                 fn = json_string_value(json_object_get(effective, "FunctionName"));
         if (!fn) {
@@ -1465,11 +1830,12 @@ static int task_function(json_t *st, json_t *effective, ResourceKind kind, char 
         return r;
 }
 
-static int seconds_from_path(json_t *st, const char *field, json_t *input, json_t *ctx, uint64_t *ret, AslFailure *fl) {
+static int seconds_from_path(const AslPath *p, const char *field, json_t *input, json_t *ctx, uint64_t *ret,
+                             AslFailure *fl) {
         _cleanup_(json_decrefp) json_t *v = NULL;
         int r;
 
-        r = asl_path_select(json_string_value(json_object_get(st, field)), input, ctx, &v, fl);
+        r = asl_path_eval(p, input, ctx, &v, fl);
         if (r < 0)
                 return r;
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 99999999)
@@ -1490,21 +1856,22 @@ static int out_append(AslExecution *e, AslTask *t) {
         return 0;
 }
 
-/* The AslTask for the task frame f waits for. */
-static int task_describe(AslExecution *e, Frame *f, AslTask *ret) {
-        json_t *st = state_json(e, f);
-        const char *res = json_string_value(json_object_get(st, "Resource"));
-        ResourceKind kind = resource_kind(res);
+/* The AslTask for the task frame f waits for; function and qualifier
+ * (taken) when the caller has them already, else found again. */
+static int task_describe(Frame *f, char *function, char *qualifier, AslTask *ret) {
+        ResourceKind kind = f->st->resource_kind;
         _cleanup_free_ char *err = NULL;
-        AslTask t = {};
+        AslTask t = { .function = function, .qualifier = qualifier };
         int r;
 
-        r = task_function(st, f->effective, kind, &t.function, &t.qualifier, &err);
-        if (r < 0)
-                goto fail;
+        if (!t.function) {
+                r = task_function(f->st, f->effective, &t.function, &t.qualifier, &err);
+                if (r < 0)
+                        goto fail;
+        }
         t.token = mem_strdup(f->token);
-        t.state = mem_strdup(f->state);
-        t.resource = mem_strdup(res);
+        t.state = mem_strdup(f->st->name);
+        t.resource = mem_strdup(f->st->resource);
         if (kind == RES_LAMBDA_ARN)
                 t.payload = json_incref(f->effective);
         else
@@ -1531,43 +1898,43 @@ static const char *resource_short(const char *res) {
         return strncmp(res, "arn:aws:states:::lambda:", 24) == 0 ? res + 24 : res;
 }
 
-static int run_task(AslExecution *e, Frame *f, json_t *st, json_t *ctx_plain) {
-        const char *res = json_string_value(json_object_get(st, "Resource"));
-        ResourceKind kind = resource_kind(res);
-        _cleanup_(json_decrefp) json_t *ctx = NULL, *eff = NULL, *d = NULL;
+static int run_task(AslExecution *e, Frame *f) {
+        const State *st = f->st;
+        const char *res = st->resource;
+        _cleanup_(json_decrefp) json_t *ctx = NULL, *eff = NULL;
         _cleanup_free_ char *token = NULL, *name = NULL, *qual = NULL, *err = NULL;
         uint64_t timeout = TASK_TIMEOUT_DEFAULT_SEC, heartbeat = 0;
         AslFailure fl = {};
         AslTask t = {};
+        json_t *v;
         int r;
 
-        (void) ctx_plain;
-        token = mem_printf("%016" PRIx64 "%016" PRIx64, rng_next(e), rng_next(e));
-        if (!token)
-                return -ENOMEM;
-        r = build_context(e, f, token, 0, NULL, &ctx);
+        r = new_token(e, &token);
         if (r < 0)
                 return r;
-        r = effective_input(e, f, st, true, ctx, &eff, &fl);
+        r = state_context(e, f, token, &ctx);
+        if (r < 0)
+                return r;
+        r = effective_input(f, true, ctx, &eff, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
-        if (json_object_get(st, "TimeoutSeconds"))
-                timeout = (uint64_t) json_integer_value(json_object_get(st, "TimeoutSeconds"));
-        else if (json_object_get(st, "TimeoutSecondsPath")) {
-                r = seconds_from_path(st, "TimeoutSecondsPath", f->input, ctx, &timeout, &fl);
+        if ((v = json_object_get(st->json, "TimeoutSeconds")))
+                timeout = (uint64_t) json_integer_value(v);
+        else if (st->timeout_path) {
+                r = seconds_from_path(st->timeout_path, "TimeoutSecondsPath", f->input, ctx, &timeout, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 if (timeout == 0)
                         return state_error(e, f, "States.Runtime", "TimeoutSecondsPath selected 0");
         }
-        if (json_object_get(st, "HeartbeatSeconds"))
-                heartbeat = (uint64_t) json_integer_value(json_object_get(st, "HeartbeatSeconds"));
-        else if (json_object_get(st, "HeartbeatSecondsPath")) {
-                r = seconds_from_path(st, "HeartbeatSecondsPath", f->input, ctx, &heartbeat, &fl);
+        if ((v = json_object_get(st->json, "HeartbeatSeconds")))
+                heartbeat = (uint64_t) json_integer_value(v);
+        else if (st->heartbeat_path) {
+                r = seconds_from_path(st->heartbeat_path, "HeartbeatSecondsPath", f->input, ctx, &heartbeat, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
         }
-        r = task_function(st, eff, kind, &name, &qual, &err);
+        r = task_function(st, eff, &name, &qual, &err);
         if (r == -EINVAL)
                 return state_error(e, f, "States.Runtime", err);
         if (r < 0)
@@ -1582,27 +1949,23 @@ static int run_task(AslExecution *e, Frame *f, json_t *st, json_t *ctx_plain) {
         f->heartbeat_at = heartbeat ? e->now_usec + f->heartbeat_usec : UINT64_MAX;
         f->phase = PH_TASK;
 
-        {
-                json_t *params = dumps_json(f->effective);
-                d = params
-                        ? json_pack("{s:s,s:s,s:s,s:o,s:I}", "resourceType", "lambda", "resource", resource_short(res),
-                                    "region", "local", "parameters", params, "timeoutInSeconds", (json_int_t) timeout)
-                        : NULL;
-                if (!d ||
-                    (heartbeat &&
-                     json_object_set_new(d, "heartbeatInSeconds", json_integer((json_int_t) heartbeat)) < 0))
-                        return -ENOMEM;
-                r = emit(e, f, "TaskScheduled", "taskScheduledEventDetails", TAKE_PTR(d));
-                if (r < 0)
-                        return r;
-                d = json_pack("{s:s,s:s}", "resourceType", "lambda", "resource", resource_short(res));
-                if (!d)
-                        return -ENOMEM;
-                r = emit(e, f, "TaskStarted", "taskStartedEventDetails", TAKE_PTR(d));
-                if (r < 0)
-                        return r;
-        }
-        r = task_describe(e, f, &t);
+        r = record(e, f,
+                   (Event){ .kind = EV_TASK_SCHEDULED,
+                            .type = "TaskScheduled",
+                            .key = "taskScheduledEventDetails",
+                            .name = resource_short(res),
+                            .value = json_incref(f->effective),
+                            .timeout = timeout,
+                            .heartbeat = heartbeat });
+        if (r >= 0)
+                r = record(e, f,
+                           (Event){ .kind = EV_TASK_STARTED,
+                                    .type = "TaskStarted",
+                                    .key = "taskStartedEventDetails",
+                                    .name = resource_short(res) });
+        if (r < 0)
+                return r;
+        r = task_describe(f, TAKE_PTR(name), TAKE_PTR(qual), &t);
         if (r < 0)
                 return r;
         r = out_append(e, &t);
@@ -1620,59 +1983,49 @@ static int spawn_child(AslExecution *e, Frame *p, unsigned machine, unsigned ind
         c->parent = p->id;
         c->machine = machine;
         c->index = index;
-        c->state = mem_strdup(e->def->machines[machine].start_at);
+        c->st = e->def->machines[machine].start;
         c->input = json_incref(input);
         c->phase = PH_ENTER;
         c->last_event = p->last_event;
-        if (!c->state)
-                return -ENOMEM;
         p->active++;
         p->next_child = index + 1;
         return 0;
 }
 
-static int map_child_machine(AslExecution *e, json_t *st) {
-        json_t *proc = json_object_get(st, "ItemProcessor") ?: json_object_get(st, "Iterator");
-        return machine_index(e->def, proc);
-}
-
 /* Start as many Map iterations as MaxConcurrency lets run. */
 static int map_spawn(AslExecution *e, Frame *f) {
-        json_t *st = state_json(e, f);
-        int m = map_child_machine(e, st);
         int r;
 
-        if (m < 0)
-                return -EIO;
         while (f->next_child < json_array_size(f->items) &&
                (f->max_concurrency == 0 || f->active < f->max_concurrency)) {
                 unsigned i = f->next_child;
-                json_t *d = json_pack("{s:I,s:s}", "index", (json_int_t) i, "name", f->state);
+                json_t *d = json_pack("{s:I,s:s}", "index", (json_int_t) i, "name", f->st->name);
                 if (!d)
                         return -ENOMEM;
                 r = emit(e, f, "MapIterationStarted", "mapIterationStartedEventDetails", d);
                 if (r < 0)
                         return r;
-                r = spawn_child(e, f, (unsigned) m, i, json_array_get(f->items, i));
+                r = spawn_child(e, f, f->st->processor, i, json_array_get(f->items, i));
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-static int run_map(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
-        json_t *sel = json_object_get(st, "ItemSelector") ?: json_object_get(st, "Parameters");
+static int run_map(AslExecution *e, Frame *f, json_t *ctx) {
+        const State *st = f->st;
+        const AslTemplate *sel = st->item_selector;
         _cleanup_(json_decrefp) json_t *eff = NULL, *items = NULL, *inputs = NULL, *d = NULL;
         AslFailure fl = {};
-        json_t *item;
+        json_t *item, *v;
         size_t i;
         int r;
 
-        r = effective_input(e, f, st, false, ctx, &eff, &fl);
+        r = effective_input(f, false, ctx, &eff, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
-        if (json_object_get(st, "ItemsPath"))
-                r = asl_path_select(json_string_value(json_object_get(st, "ItemsPath")), eff, ctx, &items, &fl);
+        if (st->items_path)
+                r = asl_path_eval(st->items_path, eff, ctx, &items, &fl);
         else
                 items = json_incref(eff);
         if (r < 0)
@@ -1681,12 +2034,11 @@ static int run_map(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
                 return state_error(e, f, "States.Runtime", "ItemsPath did not select an array");
         if (json_array_size(items) > ASL_MAP_ITEMS_MAX)
                 return state_error(e, f, "States.Runtime", "more Map items than the local engine allows (10000)");
-        f->max_concurrency = json_object_get(st, "MaxConcurrency")
-                ? (unsigned) json_integer_value(json_object_get(st, "MaxConcurrency"))
-                : 0;
-        if (json_object_get(st, "MaxConcurrencyPath")) {
+        v = json_object_get(st->json, "MaxConcurrency");
+        f->max_concurrency = v ? (unsigned) json_integer_value(v) : 0;
+        if (st->max_concurrency_path) {
                 uint64_t mc;
-                r = seconds_from_path(st, "MaxConcurrencyPath", eff, ctx, &mc, &fl);
+                r = seconds_from_path(st->max_concurrency_path, "MaxConcurrencyPath", eff, ctx, &mc, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 f->max_concurrency = (unsigned) MIN(mc, (uint64_t) ASL_MAP_ITEMS_MAX);
@@ -1698,10 +2050,12 @@ static int run_map(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
                 json_t *in = NULL;
                 if (sel) {
                         _cleanup_(json_decrefp) json_t *ictx = NULL;
-                        r = build_context(e, f, NULL, (int64_t) i, item, &ictx);
-                        if (r < 0)
-                                return r;
-                        r = asl_template_eval(sel, eff, ictx, &in, &fl);
+                        if (asl_template_uses_context(sel)) {
+                                r = build_context(e, f, NULL, (int64_t) i, item, &ictx);
+                                if (r < 0)
+                                        return r;
+                        }
+                        r = asl_template_apply(sel, eff, ictx, &in, &fl);
                         if (r < 0)
                                 return data_failure(e, f, r, &fl);
                 } else
@@ -1738,14 +2092,12 @@ static int run_map(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
         return map_spawn(e, f);
 }
 
-static int run_parallel(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
-        json_t *branches = json_object_get(st, "Branches"), *b;
+static int run_parallel(AslExecution *e, Frame *f, json_t *ctx) {
         _cleanup_(json_decrefp) json_t *eff = NULL;
         AslFailure fl = {};
-        size_t i;
         int r;
 
-        r = effective_input(e, f, st, true, ctx, &eff, &fl);
+        r = effective_input(f, true, ctx, &eff, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
         json_decref(f->results); /* a retry runs the branches again */
@@ -1759,43 +2111,40 @@ static int run_parallel(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
         r = emit(e, f, "ParallelStateStarted", NULL, NULL);
         if (r < 0)
                 return r;
-        json_array_foreach (branches, i, b) {
-                int m = machine_index(e->def, b);
-                if (m < 0)
-                        return -EIO;
+        for (size_t i = 0; i < f->st->n_branches; i++) {
                 if (json_array_append_new(f->results, json_null()) < 0)
                         return -ENOMEM;
-                r = spawn_child(e, f, (unsigned) m, (unsigned) i, f->effective);
+                r = spawn_child(e, f, f->st->branches[i], (unsigned) i, f->effective);
                 if (r < 0)
                         return r;
         }
         return 0;
 }
 
-static int run_wait(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
+static int run_wait(AslExecution *e, Frame *f, json_t *ctx) {
         _cleanup_(json_decrefp) json_t *eff = NULL, *ts = NULL;
+        const State *st = f->st;
         AslFailure fl = {};
         uint64_t secs;
+        json_t *v;
         int64_t t;
         int r;
 
-        r = effective_input(e, f, st, false, ctx, &eff, &fl);
+        r = effective_input(f, false, ctx, &eff, &fl);
         if (r < 0)
                 return data_failure(e, f, r, &fl);
-        if (json_object_get(st, "Seconds"))
-                f->deadline =
-                        e->now_usec + (uint64_t) json_integer_value(json_object_get(st, "Seconds")) * USEC_PER_SEC;
-        else if (json_object_get(st, "SecondsPath")) {
-                r = seconds_from_path(st, "SecondsPath", eff, ctx, &secs, &fl);
+        if ((v = json_object_get(st->json, "Seconds")))
+                f->deadline = e->now_usec + (uint64_t) json_integer_value(v) * USEC_PER_SEC;
+        else if (st->seconds_path) {
+                r = seconds_from_path(st->seconds_path, "SecondsPath", eff, ctx, &secs, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 f->deadline = e->now_usec + secs * USEC_PER_SEC;
         } else {
-                if (json_object_get(st, "Timestamp"))
-                        ts = json_incref(json_object_get(st, "Timestamp"));
+                if ((v = json_object_get(st->json, "Timestamp")))
+                        ts = json_incref(v);
                 else {
-                        r = asl_path_select(json_string_value(json_object_get(st, "TimestampPath")), eff, ctx, &ts,
-                                            &fl);
+                        r = asl_path_eval(st->timestamp_path, eff, ctx, &ts, &fl);
                         if (r < 0)
                                 return data_failure(e, f, r, &fl);
                 }
@@ -1811,22 +2160,17 @@ static int run_wait(AslExecution *e, Frame *f, json_t *st, json_t *ctx) {
 }
 
 /* Fail's Error/Cause: the literal, or ErrorPath/CausePath (a path or an intrinsic). */
-static int fail_field(AslExecution *e, Frame *f, json_t *st, const char *lit, const char *path, json_t *ctx, char **ret,
+static int fail_field(Frame *f, const char *lit, const AslExpr *x, const char *path, json_t *ctx, char **ret,
                       AslFailure *fl) {
         _cleanup_(json_decrefp) json_t *v = NULL;
-        const char *p = json_string_value(json_object_get(st, path));
         int r;
 
-        (void) e;
-        if (json_object_get(st, lit) || !p) {
-                const char *s = json_string_value(json_object_get(st, lit));
+        if (!x) {
+                const char *s = json_string_value(json_object_get(f->st->json, lit));
                 *ret = s ? mem_strdup(s) : NULL;
                 return s && !*ret ? -ENOMEM : 0;
         }
-        if (asl_intrinsic_is_call(p))
-                r = asl_intrinsic_eval(p, f->input, ctx, &v, fl);
-        else
-                r = asl_path_select(p, f->input, ctx, &v, fl);
+        r = asl_expr_eval(x, f->input, ctx, &v, fl);
         if (r < 0)
                 return r;
         if (!json_is_string(v))
@@ -1836,75 +2180,72 @@ static int fail_field(AslExecution *e, Frame *f, json_t *st, const char *lit, co
 }
 
 static int run_state(AslExecution *e, Frame *f) {
-        json_t *st = state_json(e, f);
-        StateType t = frame_type(e, f);
         _cleanup_(json_decrefp) json_t *ctx = NULL, *eff = NULL, *out = NULL;
+        const State *st = f->st;
         AslFailure fl = {};
         int r;
 
-        r = build_context(e, f, NULL, 0, NULL, &ctx);
+        if (st->type == ST_TASK)
+                return run_task(e, f); /* its context has the task's token */
+        r = state_context(e, f, NULL, &ctx);
         if (r < 0)
                 return r;
-        switch (t) {
+        switch (st->type) {
         case ST_PASS: {
-                json_t *result = json_object_get(st, "Result");
-                r = effective_input(e, f, st, true, ctx, &eff, &fl);
+                json_t *result = json_object_get(st->json, "Result");
+                r = effective_input(f, true, ctx, &eff, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 return finish_state(e, f, result ?: eff);
         }
-        case ST_TASK:
-                return run_task(e, f, st, ctx);
         case ST_CHOICE: {
-                json_t *choices = json_object_get(st, "Choices"), *rule, *def = json_object_get(st, "Default");
-                const char *next = NULL;
-                size_t i;
-                r = effective_input(e, f, st, false, ctx, &eff, &fl);
+                const State *next = NULL;
+                r = effective_input(f, false, ctx, &eff, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
-                json_array_foreach (choices, i, rule) {
+                for (size_t i = 0; i < st->n_rules; i++) {
                         bool match = false;
-                        r = asl_choice_eval(rule, eff, ctx, &match, &fl);
+                        r = asl_rule_eval(st->rules[i], eff, ctx, &match, &fl);
                         if (r < 0)
                                 return data_failure(e, f, r, &fl);
                         if (match) {
-                                next = json_string_value(json_object_get(rule, "Next"));
+                                next = st->rule_next[i];
                                 break;
                         }
                 }
-                if (!next && def)
-                        next = json_string_value(def);
+                if (!next)
+                        next = st->default_next;
                 if (!next)
                         return frame_fail(e, f, "States.NoChoiceMatched",
                                           "no Choice rule matched and there is no Default");
-                r = select_field(st, "OutputPath", eff, ctx, &out, &fl);
+                r = select_field(&st->output_path, eff, ctx, &out, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 return goto_state(e, f, out, next);
         }
         case ST_WAIT:
-                return run_wait(e, f, st, ctx);
+                return run_wait(e, f, ctx);
         case ST_SUCCEED:
-                r = effective_input(e, f, st, false, ctx, &eff, &fl);
+                r = effective_input(f, false, ctx, &eff, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
-                r = select_field(st, "OutputPath", eff, ctx, &out, &fl);
+                r = select_field(&st->output_path, eff, ctx, &out, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 return transition(e, f, out);
         case ST_FAIL: {
                 _cleanup_free_ char *error = NULL, *cause = NULL;
-                r = fail_field(e, f, st, "Error", "ErrorPath", ctx, &error, &fl);
+                r = fail_field(f, "Error", st->error_expr, "ErrorPath", ctx, &error, &fl);
                 if (r >= 0)
-                        r = fail_field(e, f, st, "Cause", "CausePath", ctx, &cause, &fl);
+                        r = fail_field(f, "Cause", st->cause_expr, "CausePath", ctx, &cause, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 return frame_fail(e, f, error ?: "States.Fail", cause);
         }
         case ST_PARALLEL:
-                return run_parallel(e, f, st, ctx);
+                return run_parallel(e, f, ctx);
         case ST_MAP:
-                return run_map(e, f, st, ctx);
+                return run_map(e, f, ctx);
         default:
                 return -EIO;
         }
@@ -1925,12 +2266,12 @@ static int enter_state(AslExecution *e, Frame *f) {
         f->entered_usec = e->now_usec;
         frame_reset_state(f);
         f->phase = PH_RUN;
-        return emit_state(e, f, "StateEntered", "input", f->input);
+        return emit_state(e, f, true, f->input);
 }
 
 /* A Parallel or Map whose children moved. */
 static int collect_children(AslExecution *e, Frame *f) {
-        StateType t = frame_type(e, f);
+        StateType t = f->st->type;
         bool again = true;
         int r;
 
@@ -1945,7 +2286,7 @@ static int collect_children(AslExecution *e, Frame *f) {
                                 _cleanup_free_ char *err = TAKE_PTR(c->error), *cause = TAKE_PTR(c->cause);
                                 if (t == ST_MAP) {
                                         json_t *d = json_pack("{s:I,s:s}", "index", (json_int_t) c->index, "name",
-                                                              f->state);
+                                                              f->st->name);
                                         if (!d)
                                                 return -ENOMEM;
                                         r = emit(e, f, "MapIterationFailed", "mapIterationFailedEventDetails", d);
@@ -1963,7 +2304,7 @@ static int collect_children(AslExecution *e, Frame *f) {
                                         return -ENOMEM;
                                 if (t == ST_MAP) {
                                         json_t *d = json_pack("{s:I,s:s}", "index", (json_int_t) c->index, "name",
-                                                              f->state);
+                                                              f->st->name);
                                         if (!d)
                                                 return -ENOMEM;
                                         r = emit(e, f, "MapIterationSucceeded", "mapIterationSucceededEventDetails", d);
@@ -2040,7 +2381,7 @@ int asl_execution_pending_tasks(AslExecution *e, AslTask **ret_tasks, size_t *re
                 AslTask *b;
                 if (e->frames[i]->phase != PH_TASK)
                         continue;
-                r = task_describe(e, e->frames[i], &t);
+                r = task_describe(e->frames[i], NULL, NULL, &t);
                 if (r < 0) {
                         asl_tasks_free(a, n);
                         return r;
@@ -2073,46 +2414,81 @@ static void set_now(AslExecution *e, uint64_t now) {
 
 /* What the state gets for the function's output: the Invoke response for
  * lambda:invoke, the output itself otherwise. */
-static int task_result(AslExecution *e, json_t *st, json_t *output, json_t **ret) {
-        const char *res = json_string_value(json_object_get(st, "Resource"));
-        char rid[40];
+static int task_result(AslExecution *e, const State *st, json_t *output, json_t **ret) {
+        const InvokeParts *k = &e->def->invoke;
+        _cleanup_(json_decrefp) json_t *rid = NULL;
         uint64_t a = rng_next(e), b = rng_next(e);
+        json_t *all, *hh, *meta, *o;
+        char s[40], *p = s;
 
-        if (resource_kind(res) != RES_LAMBDA_INVOKE) {
+        if (st->resource_kind != RES_LAMBDA_INVOKE) {
                 *ret = json_incref(output);
                 return 0;
         }
-        snprintf(rid, sizeof rid, "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-a%03" PRIx64 "-%012" PRIx64, a >> 32,
-                 (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0xfff, b & (uint64_t) 0xffffffffffff);
-        *ret = json_pack("{s:s,s:O,s:{s:{s:[s],s:[s],s:[s]},s:{s:s,s:s,s:s},s:i},s:{s:s},s:i}", "ExecutedVersion",
-                         "$LATEST", "Payload", output, "SdkHttpMetadata", "AllHttpHeaders", "X-Amz-Executed-Version",
-                         "$LATEST", "x-amzn-RequestId", rid, "Content-Type", "application/json", "HttpHeaders",
-                         "X-Amz-Executed-Version", "$LATEST", "x-amzn-RequestId", rid, "Content-Type",
-                         "application/json", "HttpStatusCode", 200, "SdkResponseMetadata", "RequestId", rid,
-                         "StatusCode", 200);
-        return *ret ? 0 : -ENOMEM;
+        if (st->result_use == RESULT_NONE) {
+                *ret = json_null();
+                return 0;
+        }
+        if (st->result_use == RESULT_PAYLOAD) {
+                *ret = with(json_object(), "Payload", json_incref(output));
+                return *ret ? 0 : -ENOMEM;
+        }
+        /* A request id shaped as a UUID v4: 8-4-4-4-12 hex digits. */
+        p = hex(p, a >> 32, 8);
+        *p++ = '-';
+        p = hex(p, a >> 16, 4);
+        *p++ = '-';
+        *p++ = '4';
+        p = hex(p, a, 3);
+        *p++ = '-';
+        *p++ = 'a';
+        p = hex(p, b >> 48, 3);
+        *p++ = '-';
+        p = hex(p, b, 12);
+        rid = json_stringn_nocheck(s, (size_t) (p - s));
+        if (!rid)
+                return -ENOMEM;
+
+        all = with(json_object(), "X-Amz-Executed-Version", json_incref(k->latest_list));
+        all = with(all, "x-amzn-RequestId", list_of(json_incref(rid)));
+        all = with(all, "Content-Type", json_incref(k->json_type_list));
+        hh = with(json_object(), "X-Amz-Executed-Version", json_incref(k->latest));
+        hh = with(hh, "x-amzn-RequestId", json_incref(rid));
+        hh = with(hh, "Content-Type", json_incref(k->json_type));
+        meta = with(json_object(), "AllHttpHeaders", all);
+        meta = with(meta, "HttpHeaders", hh);
+        meta = with(meta, "HttpStatusCode", json_incref(k->status));
+        o = with(json_object(), "ExecutedVersion", json_incref(k->latest));
+        o = with(o, "Payload", json_incref(output));
+        o = with(o, "SdkHttpMetadata", meta);
+        o = with(o, "SdkResponseMetadata", with(json_object(), "RequestId", json_incref(rid)));
+        o = with(o, "StatusCode", json_incref(k->status));
+        *ret = o;
+        return o ? 0 : -ENOMEM;
 }
 
 int asl_execution_task_succeeded(AslExecution *e, const char *token, json_t *output, uint64_t now_usec) {
         Frame *f = frame_by_token(e, token);
-        _cleanup_(json_decrefp) json_t *result = NULL, *d = NULL;
-        json_t *st, *s;
+        _cleanup_(json_decrefp) json_t *own = NULL, *result = NULL;
         int r;
 
         if (!f)
                 return -ENOENT;
         set_now(e, now_usec);
-        st = state_json(e, f);
-        s = dumps_json(output ?: json_null());
-        d = s ? json_pack("{s:s,s:s,s:o}", "resourceType", "lambda", "resource",
-                          resource_short(json_string_value(json_object_get(st, "Resource"))), "output", s)
-              : NULL;
-        if (!d)
+        /* A copy of its own: the state's data shares it from here on, and
+         * the caller keeps output. */
+        own = output ? json_deep_copy(output) : json_null();
+        if (!own)
                 return -ENOMEM;
-        r = task_result(e, st, output ?: json_null(), &result);
+        r = task_result(e, f->st, own, &result);
         if (r < 0)
                 return r;
-        r = emit(e, f, "TaskSucceeded", "taskSucceededEventDetails", TAKE_PTR(d));
+        r = record(e, f,
+                   (Event){ .kind = EV_TASK_SUCCEEDED,
+                            .type = "TaskSucceeded",
+                            .key = "taskSucceededEventDetails",
+                            .name = resource_short(f->st->resource),
+                            .value = json_incref(own) });
         if (r < 0)
                 return r;
         f->token = mem_free_ptr(f->token);
@@ -2122,7 +2498,7 @@ int asl_execution_task_succeeded(AslExecution *e, const char *token, json_t *out
 int asl_execution_task_failed(AslExecution *e, const char *token, const char *error, const char *cause,
                               uint64_t now_usec) {
         Frame *f = frame_by_token(e, token);
-        json_t *st, *d;
+        json_t *d;
         int r;
 
         if (isempty(error))
@@ -2130,9 +2506,8 @@ int asl_execution_task_failed(AslExecution *e, const char *token, const char *er
         if (!f)
                 return -ENOENT;
         set_now(e, now_usec);
-        st = state_json(e, f);
-        d = json_pack("{s:s,s:s,s:s}", "resourceType", "lambda", "resource",
-                      resource_short(json_string_value(json_object_get(st, "Resource"))), "error", error);
+        d = json_pack("{s:s,s:s,s:s}", "resourceType", "lambda", "resource", resource_short(f->st->resource), "error",
+                      error);
         if (!d || (cause && json_object_set_new(d, "cause", json_string(cause)) < 0)) {
                 json_decref(d);
                 return -ENOMEM;
@@ -2174,8 +2549,8 @@ uint64_t asl_execution_next_deadline(const AslExecution *e) {
 static int fire(AslExecution *e, Frame *f) {
         _cleanup_(json_decrefp) json_t *ctx = NULL, *out = NULL;
         AslFailure fl = {};
-        json_t *d, *st = state_json(e, f);
         bool heartbeat;
+        json_t *d;
         int r;
 
         switch (f->phase) {
@@ -2183,18 +2558,17 @@ static int fire(AslExecution *e, Frame *f) {
                 f->phase = PH_RUN;
                 return 0;
         case PH_WAIT:
-                r = build_context(e, f, NULL, 0, NULL, &ctx);
+                r = state_context(e, f, NULL, &ctx);
                 if (r < 0)
                         return r;
-                r = select_field(st, "OutputPath", f->effective, ctx, &out, &fl);
+                r = select_field(&f->st->output_path, f->effective, ctx, &out, &fl);
                 if (r < 0)
                         return data_failure(e, f, r, &fl);
                 return goto_state(e, f, out, NULL);
         case PH_TASK:
                 heartbeat = f->heartbeat_at < f->timeout_at;
-                d = json_pack("{s:s,s:s,s:s}", "resourceType", "lambda", "resource",
-                              resource_short(json_string_value(json_object_get(st, "Resource"))), "error",
-                              heartbeat ? "States.HeartbeatTimeout" : "States.Timeout");
+                d = json_pack("{s:s,s:s,s:s}", "resourceType", "lambda", "resource", resource_short(f->st->resource),
+                              "error", heartbeat ? "States.HeartbeatTimeout" : "States.Timeout");
                 if (!d)
                         return -ENOMEM;
                 r = emit(e, f, "TaskTimedOut", "taskTimedOutEventDetails", d);
@@ -2237,7 +2611,6 @@ int asl_execution_advance_time(AslExecution *e, uint64_t now_usec) {
 int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint64_t now_usec, const AslOptions *opts,
                       AslExecution **ret) {
         _cleanup_(asl_execution_freep) AslExecution *e = NULL;
-        json_t *d, *s;
         Frame *f;
         int r;
 
@@ -2259,23 +2632,21 @@ int asl_execution_new(AslDefinition *def, const char *name, json_t *input, uint6
         e->rng = opts ? opts->seed : 0;
         e->status = ASL_RUNNING;
 
-        s = dumps_json(e->input);
-        d = s ? json_pack("{s:o,s:s}", "input", s, "roleArn", "arn:aws:iam::000000000000:role/deliveryd-local") : NULL;
-        if (!d)
-                return -ENOMEM;
-        r = emit(e, NULL, "ExecutionStarted", "executionStartedEventDetails", d);
+        r = record(e, NULL,
+                   (Event){ .kind = EV_EXECUTION_STARTED,
+                            .type = "ExecutionStarted",
+                            .key = "executionStartedEventDetails",
+                            .value = json_incref(e->input) });
         if (r < 0)
                 return r;
         r = frame_add(e, &f);
         if (r < 0)
                 return r;
         f->machine = 0;
-        f->state = mem_strdup(def->machines[0].start_at);
+        f->st = def->machines[0].start;
         f->input = json_incref(e->input);
         f->phase = PH_ENTER;
         f->last_event = 1;
-        if (!f->state)
-                return -ENOMEM;
         *ret = TAKE_PTR(e);
         return 0;
 }
@@ -2296,8 +2667,8 @@ const char *asl_execution_cause(const AslExecution *e) {
         return e->status == ASL_FAILED || e->status == ASL_TIMED_OUT ? e->cause : NULL;
 }
 
-json_t *asl_execution_history(const AslExecution *e) {
-        return e->events;
+json_t *asl_execution_history(AslExecution *e) {
+        return history_render(e) < 0 ? NULL : e->events;
 }
 
 unsigned asl_execution_transitions(const AslExecution *e) {
@@ -2328,9 +2699,9 @@ static json_t *frame_to_json(const Frame *f) {
                 }
         o = json_pack("{s:I,s:I,s:i,s:i,s:s,s:s,s:O,s:I,s:i,s:o,s:I,s:I,s:I,s:I,s:i,s:i,s:i,s:b,s:I}", "id",
                       (json_int_t) f->id, "parent", (json_int_t) f->parent, "machine", (int) f->machine, "index",
-                      (int) f->index, "state", f->state, "phase", phase_table[f->phase], "input", f->input, "entered",
-                      (json_int_t) f->entered_usec, "retry_count", (int) f->retry_count, "attempts", att, "deadline",
-                      (json_int_t) f->deadline, "timeout_at", (json_int_t) f->timeout_at, "heartbeat_at",
+                      (int) f->index, "state", f->st->name, "phase", phase_table[f->phase], "input", f->input,
+                      "entered", (json_int_t) f->entered_usec, "retry_count", (int) f->retry_count, "attempts", att,
+                      "deadline", (json_int_t) f->deadline, "timeout_at", (json_int_t) f->timeout_at, "heartbeat_at",
                       (json_int_t) (f->heartbeat_at == UINT64_MAX ? -1 : (json_int_t) f->heartbeat_at),
                       "heartbeat_usec", (json_int_t) f->heartbeat_usec, "next_child", (int) f->next_child, "active",
                       (int) f->active, "max_concurrency", (int) f->max_concurrency, "dirty", f->dirty, "last_event",
@@ -2347,8 +2718,13 @@ static json_t *frame_to_json(const Frame *f) {
         return o;
 }
 
-int asl_execution_to_json(const AslExecution *e, json_t **ret) {
+int asl_execution_to_json(AslExecution *e, json_t **ret) {
         _cleanup_(json_decrefp) json_t *o = NULL, *frames = NULL;
+        int r;
+
+        r = history_render(e);
+        if (r < 0)
+                return r;
 
         frames = json_array();
         if (!frames)
@@ -2457,11 +2833,10 @@ static int frame_from_json(AslExecution *e, json_t *o, Restore *rs) {
                         f->phase = (Phase) i;
         if (f->phase < 0)
                 return restore_fail(rs, "a frame has an unknown phase '%s'", phase);
-        if (f->machine >= e->def->n_machines || !json_object_get(e->def->machines[f->machine].states, state))
+        if (f->machine < e->def->n_machines)
+                f->st = machine_state(&e->def->machines[f->machine], state);
+        if (!f->st)
                 return restore_fail(rs, "a frame is at state '%s', which this definition does not have", state);
-        f->state = mem_strdup(state);
-        if (!f->state)
-                return -ENOMEM;
         f->input = ref_opt(o, "input");
         f->effective = ref_opt(o, "effective");
         f->results = ref_opt(o, "results");
@@ -2478,12 +2853,12 @@ static int frame_from_json(AslExecution *e, json_t *o, Restore *rs) {
                 return restore_fail(rs, "a frame is malformed");
         if (r < 0)
                 return r;
-        if (f->phase == PH_TASK && (!f->token || frame_type(e, f) != ST_TASK || !f->effective))
+        if (f->phase == PH_TASK && (!f->token || f->st->type != ST_TASK || !f->effective))
                 return restore_fail(rs, "a frame waits for a task that is not there");
         if ((f->phase == PH_CHILDREN) &&
-            (!json_is_array(f->results) || (frame_type(e, f) != ST_PARALLEL && frame_type(e, f) != ST_MAP)))
+            (!json_is_array(f->results) || (f->st->type != ST_PARALLEL && f->st->type != ST_MAP)))
                 return restore_fail(rs, "a frame waits for children it cannot have");
-        if (f->phase == PH_CHILDREN && frame_type(e, f) == ST_MAP && !json_is_array(f->items))
+        if (f->phase == PH_CHILDREN && f->st->type == ST_MAP && !json_is_array(f->items))
                 return restore_fail(rs, "a Map frame has no items");
         if (f->phase == PH_WAIT && !f->effective)
                 return restore_fail(rs, "a Wait frame has no input");
@@ -2534,7 +2909,9 @@ int asl_execution_from_json(AslDefinition *def, json_t *j, AslExecution **ret, c
         if (r >= 0) {
                 e->input = ref_opt(j, "input");
                 e->output = ref_opt(j, "output");
-                e->events = json_deep_copy(json_object_get(j, "events"));
+                /* Events are never changed once rendered: only the array
+                 * that new ones are appended to needs to be ours. */
+                e->events = json_copy(json_object_get(j, "events"));
                 if (!e->events)
                         r = -ENOMEM;
         }

@@ -74,7 +74,7 @@ typedef struct AslTask {
         char *resource; /* the Resource ARN as written */
         char *function; /* the Lambda function's name (no ARN, no alias) */
         char *qualifier; /* alias or version from the ARN, or NULL */
-        json_t *payload; /* what the function receives */
+        json_t *payload; /* what the function receives; read-only: shared with the execution */
         unsigned attempt; /* 1 for the first, 2 for the first retry … */
         bool callback; /* .waitForTaskToken: the function's own return is ignored; the
                         * result comes through the token */
@@ -132,13 +132,16 @@ json_t *asl_execution_output(const AslExecution *e);
 /* Borrowed: the error and cause when FAILED or TIMED_OUT, else NULL. */
 const char *asl_execution_error(const AslExecution *e);
 const char *asl_execution_cause(const AslExecution *e);
-/* Borrowed: the event history, an array of GetExecutionHistory events. */
-json_t *asl_execution_history(const AslExecution *e);
+/* Borrowed: the event history, an array of GetExecutionHistory events;
+ * NULL when out of memory.  The events are recorded as the execution
+ * runs and rendered (their data as JSON text) when first asked for, here
+ * or by asl_execution_to_json(), hence the non-const e. */
+json_t *asl_execution_history(AslExecution *e);
 /* State transitions made so far. */
 unsigned asl_execution_transitions(const AslExecution *e);
 
 /* The whole execution as one JSON object (new reference in *ret), and
  * back: asl_execution_from_json() checks it against def and refuses one
  * that does not fit (-EINVAL with *ret_error).  0; -ENOMEM. */
-int asl_execution_to_json(const AslExecution *e, json_t **ret);
+int asl_execution_to_json(AslExecution *e, json_t **ret);
 int asl_execution_from_json(AslDefinition *def, json_t *j, AslExecution **ret, char **ret_error);

@@ -565,6 +565,94 @@ static void test_result_path_copies(void **state _unused_) {
         json_decref(value_before);
 }
 
+/* The compiled forms share what they can: a ResultPath copies only the
+ * objects on its way, a template only what has "key.$" below it. */
+static void test_compiled_share(void **state _unused_) {
+        json_t *input = load("{'a':{'b':1},'z':[1],'s':'x'}"), *value = load("{'r':[1]}"), *got = NULL;
+        json_t *before = json_deep_copy(input), *tmpl = load("{'lit':{'k':[1,2]},'sel.$':'$.z','n':{'v.$':'$.s'}}");
+        AslTemplate *t = NULL;
+        AslPath *p = NULL;
+
+        assert_int_equal(asl_path_compile("$.a.c", true, false, &p, NULL), 0);
+        assert_int_equal(asl_path_store(p, input, value, &got, NULL), 0);
+        assert_true(json_equal(input, before));
+        assert_ptr_not_equal(json_object_get(got, "a"), json_object_get(input, "a"));
+        assert_ptr_equal(json_object_get(got, "z"), json_object_get(input, "z"));
+        assert_ptr_equal(json_object_get(json_object_get(got, "a"), "c"), value);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(got, "a"), "b")), 1);
+        json_decref(got);
+        p = asl_path_free(p);
+
+        /* A scalar in the way is a failure, and input is still untouched. */
+        assert_int_equal(asl_path_compile("$.s.t", true, false, &p, NULL), 0);
+        assert_int_equal(asl_path_store(p, input, value, &got, NULL), -EINVAL);
+        assert_true(json_equal(input, before));
+        p = asl_path_free(p);
+
+        assert_int_equal(asl_template_compile(tmpl, &t, NULL), 0);
+        assert_false(asl_template_uses_context(t));
+        assert_int_equal(asl_template_apply(t, input, NULL, &got, NULL), 0);
+        assert_ptr_equal(json_object_get(got, "lit"), json_object_get(tmpl, "lit"));
+        assert_ptr_equal(json_object_get(got, "sel"), json_object_get(input, "z"));
+        assert_string_equal(json_string_value(json_object_get(json_object_get(got, "n"), "v")), "x");
+        json_decref(got);
+        asl_template_free(t);
+
+        json_decref(tmpl);
+        json_decref(input);
+        json_decref(before);
+        json_decref(value);
+}
+
+/* What reads only under one member: the interpreter makes only that member
+ * of a Lambda response then, so a wrong "yes" would change results. */
+static void test_reads_only(void **state _unused_) {
+        static const struct {
+                const char *path;
+                bool want;
+        } paths[] = {
+                { "$.Payload", true },
+                { "$.Payload.a[0]", true },
+                { "$['Payload']", true },
+                { "$.Payload..v", true },
+                { "$.Payload[?(@.v == 1)]", true },
+                { "$$.Task.Token", true },
+                { "$.Payload[?(@.v == $.StatusCode)]", false },
+                { "$.Payload[?(@.a[?(@ == $.x)])]", false },
+                { "$", false },
+                { "$..Payload", false },
+                { "$.*", false },
+                { "$['Payload','StatusCode']", false },
+                { "$.StatusCode", false },
+        };
+        static const struct {
+                const char *tmpl;
+                bool want;
+        } templates[] = {
+                { "{'a.$':'States.Format(\\u0027{}\\u0027, $.Payload.a)','b':1,'c':[{'d.$':'$.Payload'}]}", true },
+                { "{'a.$':'States.Format(\\u0027{} {}\\u0027, $.Payload.a, States.Array($.StatusCode))'}", false },
+                { "{'a':{'b.$':'$.SdkHttpMetadata'}}", false },
+                { "{'a':'$.StatusCode'}", true },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
+                AslPath *p = NULL;
+                assert_int_equal(asl_path_compile(paths[i].path, false, true, &p, NULL), 0);
+                if (asl_path_reads_only(p, "Payload") != paths[i].want)
+                        fail_msg("%s: reads only under Payload should be %d", paths[i].path, paths[i].want);
+                asl_path_free(p);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(templates); i++) {
+                json_t *j = load(templates[i].tmpl);
+                AslTemplate *t = NULL;
+                assert_int_equal(asl_template_compile(j, &t, NULL), 0);
+                if (asl_template_reads_only(t, "Payload") != templates[i].want)
+                        fail_msg("%s: reads only under Payload should be %d", templates[i].tmpl, templates[i].want);
+                asl_template_free(t);
+                json_decref(j);
+        }
+}
+
 static void test_uuid(void **state _unused_) {
         json_t *a = NULL, *b = NULL;
 
@@ -790,9 +878,10 @@ static void test_bounds(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_table),      cmocka_unit_test(test_result_path_copies),
-                cmocka_unit_test(test_uuid),       cmocka_unit_test(test_math_random),
-                cmocka_unit_test(test_timestamps), cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_table),          cmocka_unit_test(test_result_path_copies),
+                cmocka_unit_test(test_compiled_share), cmocka_unit_test(test_reads_only),
+                cmocka_unit_test(test_uuid),           cmocka_unit_test(test_math_random),
+                cmocka_unit_test(test_timestamps),     cmocka_unit_test(test_oom),
                 cmocka_unit_test(test_bounds),
         };
 

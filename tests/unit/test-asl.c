@@ -370,6 +370,39 @@ finish:
         return r;
 }
 
+/* The history is rendered when it is read: that too fails cleanly. */
+static int attempt_render(void *userdata) {
+        AslDefinition *def = userdata;
+        AslExecution *e = NULL, *back = NULL;
+        AslTask *t = NULL;
+        json_t *j = NULL;
+        size_t n = 0;
+        int r;
+
+        r = asl_execution_new(def, "o", NULL, T0, NULL, &e);
+        if (r >= 0)
+                r = asl_execution_step(e, &t, &n);
+        if (r >= 0 && n != 1)
+                r = -EIO;
+        if (r >= 0)
+                r = asl_execution_task_succeeded(e, t[0].token, json_true(), T0);
+        if (r >= 0)
+                r = asl_execution_step(e, NULL, NULL);
+        if (r >= 0 && !asl_execution_history(e))
+                r = -ENOMEM;
+        if (r >= 0)
+                r = asl_execution_to_json(e, &j);
+        if (r >= 0)
+                r = asl_execution_from_json(def, j, &back, NULL);
+        if (r >= 0 && json_array_size(asl_execution_history(back)) < 8)
+                r = -EIO;
+        asl_tasks_free(t, n);
+        json_decref(j);
+        asl_execution_free(back);
+        asl_execution_free(e);
+        return r;
+}
+
 static void test_oom(void **state _unused_) {
         _cleanup_(asl_definition_unrefp) AslDefinition *def = NULL;
 
@@ -377,6 +410,7 @@ static void test_oom(void **state _unused_) {
         assert_true(oom_loop(attempt_load_error, NULL, -EINVAL) > 1);
         assert_int_equal(asl_definition_load(busy_definition, &def, NULL), 0);
         assert_true(oom_loop(attempt_run, def, 0) > 50);
+        assert_true(oom_loop(attempt_render, def, 0) > 20);
 }
 
 int main(void) {

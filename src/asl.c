@@ -1179,6 +1179,7 @@ struct AslExecution {
         unsigned transitions, max_transitions;
         uint64_t rng, next_frame_id;
         json_t *events; /* rendered */
+        uint64_t events_offset; /* events before those in events, kept by the caller (asl_execution_take_history()) */
         Event *pending; /* recorded after them, not rendered yet; not serialised as such */
         size_t n_pending, n_pending_max;
         json_t *stamp; /* the last timestamp rendered, shared by events of the same time */
@@ -1327,7 +1328,7 @@ static int timestamp_json(uint64_t usec, json_t **ret) {
 
 /* Record one history event (ev->value stolen). */
 static int record(AslExecution *e, Frame *f, Event ev) {
-        uint64_t id = json_array_size(e->events) + e->n_pending + 1;
+        uint64_t id = e->events_offset + json_array_size(e->events) + e->n_pending + 1;
 
         if (id > ASL_EVENTS_MAX) {
                 json_decref(ev.value);
@@ -1455,7 +1456,7 @@ static int history_render(AslExecution *e) {
 
         for (i = 0; i < e->n_pending; i++) {
                 const Event *ev = &e->pending[i];
-                uint64_t id = json_array_size(e->events) + 1;
+                uint64_t id = e->events_offset + json_array_size(e->events) + 1;
                 json_t *o, *d = NULL, *ts;
 
                 r = event_details(ev, &d);
@@ -2671,6 +2672,22 @@ json_t *asl_execution_history(AslExecution *e) {
         return history_render(e) < 0 ? NULL : e->events;
 }
 
+int asl_execution_take_history(AslExecution *e, json_t **ret) {
+        json_t *fresh;
+        int r;
+
+        r = history_render(e);
+        if (r < 0)
+                return r;
+        fresh = json_array();
+        if (!fresh)
+                return -ENOMEM;
+        e->events_offset += json_array_size(e->events);
+        *ret = e->events;
+        e->events = fresh;
+        return 0;
+}
+
 unsigned asl_execution_transitions(const AslExecution *e) {
         return e->transitions;
 }
@@ -2744,6 +2761,11 @@ int asl_execution_to_json(AslExecution *e, json_t **ret) {
                 return -ENOMEM;
         if (set_opt(o, "output", e->output) < 0 || set_opt_str(o, "error", e->error) < 0 ||
             set_opt_str(o, "cause", e->cause) < 0)
+                return -ENOMEM;
+        /* Written only when the caller keeps the history apart, so that an
+         * execution that never did reads back as before. */
+        if (e->events_offset > 0 &&
+            json_object_set_new(o, "events_offset", json_integer((json_int_t) e->events_offset)) < 0)
                 return -ENOMEM;
         *ret = TAKE_PTR(o);
         return 0;
@@ -2905,6 +2927,15 @@ int asl_execution_from_json(AslDefinition *def, json_t *j, AslExecution **ret, c
                         r = dup_opt_str(j, "cause", &e->cause);
                 if (r == -EINVAL || (r >= 0 && (!e->name || !e->machine_name)))
                         r = restore_fail(&rs, "a serialised execution is malformed");
+        }
+        if (r >= 0) {
+                /* Set by asl_execution_take_history(); absent before. */
+                json_t *off = json_object_get(j, "events_offset");
+                if (off &&
+                    (!json_is_integer(off) || json_integer_value(off) < 0 || json_integer_value(off) > ASL_EVENTS_MAX))
+                        r = restore_fail(&rs, "a serialised execution is malformed");
+                else
+                        e->events_offset = off ? (uint64_t) json_integer_value(off) : 0;
         }
         if (r >= 0) {
                 e->input = ref_opt(j, "input");

@@ -137,6 +137,13 @@ const char *asl_execution_cause(const AslExecution *e);
  * runs and rendered (their data as JSON text) when first asked for, here
  * or by asl_execution_to_json(), hence the non-const e. */
 json_t *asl_execution_history(AslExecution *e);
+/* For a caller that keeps the history apart (the durable engine appends
+ * it to a table instead of writing it whole with every state): the events
+ * recorded since the last call, as an array of GetExecutionHistory events
+ * (a new reference in *ret), which leave the execution;
+ * asl_execution_to_json() then holds only where to number the next one,
+ * and asl_execution_history() only the later ones.  0, -ENOMEM. */
+int asl_execution_take_history(AslExecution *e, json_t **ret);
 /* State transitions made so far. */
 unsigned asl_execution_transitions(const AslExecution *e);
 

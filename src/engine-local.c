@@ -159,14 +159,85 @@ static int exec_load(EngineLocal *l, const char *id, AslExecution **ret, char **
         return asl_execution_from_json(l->def, j, ret, ret_error);
 }
 
+/* Append events (GetExecutionHistory events) to execution id's history. */
+static int history_append(EngineLocal *l, const char *id, json_t *events) {
+        sqlite3_stmt *st = NULL;
+        json_t *ev;
+        size_t i;
+        int r = 0;
+
+        if (json_array_size(events) == 0)
+                return 0;
+        r = store_prepare(l->ctx.store, "INSERT INTO execution_events (execution, id, event) VALUES (?, ?, ?)", &st);
+        if (r < 0)
+                return r;
+        json_array_foreach (events, i, ev) {
+                _cleanup_free_ char *text = json_dumps(ev, JSON_COMPACT);
+                if (!text) {
+                        r = -ENOMEM;
+                        break;
+                }
+                sqlite3_reset(st);
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(ev, "id")));
+                sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+                r = store_check(l->ctx.store, sqlite3_step(st), "store execution history");
+                if (r < 0)
+                        break;
+        }
+        store_finish(l->ctx.store, st);
+        return r;
+}
+
+/* The whole history of execution id: the stored events, then those x
+ * holds still (an execution stored before the history had its table). */
+static int history_json(EngineLocal *l, const char *id, AslExecution *x, json_t **ret) {
+        _cleanup_(json_decrefp) json_t *a = json_array();
+        sqlite3_stmt *st = NULL;
+        json_t *held, *ev;
+        size_t i;
+        int rc, r;
+
+        if (!a)
+                return -ENOMEM;
+        r = store_prepare(l->ctx.store, "SELECT event FROM execution_events WHERE execution = ? ORDER BY id", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                json_t *e = json_loads((const char *) sqlite3_column_text(st, 0), 0, NULL);
+                if (!e || json_array_append_new(a, e) < 0) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                }
+        }
+        store_finish(l->ctx.store, st);
+        r = store_check(l->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "read execution history");
+        if (r < 0)
+                return r;
+        held = asl_execution_history(x);
+        if (!held)
+                return -ENOMEM;
+        json_array_foreach (held, i, ev)
+                if (json_array_append(a, ev) < 0)
+                        return -ENOMEM;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+/* Store x as execution id: its state in the row, the history events it
+ * recorded since it was loaded (or made) appended to execution_events. */
 static int exec_save(EngineLocal *l, const char *id, AslExecution *x, bool insert, uint64_t now) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL, *events = NULL;
         _cleanup_free_ char *text = NULL;
         sqlite3_stmt *st = NULL;
         uint64_t deadline = insert ? 0 : asl_execution_next_deadline(x);
         AslStatus status = asl_execution_status(x);
         int r;
 
+        r = asl_execution_take_history(x, &events);
+        if (r < 0)
+                return r;
         r = asl_execution_to_json(x, &j);
         if (r < 0)
                 return r;
@@ -200,7 +271,10 @@ static int exec_save(EngineLocal *l, const char *id, AslExecution *x, bool inser
                 sqlite3_bind_text(st, 9, id, -1, SQLITE_STATIC);
         r = store_check(l->ctx.store, sqlite3_step(st), "store execution");
         store_finish(l->ctx.store, st);
-        return r;
+        if (r < 0)
+                return r;
+        /* After the row: the events refer to it. */
+        return history_append(l, id, events);
 }
 
 /* An execution whose row cannot be restored (a definition changed under
@@ -985,10 +1059,14 @@ static int local_execution_json(void *b, const char *id, json_t **ret) {
         d = asl_execution_next_deadline(x);
         if (d != UINT64_MAX)
                 orders_format_time(d, deadline);
+        _cleanup_(json_decrefp) json_t *history = NULL;
+        r = history_json(l, id, x, &history);
+        if (r < 0)
+                return r;
         *ret = json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s?,s:O}", "name", id, "status",
                          asl_status_to_string(asl_execution_status(x)), "state", waiting_state(x, buf, sizeof buf),
                          "next_deadline", d != UINT64_MAX ? deadline : NULL, "error", asl_execution_error(x), "cause",
-                         asl_execution_cause(x), "history", asl_execution_history(x));
+                         asl_execution_cause(x), "history", history);
         return *ret ? 0 : -ENOMEM;
 }
 

@@ -250,6 +250,16 @@ static const StoreMigration migrations[] = {
          * a quarter of a second on a 1 GiB store. */
         { 10, "outbox rows being sent, indexed",
           "CREATE INDEX outbox_sending ON outbox (channel) WHERE status = 'sending';\n" },
+        /* The history of an execution, appended to as it runs, so that a
+         * transition writes its few new events and not the whole history
+         * again inside executions.state (engine-local.c exec_save()). */
+        { 11, "execution history events, one row each",
+          "CREATE TABLE execution_events (\n"
+          "        execution TEXT NOT NULL REFERENCES executions (name),\n"
+          "        id        INTEGER NOT NULL,\n"
+          "        event     TEXT NOT NULL,\n"
+          "        PRIMARY KEY (execution, id)\n"
+          ") STRICT, WITHOUT ROWID;\n" },
 };
 
 const StoreMigration *store_migrations(size_t *ret_n) {

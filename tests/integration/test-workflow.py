@@ -308,6 +308,8 @@ class Workflow(harness.DaemonTestCase):
         ex = self.wait_for("the execution to end", lambda: (lambda e: e if e["status"] == "SUCCEEDED" else None)(
             json.loads(d.ctl("order", oid, "execution", "--json").stdout)))
         types = [e["type"] for e in ex["history"]]
+        # numbered on across every transition's save
+        self.assertEqual([e["id"] for e in ex["history"]], list(range(1, len(types) + 1)))
         self.assertEqual(types[0], "ExecutionStarted")
         self.assertEqual(types[-1], "ExecutionSucceeded")
         self.assertIn("TaskSucceeded", types)

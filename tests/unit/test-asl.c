@@ -123,7 +123,10 @@ static const char *const busy_definition =
 
 /* Drive e as asl run would, answering each task from a fixed plan; with
  * reload, serialise, free and restore the execution after every event. */
-static void drive(AslDefinition *def, AslExecution **ep, bool reload) {
+/* Run *ep to its end; with reload, save and restore it (through text) at
+ * every wait; with kept also, its history is taken out at each save and
+ * appended to kept, as the durable engine keeps it. */
+static void drive(AslDefinition *def, AslExecution **ep, bool reload, json_t *kept) {
         uint64_t now = T0;
         unsigned reserve_calls = 0, events = 0;
 
@@ -165,6 +168,13 @@ static void drive(AslDefinition *def, AslExecution **ep, bool reload) {
                         json_t *j = NULL;
                         char *error = NULL;
                         char *text;
+                        if (kept) {
+                                json_t *taken = NULL;
+                                assert_int_equal(asl_execution_take_history(*ep, &taken), 0);
+                                assert_int_equal(json_array_extend(kept, taken), 0);
+                                json_decref(taken);
+                                assert_int_equal(json_array_size(asl_execution_history(*ep)), 0);
+                        }
                         assert_int_equal(asl_execution_to_json(*ep, &j), 0);
                         /* Through text, as the store keeps it. */
                         text = json_dumps(j, JSON_COMPACT);
@@ -208,16 +218,31 @@ static void drive(AslDefinition *def, AslExecution **ep, bool reload) {
 
 static void test_round_trip(void **state _unused_) {
         _cleanup_(asl_definition_unrefp) AslDefinition *def = NULL;
-        AslExecution *a = NULL, *b = NULL;
-        json_t *input = json_pack("{s:[s,s]}", "items", "x", "y");
+        AslExecution *a = NULL, *b = NULL, *c = NULL;
+        json_t *input = json_pack("{s:[s,s]}", "items", "x", "y"), *kept = json_array();
         char *ha, *hb;
 
         assert_int_equal(asl_definition_load(busy_definition, &def, NULL), 0);
         assert_int_equal(asl_execution_new(def, "order-1", input, T0, &(AslOptions){ .seed = 7 }, &a), 0);
         assert_int_equal(asl_execution_new(def, "order-1", input, T0, &(AslOptions){ .seed = 7 }, &b), 0);
+        assert_int_equal(asl_execution_new(def, "order-1", input, T0, &(AslOptions){ .seed = 7 }, &c), 0);
         json_decref(input);
-        drive(def, &a, false);
-        drive(def, &b, true);
+        drive(def, &a, false, NULL);
+        drive(def, &b, true, NULL);
+        drive(def, &c, true, kept);
+
+        /* The history kept apart, then what c still holds, is the whole
+         * history, numbered on across the saves. */
+        assert_int_equal(asl_execution_status(c), ASL_SUCCEEDED);
+        assert_true(json_array_size(kept) > 0);
+        assert_int_equal(json_array_extend(kept, asl_execution_history(c)), 0);
+        ha = json_dumps(asl_execution_history(a), JSON_COMPACT);
+        hb = json_dumps(kept, JSON_COMPACT);
+        assert_string_equal(ha, hb);
+        free(ha);
+        free(hb);
+        json_decref(kept);
+        asl_execution_free(c);
 
         assert_int_equal(asl_execution_status(a), ASL_SUCCEEDED);
         assert_int_equal(asl_execution_status(b), ASL_SUCCEEDED);

@@ -133,6 +133,34 @@ static void assert_status(const char *id, const char *status) {
         json_decref(o);
 }
 
+/* The events stored for execution id in execution_events. */
+static int stored_events(const char *id) {
+        sqlite3_stmt *st = NULL;
+        int n = -1;
+
+        assert_int_equal(sqlite3_prepare_v2(store_db(store),
+                                            "SELECT count(*) FROM execution_events WHERE execution = ?", -1, &st, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        return n;
+}
+
+/* The text in the first column of the first row of sql; caller frees. */
+static char *query_text(const char *sql) {
+        sqlite3_stmt *st = NULL;
+        char *v = NULL;
+
+        assert_int_equal(sqlite3_prepare_v2(store_db(store), sql, -1, &st, NULL), SQLITE_OK);
+        if (sqlite3_step(st) == SQLITE_ROW)
+                v = strdup((const char *) sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        assert_non_null(v);
+        return v;
+}
+
 static const char *execution_status(const char *id) {
         static char buf[16];
         json_t *x = NULL;
@@ -354,6 +382,71 @@ static void test_late_order(void **state _unused_) {
         assert_status(id, "PREPARING");
 }
 
+/* The history of order id, checked: ids 1, 2, … with every previous
+ * event earlier; returns how many events there are. */
+static size_t history_checked(const char *id) {
+        json_t *x = NULL, *h, *ev;
+        size_t i, n;
+
+        assert_int_equal(engine_execution_json(engine, id, &x), 0);
+        h = json_object_get(x, "history");
+        json_array_foreach (h, i, ev) {
+                assert_int_equal(json_integer_value(json_object_get(ev, "id")), (json_int_t) i + 1);
+                assert_true(json_integer_value(json_object_get(ev, "previousEventId")) <= (json_int_t) i);
+        }
+        assert_string_equal(json_string_value(json_object_get(json_array_get(h, 0), "type")), "ExecutionStarted");
+        n = json_array_size(h);
+        json_decref(x);
+        return n;
+}
+
+static void test_history_kept_apart(void **state _unused_) {
+        char a[7], b[7], sql[256];
+        size_t n;
+
+        new_order("pz-margherita", 1, ORDER_PAYMENT_CARD, a);
+        new_order("pz-margherita", 1, ORDER_PAYMENT_CARD, b);
+        assert_int_equal(engine_run_due(engine), 2);
+        /* The row holds the state; the events are rows of their own. */
+        n = history_checked(a);
+        assert_true(n > 10);
+        assert_int_equal(stored_events(a), (int) n);
+
+        /* b as a version without the events table stored it: the whole
+         * history inside the state.  It reads back whole and goes on
+         * numbering from there. */
+        json_t *x = NULL, *saved = NULL;
+        assert_int_equal(engine_execution_json(engine, b, &x), 0);
+        snprintf(sql, sizeof sql, "SELECT state FROM executions WHERE name = '%s'", b);
+        _cleanup_free_ char *text = query_text(sql);
+        saved = json_loads(text, 0, NULL);
+        assert_non_null(saved);
+        assert_int_equal(json_object_set(saved, "events", json_object_get(x, "history")), 0);
+        assert_int_equal(json_object_del(saved, "events_offset"), 0);
+        _cleanup_free_ char *old = json_dumps(saved, JSON_COMPACT);
+        json_decref(saved);
+        json_decref(x);
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(
+                sqlite3_prepare_v2(store_db(store), "UPDATE executions SET state = ? WHERE name = ?", -1, &st, NULL),
+                SQLITE_OK);
+        sqlite3_bind_text(st, 1, old, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        snprintf(sql, sizeof sql, "DELETE FROM execution_events WHERE execution = '%s'", b);
+        assert_int_equal(store_exec(store, sql), 0);
+        assert_int_equal(history_checked(b), n);
+
+        engine_restart();
+        status_event(b, "PREPARING");
+        assert_status(b, "PREPARING");
+        size_t after = history_checked(b);
+        assert_true(after > n);
+        /* The first transition moved the old events to the table. */
+        assert_int_equal(stored_events(b), (int) after);
+}
+
 static void test_corrupt_row(void **state _unused_) {
         char a[7], b[7];
 
@@ -380,6 +473,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_cancel_and_address, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_late_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_history_kept_apart, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

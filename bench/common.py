@@ -98,12 +98,7 @@ def daemon(tmp, signer=None, overrides=(), wrapper=(), state=None, env=None):
 
 def set_stock(d, n):
     """Every product of the daemon's catalog copy gets n units (before its first start)."""
-    import re
-    path = os.path.join(os.path.dirname(d.config), "catalog.conf")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(re.sub(r"(?m)^stock = \d+$", "stock = %d" % n, text))
+    harness.set_stock(d.config, n)
 
 
 def db(d_or_path, ro=True):

@@ -24,7 +24,6 @@ os.environ.setdefault("top_builddir", TOP_BUILDDIR)
 sys.path.insert(0, os.path.join(TOP_SRCDIR, "tests", "integration"))
 
 import harness  # noqa: E402
-import sns_sign  # noqa: E402
 
 BUILD = os.environ.get("BENCH_BUILD_DIR") or os.path.join(TOP_BUILDDIR, "bench-build")
 RESULTS = os.environ.get("BENCH_RESULTS_DIR") or os.path.join(TOP_BUILDDIR, "bench", "results")
@@ -40,39 +39,16 @@ def need(*programs):
         raise SystemExit("bench: missing %s; run bench/setup (as root) first" % ", ".join(missing))
 
 
-class Signer:
-    """Signs SNS notifications as sns_sign.sign() does, in process (the
-    cryptography module) when it is there: thousands of bodies a second
-    instead of one openssl process each."""
+class Signer(harness.SnsFixture):
+    """The integration tests' SNS signing key and certificate cache
+    (sns_sign.sign() signs in process when the cryptography module is
+    there), with makers of signed SMS and e-mail bodies for the benches."""
 
     def __init__(self, tmp):
-        self.key_path, self.cert = sns_sign.make_test_cert(tmp)
-        self.cache = os.path.join(tmp, "certs")
-        os.makedirs(self.cache, exist_ok=True)
-        import hashlib
-        shutil.copy(self.cert, os.path.join(self.cache,
-                                            hashlib.sha256(sns_sign.DEFAULT_CERT_URL.encode()).hexdigest() + ".pem"))
-        try:
-            from cryptography.hazmat.primitives import hashes, serialization
-            from cryptography.hazmat.primitives.asymmetric import padding
-            with open(self.key_path, "rb") as f:
-                key = serialization.load_pem_private_key(f.read(), password=None)
-            self._sign = lambda data: key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        except ImportError:
-            self._sign = None
+        super().__init__(tmp)
         with open(os.path.join(harness.VECTORS, "sms", "constructed-two-way-inbound-in-sns-envelope.json"),
                   encoding="utf-8") as f:
             self.sms_template = json.load(f)
-
-    def sign(self, msg):
-        if self._sign is None:
-            return sns_sign.sign(msg, self.key_path)
-        out = dict(msg)
-        out["SigningCertURL"] = sns_sign.DEFAULT_CERT_URL
-        out["SignatureVersion"] = "2"
-        out["Timestamp"] = sns_sign.timestamp_now()
-        out["Signature"] = base64.b64encode(self._sign(sns_sign.string_to_sign(out))).decode("ascii")
-        return out
 
     def sms(self, sender, text):
         """A signed two-way SMS notification; returns (body, MessageId, inboundMessageId)."""
@@ -122,12 +98,7 @@ def daemon(tmp, signer=None, overrides=(), wrapper=(), state=None, env=None):
 
 def set_stock(d, n):
     """Every product of the daemon's catalog copy gets n units (before its first start)."""
-    import re
-    path = os.path.join(os.path.dirname(d.config), "catalog.conf")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(re.sub(r"(?m)^stock = \d+$", "stock = %d" % n, text))
+    harness.set_stock(d.config, n)
 
 
 def db(d_or_path, ro=True):

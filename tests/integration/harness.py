@@ -64,6 +64,23 @@ def make_etc(tmp, extra="", name="deliveryd.conf"):
     return path
 
 
+def set_stock(config, n, overrides=None):
+    """Give every product of the catalog beside config n units, and the SKUs
+    of overrides ({sku: units}) theirs (before the daemon's first start: the
+    stock table is seeded from the catalog once)."""
+    path = os.path.join(os.path.dirname(config), "catalog.conf")
+    overrides = overrides or {}
+    out, sku = [], None
+    for line in read_text(path).split("\n"):
+        m = re.match(r"\[(.+)\]$", line)
+        if m:
+            sku = m.group(1)
+        elif re.match(r"stock = \d+$", line):
+            line = "stock = %d" % overrides.get(sku, n)
+        out.append(line)
+    write_text(path, "\n".join(out))
+
+
 SMS_TOPIC = "arn:aws:sns:us-east-1:123456789012:two-way-sms"
 
 

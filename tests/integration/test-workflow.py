@@ -10,7 +10,6 @@ would see: the order JSON, the messages in the outbox, the stock."""
 import json
 import os
 import re
-import signal
 import sys
 import time
 import urllib.error
@@ -386,65 +385,6 @@ class Workflow(harness.DaemonTestCase):
         o = self.wait_status(d2, oid, "CANCELLED")
         self.assertEqual(o["cancel_reason"], "timeout")
         self.assertEqual(len([b for b in self.bodies(d2, oid) if "cancelado" in b]), 1)
-
-    def test_kill_soak(self):
-        """A small soak (30 orders, not the issue's 200): kill -9 at random
-        moments while orders move and customers cancel, restart, and every
-        order ends as it would have: stock exact, no message twice."""
-        import random
-        rnd = random.Random(5)
-        d = self.start()
-        state = d.state
-        skus = ("lanche-x-burguer", "bebida-coca-2l")
-        start_stock = {s: self.stock(d, s) for s in skus}
-        ids = []
-        for i in range(30):
-            who = "+55119000001%02d" % i
-            ids.append((who, self.place(d, who, "quero 1 x-burguer e 1 coca pra Rua Augusta 1500, pago no cartão")))
-        cur = d
-        nxt = {"CONFIRMED": "PREPARING", "PREPARING": "READY", "READY": "IN_DELIVERY", "IN_DELIVERY": "DELIVERED"}
-        for round_ in range(6):
-            for who, oid in rnd.sample(ids, 8):
-                if rnd.random() < 0.25:
-                    self.sms(cur, who, "quero cancelar")
-                    self.sms(cur, who, "sim")
-                    continue
-                s = self.order_json(cur, oid)["status"]
-                if s in nxt:
-                    cur.ctl("order", oid, "set-status", nxt[s], check=False)
-            time.sleep(rnd.random() * 0.2)
-            os.kill(cur.proc.pid, signal.SIGKILL)
-            cur.proc.wait()
-            cur = self.daemon(overrides=BASE, state=state)
-            cur.start()
-        # Let every cancellation that was asked settle, then deliver the rest.
-        for who, oid in ids:
-            o = self.wait_for("order %s settled" % oid,
-                              lambda: (lambda o: o if o["status"] != "CREATED" else None)(self.order_json(cur, oid)))
-            while o["status"] in nxt:
-                r = cur.ctl("order", oid, "set-status", nxt[o["status"]], check=False)
-                if r.returncode != 0:
-                    self.assertIn("cancel", r.stderr + json.dumps(self.order_json(cur, oid)))
-                o = self.order_json(cur, oid)
-        final = {oid: self.order_json(cur, oid) for _, oid in ids}
-        self.assertEqual({o["status"] for o in final.values()} - {"DELIVERED", "CANCELLED"}, set())
-        self.assertGreater(len([o for o in final.values() if o["status"] == "CANCELLED"]), 0)
-        for s in skus:
-            taken = sum(it["qty"] for o in final.values() if o["status"] == "DELIVERED" for it in o["items"]
-                        if it["sku"] == s)
-            self.assertEqual(self.stock(cur, s), start_stock[s] - taken, s)
-        for oid, o in final.items():
-            bodies = self.bodies(cur, oid)
-            # Each step's notice at most once (replies to the customer's
-            # own repeated requests may repeat).
-            for step in ("sendo preparado", "está pronto", "saiu para entrega"):
-                self.assertLessEqual(len([b for b in bodies if step in b]), 1, (oid, bodies))
-            self.assertEqual(len([b for b in bodies if "confirmado!" in b]), 1, (oid, bodies))
-            if o["status"] == "CANCELLED":
-                self.assertEqual(o["cancel_reason"], "customer")
-                self.assertEqual(len([b for b in bodies if "foi cancelado" in b]), 1, (oid, bodies))
-            else:
-                self.assertEqual(len([b for b in bodies if "entregue" in b]), 1, (oid, bodies))
 
 
 if __name__ == "__main__":

@@ -536,8 +536,16 @@ class Run:
             for oid, sku, qty in q("SELECT order_id, sku, qty FROM stock_reservations ORDER BY order_id, sku"):
                 by_id[oid]["reserved"].append((sku, qty))
             executions = collections.Counter()
+            # An execution's history: the events appended to
+            # execution_events, then any its state still holds.
+            stored = collections.defaultdict(list)
+            for name, event in q("SELECT execution, event FROM execution_events ORDER BY execution, id"):
+                stored[name].append(json.loads(event))
             for name, status, error, state in q("SELECT name, status, error, state FROM executions"):
-                events = json.loads(state)["events"]
+                events = stored[name] + json.loads(state)["events"]
+                if [e["id"] for e in events] != list(range(1, len(events) + 1)):
+                    raise AssertionError("the history of %s is not numbered 1, 2, ...: %s"
+                                         % (name, [e["id"] for e in events]))
                 executions[name] += 1
                 by_id[name]["execution"] = (status, error, [e["type"] for e in events].count("ExecutionStarted"))
                 by_id[name]["states"] = [e["stateEnteredEventDetails"]["name"] for e in events

@@ -159,59 +159,58 @@ static int exec_load(EngineLocal *l, const char *id, AslExecution **ret, char **
         return asl_execution_from_json(l->def, j, ret, ret_error);
 }
 
-/* Append events (GetExecutionHistory events) to execution id's history. */
+/* Append events (GetExecutionHistory events, numbered on from the
+ * stored ones) to execution id's history: one row. */
 static int history_append(EngineLocal *l, const char *id, json_t *events) {
+        _cleanup_free_ char *text = NULL;
         sqlite3_stmt *st = NULL;
-        json_t *ev;
-        size_t i;
-        int r = 0;
+        int r;
 
         if (json_array_size(events) == 0)
                 return 0;
-        r = store_prepare(l->ctx.store, "INSERT INTO execution_events (execution, id, event) VALUES (?, ?, ?)", &st);
+        text = json_dumps(events, JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        r = store_prepare(l->ctx.store, "INSERT INTO execution_events (execution, first_id, events) VALUES (?, ?, ?)",
+                          &st);
         if (r < 0)
                 return r;
-        json_array_foreach (events, i, ev) {
-                _cleanup_free_ char *text = json_dumps(ev, JSON_COMPACT);
-                if (!text) {
-                        r = -ENOMEM;
-                        break;
-                }
-                sqlite3_reset(st);
-                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-                sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(ev, "id")));
-                sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-                r = store_check(l->ctx.store, sqlite3_step(st), "store execution history");
-                if (r < 0)
-                        break;
-        }
-        store_finish(l->ctx.store, st);
-        return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, json_integer_value(json_object_get(json_array_get(events, 0), "id")));
+        sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+        return store_step_done(l->ctx.store, st, "store execution history");
 }
 
 /* The whole history of execution id: the stored events, then those x
- * holds still (an execution stored before the history had its table). */
+ * holds still (an execution stored before the history had its table).
+ * -EBADMSG when a stored row is not a JSON array. */
 static int history_json(EngineLocal *l, const char *id, AslExecution *x, json_t **ret) {
         _cleanup_(json_decrefp) json_t *a = json_array();
         sqlite3_stmt *st = NULL;
         json_t *held, *ev;
         size_t i;
-        int rc, r;
+        int rc, r = 0;
 
         if (!a)
                 return -ENOMEM;
-        r = store_prepare(l->ctx.store, "SELECT event FROM execution_events WHERE execution = ? ORDER BY id", &st);
+        r = store_prepare(l->ctx.store, "SELECT events FROM execution_events WHERE execution = ? ORDER BY first_id",
+                          &st);
         if (r < 0)
                 return r;
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                json_t *e = json_loads((const char *) sqlite3_column_text(st, 0), 0, NULL);
-                if (!e || json_array_append_new(a, e) < 0) {
-                        rc = SQLITE_NOMEM;
+                json_error_t err;
+                _cleanup_(json_decrefp) json_t *some = json_loads((const char *) sqlite3_column_text(st, 0), 0, &err);
+                if (!json_is_array(some))
+                        r = some || json_error_code(&err) != json_error_out_of_memory ? -EBADMSG : -ENOMEM;
+                else if (json_array_extend(a, some) < 0)
+                        r = -ENOMEM;
+                if (r < 0)
                         break;
-                }
         }
         store_finish(l->ctx.store, st);
+        if (r < 0)
+                return r;
         r = store_check(l->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "read execution history");
         if (r < 0)
                 return r;

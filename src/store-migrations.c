@@ -252,13 +252,14 @@ static const StoreMigration migrations[] = {
           "CREATE INDEX outbox_sending ON outbox (channel) WHERE status = 'sending';\n" },
         /* The history of an execution, appended to as it runs, so that a
          * transition writes its few new events and not the whole history
-         * again inside executions.state (engine-local.c exec_save()). */
-        { 11, "execution history events, one row each",
+         * again inside executions.state (engine-local.c exec_save()): one
+         * row a save, a JSON array of the events from first_id on. */
+        { 11, "execution history, appended a save at a time",
           "CREATE TABLE execution_events (\n"
           "        execution TEXT NOT NULL REFERENCES executions (name),\n"
-          "        id        INTEGER NOT NULL,\n"
-          "        event     TEXT NOT NULL,\n"
-          "        PRIMARY KEY (execution, id)\n"
+          "        first_id  INTEGER NOT NULL,\n"
+          "        events    TEXT NOT NULL,\n"
+          "        PRIMARY KEY (execution, first_id)\n"
           ") STRICT, WITHOUT ROWID;\n" },
 };
 

@@ -539,8 +539,8 @@ class Run:
             # An execution's history: the events appended to
             # execution_events, then any its state still holds.
             stored = collections.defaultdict(list)
-            for name, event in q("SELECT execution, event FROM execution_events ORDER BY execution, id"):
-                stored[name].append(json.loads(event))
+            for name, events in q("SELECT execution, events FROM execution_events ORDER BY execution, first_id"):
+                stored[name] += json.loads(events)
             for name, status, error, state in q("SELECT name, status, error, state FROM executions"):
                 events = stored[name] + json.loads(state)["events"]
                 if [e["id"] for e in events] != list(range(1, len(events) + 1)):

@@ -139,7 +139,9 @@ static int stored_events(const char *id) {
         int n = -1;
 
         assert_int_equal(sqlite3_prepare_v2(store_db(store),
-                                            "SELECT count(*) FROM execution_events WHERE execution = ?", -1, &st, NULL),
+                                            "SELECT coalesce(sum(json_array_length(events)), 0) FROM execution_events "
+                                            "WHERE execution = ?",
+                                            -1, &st, NULL),
                          SQLITE_OK);
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW)

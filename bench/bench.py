@@ -443,8 +443,8 @@ def bench_workflow(tmp, res):
         "note": "executions/s from the first SMS to the last DELIVERED (conversation included); "
                 "_drive: from all CONFIRMED to all DELIVERED (four API calls an order)",
     }
-    if res.get("sqlite_txn_per_s") and res["workflow"]["transitions_per_s"]:
-        res["workflow"]["ratio_to_sqlite_txn"] = round(res["workflow"]["transitions_per_s"] /
+    if res.get("sqlite_txn_per_s") and res["workflow"]["transitions_per_s_drive"]:
+        res["workflow"]["ratio_to_sqlite_txn"] = round(res["workflow"]["transitions_per_s_drive"] /
                                                        res["sqlite_txn_per_s"], 2)
     res["asl"] = bench_asl(tmp)
 

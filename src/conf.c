@@ -278,7 +278,8 @@ static const ConfKey conf_keys[] = {
           "An SMS not sent this long after it was queued fails as expired (a late status message misleads more "
           "than a missing one)." },
         { "sms", "max_per_second", CONF_UINT, "1", NULL, 1, 1000, NULL, OFF(sms_max_per_second), false,
-          "Most SMS sends started per second (the provider's throughput for the origination number)." },
+          "Most SMS sends started per second (the provider's throughput for the origination number); up to a tenth "
+          "of a second's worth may start together." },
         { "sms", "max_segments", CONF_UINT, "3", NULL, 1, 10, NULL, OFF(sms_max_segments), true,
           "Most concatenated segments of one outbound SMS reply; a longer reply is cut at a word boundary and ends "
           "with an ellipsis." },

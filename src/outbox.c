@@ -717,12 +717,23 @@ int outbox_send_due(Outbox *ob) {
                 /* One batch a turn of the loop: with more due, the defer
                  * brings us back after the loop's other work. */
                 if (ob->n_in_flight < ob->options.max_in_flight && !(limited && t < ob->next_token)) {
-                        unsigned room = limited ? 1 : ob->options.max_in_flight - ob->n_in_flight, settled = 0;
+                        unsigned room = ob->options.max_in_flight - ob->n_in_flight, settled = 0;
+                        uint64_t interval = 0, base = 0;
+                        if (limited) {
+                                /* A token bucket: a token every interval, up to a
+                                 * tenth of a second's worth saved up, so that a
+                                 * busy outbox claims a batch at a time and not
+                                 * one row a transaction. */
+                                unsigned rate = ob->options.sms_max_per_second, burst = MAX(rate / 10, 1u);
+                                interval = USEC_PER_SEC / rate;
+                                base = MAX(ob->next_token, t > (burst - 1) * interval ? t - (burst - 1) * interval : 0);
+                                room = MIN(room, (unsigned) ((t - base) / interval + 1));
+                        }
                         k = start_batch(ob, (OutboxChannel) c, t, room, &settled);
                         /* Only a send takes a token; a row settled without
                          * sending (expired, opted out) does not. */
                         if (k > 0 && limited)
-                                ob->next_token = t + USEC_PER_SEC / ob->options.sms_max_per_second;
+                                ob->next_token = base + (uint64_t) k * interval;
                         if (k >= 0 && (unsigned) k + settled >= MIN(room, (unsigned) CLAIM_BATCH))
                                 outbox_kick(ob);
                         t = now(ob);

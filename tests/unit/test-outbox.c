@@ -415,6 +415,35 @@ static void test_token_bucket_two_per_second(void **state _unused_) {
         assert_int_equal(outbox_next_wakeup(outbox), 0);
 }
 
+/* A fast number: up to a tenth of a second's worth start together (one
+ * claim transaction), and over any second no more than the rate and that
+ * burst. */
+static void test_token_bucket_batches(void **state _unused_) {
+        enum { N = 200, RATE = 100, BURST = RATE / 10 };
+
+        outbox = outbox_free(outbox);
+        open_outbox(RATE);
+        for (int i = 0; i < N; i++)
+                enqueue(OUTBOX_SMS, "+5511987654321", false);
+        run();
+        for (int i = 0; i < 1000 && fake.n_calls < N; i++)
+                assert_true(advance());
+        assert_int_equal(fake.n_calls, N);
+        /* the first burst at once */
+        for (size_t i = 0; i < BURST; i++)
+                assert_int_equal(fake.calls[i].at, T0);
+        assert_true(fake.calls[BURST].at > T0);
+        for (size_t i = 0, j = 0; i < N; i++) {
+                while (fake.calls[i].at - fake.calls[j].at >= SEC)
+                        j++;
+                assert_true(i - j + 1 <= RATE + BURST);
+        }
+        /* on average the rate: the rest after the burst at RATE a second */
+        uint64_t span = fake.calls[N - 1].at - T0;
+        assert_true(span >= (N - BURST) * SEC / RATE - SEC / RATE);
+        assert_true(span <= (N - BURST) * SEC / RATE + SEC / 10);
+}
+
 static void test_email_lower_cased_for_the_opt_out_gate(void **state _unused_) {
         int64_t id;
 
@@ -626,6 +655,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_lifetime_expiry, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_sending_at_start_requeued_as_possible_duplicate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_token_bucket_two_per_second, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_token_bucket_batches, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_opted_out_gets_only_the_confirmation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_email_lower_cased_for_the_opt_out_gate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_retry_and_drop, setup, teardown),

@@ -17,7 +17,7 @@
 /* Customers handed on in one round of dispatch at most, so that a long
  * backlog does not hold the loop (and the acknowledgements waiting on it)
  * for one long turn. */
-#define DISPATCH_BATCH 256
+#define DISPATCH_BATCH 64
 
 struct InboxRequest {
         Inbox *inbox;

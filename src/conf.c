@@ -249,6 +249,11 @@ static const ConfKey conf_keys[] = {
         { "engine", "state_machine_arn", CONF_STRING, "", NULL, 0, 0, NULL, OFF(engine_state_machine_arn), false,
           "With engine.backend=stepfunctions: the ARN of the state machine (order.asl.json deployed on AWS) that "
           "StartExecution starts, arn:aws:states:REGION:ACCOUNT:stateMachine:NAME; required there." },
+        { "engine", "heartbeat", CONF_DURATION, "5min", NULL, 0, USEC(86400), NULL, OFF(engine_heartbeat_usec), true,
+          "How long a workflow's wait (Pix payment, store status) may go without word from the daemon that holds "
+          "its task token before it times out (HeartbeatSeconds; the daemon beats every half of it). A wait whose "
+          "heartbeat ran out while the daemon was down takes its timeout branch (a delay notice). 0: none. Taken by "
+          "executions when they start." },
         { "engine", "payment_timeout", CONF_DURATION, "15min", NULL, USEC(1), USEC(86400), NULL,
           OFF(engine_payment_timeout_usec), true,
           "How long a Pix payment may take: an order not paid by then is cancelled (reason timeout) and its "

@@ -156,6 +156,7 @@ typedef struct Config {
         char *engine_definition;
         char *engine_state_machine_arn;
         uint64_t engine_payment_timeout_usec;
+        uint64_t engine_heartbeat_usec;
         int engine_cancel_until; /* EngineCancelUntil */
         uint64_t engine_late_grace_usec;
         uint64_t engine_delay_step_usec;

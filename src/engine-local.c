@@ -744,7 +744,9 @@ static void trace(const char *id, const char *from, const char *to, const char *
 }
 
 /* One transition of execution id in the caller's transaction: the time is
- * now, then whatever apply does (a callback), then drive. */
+ * now, then the callback (output for token) or the heartbeat (token, with
+ * no callback) if any, then drive.  A heartbeat comes after the time: a
+ * wait whose heartbeat ran out before it times out first. */
 static int transition_in_txn(EngineLocal *l, const char *id, json_t *callback, const char *token) {
         _cleanup_(asl_execution_freep) AslExecution *x = NULL;
         _cleanup_free_ char *err = NULL;
@@ -771,6 +773,10 @@ static int transition_in_txn(EngineLocal *l, const char *id, json_t *callback, c
                 r = asl_execution_task_succeeded(x, token, callback, now);
                 if (r < 0)
                         return r;
+        } else if (token) {
+                r = asl_execution_task_heartbeat(x, token, now);
+                if (r < 0 && r != -ENOENT) /* -ENOENT: no longer waited for */
+                        return r;
         }
         r = drive(l, id, x, now);
         if (r < 0)
@@ -778,9 +784,13 @@ static int transition_in_txn(EngineLocal *l, const char *id, json_t *callback, c
         r = exec_save(l, id, x, false, now);
         if (r < 0)
                 return r;
-        trace(id, from, waiting_state(x, after, sizeof after),
-              callback ? strempty(json_string_value(json_object_get(callback, "event"))) : "time",
-              asl_execution_transitions(x) - t0);
+        /* A heartbeat that only moved a deadline is not a transition. */
+        if (callback || !token || asl_execution_transitions(x) != t0)
+                trace(id, from, waiting_state(x, after, sizeof after),
+                      callback        ? strempty(json_string_value(json_object_get(callback, "event")))
+                              : token ? "heartbeat"
+                                      : "time",
+                      asl_execution_transitions(x) - t0);
         return 0;
 }
 
@@ -948,6 +958,59 @@ static int local_run_due(void *b) {
         return n;
 }
 
+/* Every token held for a running execution: its wait is told the daemon
+ * lives.  One transaction, each execution in a savepoint. */
+static int local_heartbeat(void *b) {
+        EngineLocal *l = b;
+        _cleanup_strv_free_ char **pairs = NULL; /* name, token, name, token … */
+        sqlite3_stmt *st = NULL;
+        int r, rc, n = 0;
+
+        if (store_failed(l->ctx.store))
+                return -EIO;
+        r = store_prepare(l->ctx.store,
+                          "SELECT t.execution, t.token FROM execution_tokens t JOIN executions e ON e.name = "
+                          "t.execution WHERE e.status = 'RUNNING' ORDER BY t.execution",
+                          &st);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (strv_extend(&pairs, (const char *) sqlite3_column_text(st, 0)) < 0 ||
+                    strv_extend(&pairs, (const char *) sqlite3_column_text(st, 1)) < 0) {
+                        store_finish(l->ctx.store, st);
+                        return -ENOMEM;
+                }
+        store_finish(l->ctx.store, st);
+        r = store_check(l->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "list task tokens");
+        if (r < 0 || !pairs)
+                return r;
+        r = store_begin(l->ctx.store);
+        for (char **p = pairs; r >= 0 && p[0] && p[1]; p += 2) {
+                int k = store_run(l->ctx.store, "SAVEPOINT engine_execution");
+                if (k >= 0) {
+                        k = transition_in_txn(l, p[0], NULL, p[1]);
+                        if (k < 0 && !store_failed(l->ctx.store) &&
+                            store_run(l->ctx.store, "ROLLBACK TO engine_execution") < 0)
+                                r = -EIO;
+                }
+                if (r >= 0 && store_run(l->ctx.store, "RELEASE engine_execution") < 0)
+                        r = -EIO;
+                if (store_failed(l->ctx.store))
+                        r = -EIO;
+                else if (k >= 0)
+                        n++;
+        }
+        if (r >= 0)
+                r = store_commit(l->ctx.store);
+        else
+                store_rollback(l->ctx.store);
+        if (r < 0)
+                return r;
+        outbox_kick(l->ctx.outbox);
+        (void) arm(l);
+        return n;
+}
+
 static int local_start_in_txn(void *b, const char *id, json_t *input) {
         EngineLocal *l = b;
         const Config *c = snapshot(l)->config;
@@ -975,10 +1038,7 @@ static int local_start_in_txn(void *b, const char *id, json_t *input) {
                 return -ENOMEM;
         if (json_object_set_new(in, "order_id", json_string(id)) < 0 ||
             json_object_set(in, "address", json_object_get(order, "address")) < 0 ||
-            json_object_set_new(
-                    in, "settings",
-                    json_pack("{s:I}", "payment_timeout_seconds",
-                              (json_int_t) ((c->engine_payment_timeout_usec + USEC_PER_SEC - 1) / USEC_PER_SEC))) < 0)
+            json_object_set_new(in, "settings", engine_settings_json(c)) < 0)
                 return -ENOMEM;
         if (getrandom(&seed, sizeof seed, 0) != (ssize_t) sizeof seed)
                 return -errno;
@@ -1092,6 +1152,7 @@ const EngineOps engine_local_ops = {
         .new = local_new,
         .free = local_free,
         .start = local_start,
+        .heartbeat = local_heartbeat,
         .start_in_txn = local_start_in_txn,
         .kick = local_kick,
         .run_due = local_run_due,

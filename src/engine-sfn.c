@@ -230,6 +230,13 @@ static int record(EngineSfn *e, SfnSend *q, const SfnReply *reply, const char **
                             "UPDATE sfn_executions SET execution_arn = ?, status = CASE status WHEN 'PENDING' THEN "
                             "'STARTED' ELSE status END WHERE order_id = ?",
                             "tt", arn, q->order_id);
+        if (r >= 0 && q->action == SFN_SEND_TASK_HEARTBEAT && streq(status, "failed"))
+                /* The task is over (timed out, answered, gone): its token
+                 * is heartbeaten no more. */
+                r = sql_run(s,
+                            "DELETE FROM sfn_task_tokens WHERE order_id = ? AND token = (SELECT json_extract(body, "
+                            "'$.taskToken') FROM sfn_requests WHERE id = ?)",
+                            "ti", q->order_id, q->row);
         if (r >= 0)
                 r = store_commit(s);
         else
@@ -249,7 +256,11 @@ static void on_row_done(void *userdata, const SfnReply *reply) {
                                   q->order_id, sfn_action_to_string(q->action));
         else {
                 trace(q, what, reply);
-                if (streq(what, "failed"))
+                if (streq(what, "failed") && q->action == SFN_SEND_TASK_HEARTBEAT)
+                        log_notice("Order %s: Step Functions no longer waits for the task token we beat for (HTTP %d "
+                                   "%s); forgotten.",
+                                   q->order_id, reply->status, strempty(reply->code));
+                else if (streq(what, "failed"))
                         log_error("Order %s: Step Functions refused %s for good: HTTP %d %s: %s", q->order_id,
                                   sfn_action_to_string(q->action), reply->status, strempty(reply->code),
                                   strempty(reply->message));
@@ -492,10 +503,7 @@ static int sfn_start_in_txn(void *b, const char *id, json_t *input) {
                         if (json_object_set(in, key, v) < 0)
                                 return -ENOMEM;
         if (json_object_set_new(in, "order_id", json_string(id)) < 0 ||
-            json_object_set_new(
-                    in, "settings",
-                    json_pack("{s:I}", "payment_timeout_seconds",
-                              (json_int_t) ((c->engine_payment_timeout_usec + USEC_PER_SEC - 1) / USEC_PER_SEC))) < 0)
+            json_object_set_new(in, "settings", engine_settings_json(c)) < 0)
                 return -ENOMEM;
         r = sfn_input_text(in, &text);
         if (r == -E2BIG) {
@@ -588,6 +596,53 @@ static void describe(EngineSfn *e, const char *id, const char *arn, uint64_t des
                 return;
         if (sfn_call(e->client, SFN_DESCRIBE_EXECUTION, body, on_describe_done, q, &q->call) < 0)
                 send_free(q);
+}
+
+/* The token holder's heartbeat: a SendTaskHeartbeat queued for every
+ * task token known for a running execution, unless one is queued
+ * already.  One transaction. */
+static int sfn_heartbeat(void *b) {
+        EngineSfn *e = b;
+        _cleanup_strv_free_ char **pairs = NULL; /* order, token, order, token … */
+        sqlite3_stmt *st = NULL;
+        uint64_t now = now_usec(e);
+        int r, rc, n = 0;
+
+        if (store_failed(e->ctx.store))
+                return -EIO;
+        r = store_prepare(e->ctx.store,
+                          "SELECT t.order_id, t.token FROM sfn_task_tokens t JOIN sfn_executions x ON x.order_id = "
+                          "t.order_id WHERE x.status IN ('PENDING', 'STARTED', 'RUNNING') AND NOT EXISTS (SELECT 1 "
+                          "FROM sfn_requests q WHERE q.order_id = t.order_id AND q.status = 'pending' AND q.action = "
+                          "'SendTaskHeartbeat') ORDER BY t.order_id",
+                          &st);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                if (strv_extend(&pairs, (const char *) sqlite3_column_text(st, 0)) < 0 ||
+                    strv_extend(&pairs, (const char *) sqlite3_column_text(st, 1)) < 0) {
+                        store_finish(e->ctx.store, st);
+                        return -ENOMEM;
+                }
+        store_finish(e->ctx.store, st);
+        r = store_check(e->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "list task tokens");
+        if (r < 0 || !pairs)
+                return r;
+        r = store_begin(e->ctx.store);
+        for (char **p = pairs; r >= 0 && p[0] && p[1]; p += 2, n++) {
+                _cleanup_free_ char *body = NULL;
+                r = sfn_send_task_heartbeat_body(p[1], &body);
+                if (r >= 0)
+                        r = queue_in_txn(e, p[0], SFN_SEND_TASK_HEARTBEAT, body, now);
+        }
+        if (r >= 0)
+                r = store_commit(e->ctx.store);
+        else
+                store_rollback(e->ctx.store);
+        if (r < 0)
+                return r;
+        sfn_kick(e);
+        return n;
 }
 
 static int requests_json(EngineSfn *e, const char *id, json_t **ret) {
@@ -753,6 +808,7 @@ const EngineOps engine_sfn_ops = {
         .start = sfn_start,
         .start_in_txn = sfn_start_in_txn,
         .kick = sfn_kick,
+        .heartbeat = sfn_heartbeat,
         .run_due = sfn_run_due,
         .waiting = sfn_waiting,
         .send_in_txn = sfn_send_in_txn,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "log.h"
 #include "engine-local.h"
 #include "engine-sfn.h"
 #include "strutil.h"
@@ -24,6 +25,7 @@ struct Engine {
         const EngineOps *ops;
         void *backend;
         EngineContext ctx;
+        sd_event_source *heartbeat_timer;
 };
 
 static const char *const engine_event_table[_ENGINE_EVENT_MAX] = {
@@ -76,6 +78,7 @@ int engine_new(const EngineContext *ctx, Engine **ret, char **ret_error) {
 Engine *engine_free(Engine *e) {
         if (!e)
                 return NULL;
+        sd_event_source_disable_unref(e->heartbeat_timer);
         if (e->backend)
                 e->ops->free(e->backend);
         free(e);
@@ -86,8 +89,60 @@ const char *engine_backend_name(const Engine *e) {
         return e->ops->name;
 }
 
+/* A heartbeat is due every engine.heartbeat / 2 (read at each one, so
+ * that a reload applies); 0: none. */
+static uint64_t heartbeat_interval(Engine *e) {
+        return e->ctx.snapshot(e->ctx.userdata)->config->engine_heartbeat_usec / 2;
+}
+
+static int on_heartbeat(sd_event_source *s, uint64_t usec _unused_, void *userdata) {
+        Engine *e = userdata;
+        uint64_t every = heartbeat_interval(e);
+        int r;
+
+        r = engine_heartbeat(e);
+        if (r < 0 && r != -EIO)
+                log_warning_errno(r, "Workflow heartbeat failed, trying again at the next: %m");
+        if (every == 0)
+                every = 60 * USEC_PER_SEC; /* switched off: look again later */
+        (void) sd_event_source_set_time_relative(s, every);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ON);
+        return 0;
+}
+
 int engine_start(Engine *e) {
-        return e->ops->start(e->backend);
+        int r = e->ops->start(e->backend);
+
+        if (r < 0)
+                return r;
+        /* After start: what timed out while the daemon was down has been
+         * found due first. */
+        if (e->ctx.event && !e->heartbeat_timer) {
+                uint64_t every = heartbeat_interval(e);
+                r = sd_event_add_time_relative(e->ctx.event, &e->heartbeat_timer, CLOCK_MONOTONIC,
+                                               every ?: 60 * USEC_PER_SEC, USEC_PER_SEC, on_heartbeat, e);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_description(e->heartbeat_timer, "engine-heartbeat");
+        }
+        return 0;
+}
+
+int engine_heartbeat(Engine *e) {
+        if (heartbeat_interval(e) == 0 || !e->ops->heartbeat)
+                return 0;
+        return e->ops->heartbeat(e->backend);
+}
+
+/* AWS's largest HeartbeatSeconds: "none" where a number is needed. */
+#define HEARTBEAT_NONE_SECONDS 99999999
+
+json_t *engine_settings_json(const Config *c) {
+        uint64_t hb = (c->engine_heartbeat_usec + USEC_PER_SEC - 1) / USEC_PER_SEC;
+
+        return json_pack("{s:I,s:I}", "payment_timeout_seconds",
+                         (json_int_t) ((c->engine_payment_timeout_usec + USEC_PER_SEC - 1) / USEC_PER_SEC),
+                         "heartbeat_seconds", (json_int_t) (hb > 0 ? hb : HEARTBEAT_NONE_SECONDS));
 }
 
 int engine_start_in_txn(Engine *e, const char *order_id, json_t *input) {

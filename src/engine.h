@@ -108,6 +108,15 @@ void engine_kick(Engine *e);
 int engine_event_in_txn(Engine *e, const char *order_id, const char *event, json_t *data,
                         const char **ret_refused_reason);
 
+/* The token holder's heartbeat: every task token the daemon holds for a
+ * waiting execution is told that its holder is alive (the local engine
+ * extends the wait's HeartbeatSeconds itself; on Step Functions a
+ * SendTaskHeartbeat is queued).  A wait whose heartbeat ran out while the
+ * daemon was down times out first (States.HeartbeatTimeout; the workflow
+ * catches it).  The loop runs it every engine.heartbeat / 2.  Returns how
+ * many tokens, or -errno. */
+int engine_heartbeat(Engine *e);
+
 /* Run every execution that is due now, each in its own transaction.
  * Returns how many ran, or -errno (-EIO: the store failed).  The loop
  * calls it; tests with a fake clock call it directly. */
@@ -164,4 +173,10 @@ typedef struct EngineOps {
         int (*send_in_txn)(void *b, const char *id, json_t *output);
         int (*execution_json)(void *b, const char *id, json_t **ret);
         int (*notify_in_txn)(void *b, const char *id, const char *template_id, const char *status);
+        int (*heartbeat)(void *b);
 } EngineOps;
+
+/* What the workflow reads from its input's "settings": the configuration
+ * an execution starts with and keeps (payment_timeout_seconds,
+ * heartbeat_seconds).  New reference, NULL on OOM. */
+json_t *engine_settings_json(const Config *c);

@@ -78,6 +78,7 @@ class FakeSfn(FakeAwsServer):
         super().__init__()
         self.throttle = 0  # how many more StartExecution to throttle; -1: all
         self.already_exists = False
+        self.heartbeats_ok = 2  # SendTaskHeartbeat answered 200 this many times, then TaskTimedOut
         self.refused = []
         self.changed = threading.Condition(self.lock)
 
@@ -130,6 +131,11 @@ class FakeSfn(FakeAwsServer):
             return 200, ok, json.dumps(dict(START_RESPONSE, executionArn=arn))
         if action == "SendTaskSuccess":
             return 200, ok, SUCCESS_RESPONSE
+        if action == "SendTaskHeartbeat":
+            if self.heartbeats_ok > 0:
+                self.heartbeats_ok -= 1
+                return 200, ok, "{}"
+            return recorded_error("constructed-error-task-timed-out.http")
         return self.problem("unexpected %s" % action)
 
     def wait(self, what, fn, timeout=TIMEOUT):
@@ -160,10 +166,10 @@ class SfnFake(DaemonTestCase):
         self.fake.close()
         super().tearDown()
 
-    def start(self, env=ENV):
+    def start(self, env=ENV, overrides=()):
         d = self.daemon(env=env, state=self.state, overrides=[
             "engine.backend=stepfunctions", "engine.state_machine_arn=" + ARN, "aws.region=" + REGION,
-            "aws.endpoint_states=http://127.0.0.1:%d/" % self.fake.port, "sms.max_per_second=1000"])
+            "aws.endpoint_states=http://127.0.0.1:%d/" % self.fake.port, "sms.max_per_second=1000"] + list(overrides))
         return d.start()
 
     def db(self, sql, args=()):
@@ -212,7 +218,7 @@ class SfnFake(DaemonTestCase):
         self.assertEqual(execution_input["payment"], "pix")
         self.assertEqual(sorted((i["sku"], i["qty"]) for i in execution_input["items"]),
                          [("bebida-coca-2l", 1), ("pz-calabresa", 2)])
-        self.assertEqual(execution_input["settings"], {"payment_timeout_seconds": 900})
+        self.assertEqual(execution_input["settings"], {"payment_timeout_seconds": 900, "heartbeat_seconds": 300})
 
     def test_throttled_then_started_across_restarts(self):
         self.fake.throttle = -1
@@ -303,6 +309,31 @@ class SfnFake(DaemonTestCase):
         self.assertEqual(self.db("SELECT token FROM sfn_task_tokens WHERE order_id = ?", (oid,)), [])
         p = d.ctl("order", oid, "paid", check=False)
         self.assertNotEqual(p.returncode, 0)
+        self.assertEqual(self.fake.problems, [])
+        self.assertEqual(d.stop(), 0)
+
+    def test_heartbeats_for_the_tokens_held(self):
+        """Every token the daemon holds is beaten for (engine.heartbeat / 2),
+        until Step Functions says the task is over: then it is forgotten."""
+        d = self.start(overrides=["engine.heartbeat=2s"])
+        oid = self.order(d, "+5511987650105")
+        self.wait_for("StartExecution done", lambda: self.request_row(oid)[0][0] == "done")
+        self.db("INSERT INTO sfn_task_tokens (token, order_id, wait, created_at) VALUES (?, ?, 'status', 0)",
+                (TASK_TOKEN, oid))
+        # two beats answered, the third TaskTimedOut: the token goes
+        self.wait_for("the token forgotten",
+                      lambda: self.db("SELECT count(*) FROM sfn_task_tokens WHERE order_id = ?", (oid,))[0][0] == 0)
+        beats = self.fake.of("SendTaskHeartbeat")
+        self.assertGreaterEqual(len(beats), 3)
+        self.assertEqual({b["taskToken"] for b in beats}, {TASK_TOKEN})
+        rows = self.db("SELECT status FROM sfn_requests WHERE order_id = ? AND action = 'SendTaskHeartbeat' "
+                       "ORDER BY id", (oid,))
+        self.assertEqual([r[0] for r in rows][:2], ["done", "done"])
+        self.assertEqual(rows[-1][0], "failed")
+        # and no more beats for it
+        n = len(self.fake.of("SendTaskHeartbeat"))
+        time.sleep(2.5)  # longer than a heartbeat period: nothing may come
+        self.assertEqual(len(self.fake.of("SendTaskHeartbeat")), n)
         self.assertEqual(self.fake.problems, [])
         self.assertEqual(d.stop(), 0)
 

@@ -55,8 +55,13 @@ static void engine_restart(void) {
         assert_int_equal(engine_start(engine), 0);
 }
 
+/* The tests jump the clock by many minutes without a loop to beat for the
+ * daemon: heartbeats are off but in the heartbeat tests. */
+static const char *heartbeat = "engine.heartbeat=0";
+
 static int setup(void **state _unused_) {
-        char *const overrides[] = { (char *) "engine.definition=" TEST_SRCDIR "/statemachine/order.asl.json",
+        char *const overrides[] = { (char *) heartbeat,
+                                    (char *) "engine.definition=" TEST_SRCDIR "/statemachine/order.asl.json",
                                     (char *) "pix.key=pix@bellanapoli.example",
                                     (char *) "pix.merchant_city=Sao Paulo",
                                     (char *) "engine.payment_timeout=10min",
@@ -449,6 +454,51 @@ static void test_history_kept_apart(void **state _unused_) {
         assert_int_equal(stored_events(b), (int) after);
 }
 
+static int setup_heartbeat(void **state) {
+        heartbeat = "engine.heartbeat=5min";
+        int r = setup(state);
+        heartbeat = "engine.heartbeat=0";
+        return r;
+}
+
+/* A daemon that beats every half heartbeat keeps its waits however long
+ * they last; one that was silent longer (down) finds them lapsed: the
+ * status wait tells the customer of a delay and goes on with its context,
+ * the payment wait starts again. */
+static void test_heartbeat(void **state _unused_) {
+        char card[7], pix[7];
+
+        new_order("pz-margherita", 1, ORDER_PAYMENT_CARD, card);
+        new_order("pz-calabresa", 1, ORDER_PAYMENT_PIX, pix);
+        assert_int_equal(engine_run_due(engine), 2);
+        assert_status(card, "CONFIRMED");
+        /* A beat at 2.5 minutes moves both heartbeats (5 min) to 7.5: at
+         * 5 min + 1 s nothing has lapsed, nor the ETA (25 min) nor the
+         * payment (10 min). */
+        fake_now += 150 * SEC;
+        assert_int_equal(engine_heartbeat(engine), 2);
+        assert_int_equal(engine_run_due(engine), 0);
+        fake_now += 150 * SEC + SEC;
+        assert_int_equal(engine_run_due(engine), 0);
+        assert_int_equal(messages(card, "Sorry for the wait"), 0);
+        assert_status(pix, "CREATED");
+
+        /* Then no beat until 8 minutes (the daemon was down): both
+         * heartbeats ran out at 7.5, before the payment's timeout. */
+        fake_now += 3 * MIN_ - SEC;
+        engine_restart();
+        assert_int_equal(engine_run_due(engine), 2);
+        assert_int_equal(messages(card, "Sorry for the wait"), 1);
+        status_event(card, "PREPARING"); /* the context kept */
+        assert_status(card, "PREPARING");
+        /* the payment wait started again: not cancelled, still payable */
+        assert_status(pix, "CREATED");
+        assert_int_equal(event_txn(pix, "paid", NULL, NULL), 0);
+        assert_status(pix, "CONFIRMED");
+        /* A beat for a wait that lapsed is no error: the next wait's token. */
+        assert_true(engine_heartbeat(engine) >= 1);
+}
+
 static void test_corrupt_row(void **state _unused_) {
         char a[7], b[7];
 
@@ -476,6 +526,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_late_order, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_kept_apart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_heartbeat, setup_heartbeat, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

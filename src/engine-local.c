@@ -1011,6 +1011,28 @@ static int local_heartbeat(void *b) {
         return n;
 }
 
+static int local_advance_in_txn(void *b, const char *id) {
+        EngineLocal *l = b;
+        sqlite3_stmt *st = NULL;
+        int r, rc;
+
+        r = store_prepare(l->ctx.store,
+                          "SELECT 1 FROM executions WHERE name = ? AND status = 'RUNNING' AND next_deadline <= ?", &st);
+        if (r < 0)
+                return r;
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64) now_usec(l));
+        rc = sqlite3_step(st);
+        store_finish(l->ctx.store, st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        r = store_check(l->ctx.store, rc == SQLITE_ROW ? SQLITE_OK : rc, "look up due execution");
+        if (r < 0)
+                return r;
+        r = transition_in_txn(l, id, NULL, NULL);
+        return r < 0 ? r : 1;
+}
+
 static int local_start_in_txn(void *b, const char *id, json_t *input) {
         EngineLocal *l = b;
         const Config *c = snapshot(l)->config;
@@ -1153,6 +1175,7 @@ const EngineOps engine_local_ops = {
         .free = local_free,
         .start = local_start,
         .heartbeat = local_heartbeat,
+        .advance_in_txn = local_advance_in_txn,
         .start_in_txn = local_start_in_txn,
         .kick = local_kick,
         .run_due = local_run_due,

@@ -318,6 +318,16 @@ int engine_event_in_txn(Engine *e, const char *order_id, const char *event, json
                 return -EPERM;
         }
         r = e->ops->waiting(e->backend, id, &wait);
+        if (r == -EBUSY && e->ops->advance_in_txn) {
+                /* Between two steps: if the next one is due already (a
+                 * workflow just started, a kill before it ran), take it
+                 * now, so that the event finds the wait it is for. */
+                r = e->ops->advance_in_txn(e->backend, id);
+                if (r > 0)
+                        r = e->ops->waiting(e->backend, id, &wait);
+                else if (r == 0)
+                        r = -EBUSY;
+        }
         if (r < 0 && r != -EBUSY)
                 return r;
         r = event_output(e, ev, cur, wait, data, &output, &why);

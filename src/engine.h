@@ -174,6 +174,10 @@ typedef struct EngineOps {
         int (*execution_json)(void *b, const char *id, json_t **ret);
         int (*notify_in_txn)(void *b, const char *id, const char *template_id, const char *status);
         int (*heartbeat)(void *b);
+        /* Run id's execution now if it is due (its next step waits for
+         * nothing but the time), inside the caller's transaction: 1 when it
+         * ran, 0 when it was not due.  NULL: the backend cannot. */
+        int (*advance_in_txn)(void *b, const char *id);
 } EngineOps;
 
 /* What the workflow reads from its input's "settings": the configuration

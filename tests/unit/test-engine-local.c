@@ -454,6 +454,26 @@ static void test_history_kept_apart(void **state _unused_) {
         assert_int_equal(stored_events(b), (int) after);
 }
 
+/* An event that comes before the workflow's first step ran (the customer
+ * cancels right after saying yes, or a restart came between): the due step
+ * runs first, then the event finds its wait. */
+static void test_event_before_first_step(void **state _unused_) {
+        char id[7];
+        int64_t before = stock_of("pz-calabresa");
+
+        new_order("pz-calabresa", 1, ORDER_PAYMENT_CARD, id);
+        assert_status(id, "CREATED");
+        assert_int_equal(event_txn(id, "cancel", NULL, NULL), 0);
+        assert_status(id, "CANCELLED");
+        assert_int_equal(stock_of("pz-calabresa"), before);
+        assert_string_equal(execution_status(id), "SUCCEEDED");
+        /* Not due (waiting for an event): still refused as before. */
+        char other[7];
+        new_order("pz-calabresa", 1, ORDER_PAYMENT_CARD, other);
+        assert_int_equal(engine_run_due(engine), 1);
+        assert_int_equal(event_txn(other, "paid", NULL, NULL), -EPERM);
+}
+
 static int setup_heartbeat(void **state) {
         heartbeat = "engine.heartbeat=5min";
         int r = setup(state);
@@ -527,6 +547,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_corrupt_row, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_history_kept_apart, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_heartbeat, setup_heartbeat, teardown),
+                cmocka_unit_test_setup_teardown(test_event_before_first_step, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,6 +34,7 @@ struct ControlServer {
         Metrics *metrics;
         ControlConnection *connections;
         unsigned n_connections;
+        ControlConnection *dispatching; /* whose handler runs, for control_server_defer() */
 };
 
 struct ControlConnection {
@@ -46,6 +47,12 @@ struct ControlConnection {
         size_t in_len;
         char *out;
         size_t out_len, out_done;
+        ControlPending *pending; /* deferred: the answer comes from control_pending_finish() */
+};
+
+struct ControlPending {
+        ControlConnection *connection; /* NULL once the connection is gone */
+        char command[64];
 };
 
 static void connection_free(ControlConnection *c) {
@@ -58,6 +65,8 @@ static void connection_free(ControlConnection *c) {
         if (c->next)
                 c->next->prev = c->prev;
         s->n_connections--;
+        if (c->pending)
+                c->pending->connection = NULL;
 
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->timeout);
@@ -68,27 +77,51 @@ static void connection_free(ControlConnection *c) {
         free(c);
 }
 
-/* Build the answer line for one request line. */
-static char *dispatch(ControlServer *s, const char *line) {
+/* The answer line to a command that ended with r (result taken over). */
+static char *answer_text(ControlServer *s, const char *command, int r, json_t *result, const char *error) {
+        _cleanup_free_ char *fallback = NULL;
+        json_t *answer;
+        char *text;
+
+        if (r < 0) {
+                json_decref(result);
+                if (!error)
+                        error = fallback = mem_printf("%s failed: %s", command, strerror(-r));
+                metrics_inc(s->metrics, METRIC_CONTROL_ERRORS);
+                answer = json_pack("{s:b,s:s}", "ok", 0, "error", error ? error : "out of memory");
+        } else {
+                metrics_inc(s->metrics, METRIC_CONTROL_REQUESTS);
+                answer = json_pack("{s:b,s:o}", "ok", 1, "result", result ? result : json_null());
+        }
+        if (!answer)
+                return NULL;
+        text = json_dumps(answer, JSON_COMPACT);
+        json_decref(answer);
+        return text;
+}
+
+/* Build the answer line for one request line; NULL with *ret_deferred set
+ * when the command answers later. */
+static char *dispatch(ControlServer *s, ControlConnection *c, const char *line, bool *ret_deferred) {
         _cleanup_free_ char *error = NULL;
-        json_t *req, *cmd, *args, *result = NULL, *answer;
+        json_t *req, *cmd, *args, *result = NULL;
         json_error_t jerr;
         const ControlCommand *command = NULL;
-        char *text;
         int r;
 
+        *ret_deferred = false;
         req = json_loads(line, JSON_REJECT_DUPLICATES, &jerr);
         if (!req || !json_is_object(req)) {
                 error = mem_printf("malformed request: %s", req ? "not a JSON object" : jerr.text);
                 json_decref(req);
-                goto answer_error;
+                return answer_text(s, "request", -EINVAL, NULL, error);
         }
         cmd = json_object_get(req, "command");
         args = json_object_get(req, "args");
         if (!json_is_string(cmd) || (args && !json_is_object(args) && !json_is_null(args))) {
                 json_decref(req);
-                error = mem_strdup("malformed request: expected {\"command\": NAME, \"args\": {...}}");
-                goto answer_error;
+                return answer_text(s, "request", -EINVAL, NULL,
+                                   "malformed request: expected {\"command\": NAME, \"args\": {...}}");
         }
         for (size_t i = 0; i < s->n_commands; i++)
                 if (streq(s->table[i].name, json_string_value(cmd))) {
@@ -98,33 +131,28 @@ static char *dispatch(ControlServer *s, const char *line) {
         if (!command) {
                 error = mem_printf("unknown command '%s'", json_string_value(cmd));
                 json_decref(req);
-                goto answer_error;
+                return answer_text(s, "request", -EINVAL, NULL, error);
         }
         log_debug("control: command=%s", command->name);
+        s->dispatching = c;
         r = command->handler(s->userdata, json_is_object(args) ? args : NULL, &result, &error);
+        s->dispatching = NULL;
         json_decref(req);
-        if (r < 0) {
-                if (!error)
-                        error = mem_printf("%s failed: %s", command->name, strerror(-r));
+        if (r == CONTROL_DEFERRED && c->pending) {
                 json_decref(result);
-                goto answer_error;
+                strscpy(c->pending->command, sizeof c->pending->command, command->name);
+                *ret_deferred = true;
+                return NULL;
         }
-        metrics_inc(s->metrics, METRIC_CONTROL_REQUESTS);
-        answer = json_pack("{s:b,s:o}", "ok", 1, "result", result ? result : json_null());
-        if (!answer)
-                return NULL;
-        text = json_dumps(answer, JSON_COMPACT);
-        json_decref(answer);
-        return text;
-
-answer_error:
-        metrics_inc(s->metrics, METRIC_CONTROL_ERRORS);
-        answer = json_pack("{s:b,s:s}", "ok", 0, "error", error ? error : "out of memory");
-        if (!answer)
-                return NULL;
-        text = json_dumps(answer, JSON_COMPACT);
-        json_decref(answer);
-        return text;
+        if (c->pending) {
+                /* took a handle but answered now: whoever holds the handle
+                 * finds the connection gone */
+                c->pending->connection = NULL;
+                c->pending = NULL;
+        }
+        if (r > 0) /* deferred without a handle: a bug in the command */
+                r = -EPROTO;
+        return answer_text(s, command->name, r, result, error);
 }
 
 static int on_connection_io(sd_event_source *src _unused_, int fd, uint32_t revents, void *userdata);
@@ -150,9 +178,28 @@ static int start_reply(ControlConnection *c, char *text) {
         return sd_event_source_set_io_events(c->io, EPOLLOUT);
 }
 
+/* The request was taken; until its answer only a hang-up matters.  The
+ * command bounds its own wait, so the request timeout stops. */
+static int connection_wait(ControlConnection *c) {
+        int r;
+
+        r = sd_event_source_set_io_events(c->io, EPOLLRDHUP);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->timeout, SD_EVENT_OFF);
+        if (r < 0)
+                connection_free(c); /* the pending handle stays, without a connection */
+        return 0;
+}
+
 static int on_connection_io(sd_event_source *src _unused_, int fd, uint32_t revents, void *userdata) {
         ControlConnection *c = userdata;
 
+        if (c->pending) {
+                /* Waiting for the answer: a client that hangs up gets none. */
+                if (revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                        connection_free(c);
+                return 0;
+        }
         if (c->out) {
                 ssize_t k = send(fd, c->out + c->out_done, c->out_len - c->out_done, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (k < 0) {
@@ -199,8 +246,14 @@ static int on_connection_io(sd_event_source *src _unused_, int fd, uint32_t reve
                 c->in = n;
                 nl = strchr(c->in, '\n');
                 if (nl) {
+                        bool deferred;
+                        char *text;
+
                         *nl = '\0';
-                        (void) start_reply(c, dispatch(c->server, c->in));
+                        text = dispatch(c->server, c, c->in, &deferred);
+                        if (deferred)
+                                return connection_wait(c);
+                        (void) start_reply(c, text);
                 }
         }
         return 0;
@@ -288,6 +341,42 @@ int control_server_new(sd_event *e, const char *path, const ControlCommand *tabl
                 return r;
         *ret = TAKE_PTR(s);
         return 0;
+}
+
+ControlPending *control_server_defer(ControlServer *s) {
+        ControlConnection *c = s ? s->dispatching : NULL;
+
+        if (!c || c->pending)
+                return NULL;
+        c->pending = mem_new(ControlPending, 1);
+        if (!c->pending)
+                return NULL;
+        c->pending->connection = c;
+        return c->pending;
+}
+
+void control_pending_finish(ControlPending *p, int r, json_t *result, const char *error) {
+        ControlConnection *c;
+        uint64_t now;
+
+        if (!p)
+                return;
+        c = p->connection;
+        if (!c) {
+                json_decref(result);
+                free(p);
+                return;
+        }
+        c->pending = NULL;
+        if (start_reply(c, answer_text(c->server, p->command, r, result, error)) < 0)
+                connection_free(c);
+        else {
+                /* the client must now take the answer in the usual time */
+                (void) sd_event_now(c->server->event, CLOCK_MONOTONIC, &now);
+                (void) sd_event_source_set_time(c->timeout, now + CONTROL_TIMEOUT_USEC);
+                (void) sd_event_source_set_enabled(c->timeout, SD_EVENT_ONESHOT);
+        }
+        free(p);
 }
 
 void control_server_stop_accepting(ControlServer *s) {

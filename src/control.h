@@ -30,8 +30,16 @@
 
 /* Handle one command.  On success return 0 and set *ret_result (a new
  * reference, may be left NULL for "null"); on failure return -errno and
- * optionally set *ret_error to a message for the user (malloc'd). */
+ * optionally set *ret_error to a message for the user (malloc'd).  A
+ * command that cannot answer before the loop turns (it waits for a child
+ * process, a commit …) takes a handle with control_server_defer() and
+ * returns CONTROL_DEFERRED. */
 typedef int (*ControlHandler)(void *userdata, json_t *args, json_t **ret_result, char **ret_error);
+
+#define CONTROL_DEFERRED 1
+
+/* A request whose answer comes later. */
+typedef struct ControlPending ControlPending;
 
 typedef struct ControlCommand {
         const char *name;
@@ -43,6 +51,22 @@ typedef struct ControlServer ControlServer;
 /* Listen on a new socket at path (mode 0660) and serve table from loop e. */
 int control_server_new(sd_event *e, const char *path, const ControlCommand *table, size_t n, void *userdata,
                        Metrics *metrics, ControlServer **ret);
+
+/* Called by a handler, and only from inside it: the request being handled
+ * is answered later, by control_pending_finish(), and the handler returns
+ * CONTROL_DEFERRED.  The connection's timeout stops until then (the
+ * command bounds its own wait) and the connection counts as open, so that
+ * a drain waits for the answer.  Returns NULL when out of memory (the
+ * handler then answers now, with -ENOMEM). */
+ControlPending *control_server_defer(ControlServer *s);
+
+/* Answer a deferred request as a handler would have: r == 0 with result (a
+ * reference taken over, NULL for "null"), or r < 0 with error (copied; NULL
+ * for strerror(-r)).  When the client has gone away meanwhile nothing is
+ * sent.  Either way p is freed: call it exactly once per deferral.  It
+ * never calls back into the caller, and p does not point at the server,
+ * so it may come after control_server_free(). */
+void control_pending_finish(ControlPending *p, int r, json_t *result, const char *error);
 
 /* Stop accepting new requests; those being served finish. */
 void control_server_stop_accepting(ControlServer *s);

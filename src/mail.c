@@ -33,9 +33,6 @@
 #define MSGID_MAX 512
 /* RFC 5321 limits a path to 256 octets; allow some slack for odd senders. */
 #define ADDR_MAX 320
-#define TO_MAX 64
-/* References keeps the first (the thread's root) and the most recent ones. */
-#define REFERENCES_MAX 32
 /* An attribution ("On … wrote:") may be wrapped over this many lines. */
 #define ATTRIBUTION_LINES 3
 #define ATTRIBUTION_MAX 400
@@ -1308,7 +1305,7 @@ static int parse_addresses(GMimeMessage *msg, MailContent *m) {
                 return -ENOMEM;
         r = collect_addrs(g_mime_message_get_from(msg), &from, 1, 0);
         if (r >= 0)
-                r = collect_addrs(g_mime_message_get_to(msg), &m->to, TO_MAX, 0);
+                r = collect_addrs(g_mime_message_get_to(msg), &m->to, MAIL_TO_MAX, 0);
         if (r < 0)
                 return r;
         if (from[0])
@@ -1348,7 +1345,7 @@ static int parse_ids(GMimeMessage *msg, GMimeParserOptions *po, MailContent *m) 
                 _cleanup_free_ char *id = NULL;
 
                 /* keep the root and the most recent: the middle is the least useful (RFC 5322 3.6.4) */
-                if (n > REFERENCES_MAX && i > 0 && i < n - (REFERENCES_MAX - 1))
+                if (n > MAIL_REFERENCES_MAX && i > 0 && i < n - (MAIL_REFERENCES_MAX - 1))
                         continue;
                 r = copy_msgid(g_mime_references_get_message_id(refs, i), &id);
                 if (r < 0)

@@ -30,6 +30,11 @@
 #define MAIL_MAX_PARTS_DEFAULT 64U
 #define MAIL_MAX_HEADERS_DEFAULT 500U
 
+/* Most entries of MailContent.to; References keeps its first (the thread's
+ * root) and its most recent ids, MAIL_REFERENCES_MAX in all. */
+#define MAIL_TO_MAX 64
+#define MAIL_REFERENCES_MAX 32
+
 /* Why a message must not be answered, so that two robots never talk to
  * each other.  When several apply, the first in this order is reported. */
 typedef enum MailIgnore {

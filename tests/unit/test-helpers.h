@@ -76,6 +76,33 @@ static inline unsigned long oom_loop(int (*attempt)(void *userdata), void *userd
         }
 }
 
+#ifdef TEST_SRCDIR
+/* A message of tests/data/mail/, NUL-terminated (free()); its length in
+ * *ret_size. */
+static inline char *read_mail_corpus(const char *name, size_t *ret_size) {
+        char path[4096];
+        FILE *f;
+        char *buf;
+        long n;
+
+        snprintf(path, sizeof path, "%s/tests/data/mail/%s", TEST_SRCDIR, name);
+        f = fopen(path, "rbe");
+        if (!f)
+                fail_msg("cannot open %s", path);
+        assert_int_equal(fseek(f, 0, SEEK_END), 0);
+        n = ftell(f);
+        assert_true(n >= 0);
+        rewind(f);
+        buf = malloc((size_t) n + 1);
+        assert_non_null(buf);
+        assert_int_equal(fread(buf, 1, (size_t) n, f), (size_t) n);
+        fclose(f);
+        buf[n] = '\0';
+        *ret_size = (size_t) n;
+        return buf;
+}
+#endif
+
 static inline void rm_rf(const char *path) {
         char cmd[4200];
         /* Test-only clean-up of a directory this test created. */

@@ -18,29 +18,6 @@
 #define OWN "Pedidos@Pizzaria.Example"
 #define MTA "mx.pizzaria.example"
 
-static char *read_corpus(const char *name, size_t *ret_size) {
-        char path[4096];
-        FILE *f;
-        char *buf;
-        long n;
-
-        snprintf(path, sizeof path, "%s/tests/data/mail/%s", TEST_SRCDIR, name);
-        f = fopen(path, "rbe");
-        if (!f)
-                fail_msg("cannot open %s", path);
-        assert_int_equal(fseek(f, 0, SEEK_END), 0);
-        n = ftell(f);
-        assert_true(n >= 0);
-        rewind(f);
-        buf = malloc((size_t) n + 1);
-        assert_non_null(buf);
-        assert_int_equal(fread(buf, 1, (size_t) n, f), (size_t) n);
-        fclose(f);
-        buf[n] = '\0';
-        *ret_size = (size_t) n;
-        return buf;
-}
-
 /* A space-separated list as a vector ("" is an empty one, NULL none). */
 static char **words(const char *s) {
         return s ? strv_split_ws(s) : NULL;
@@ -414,7 +391,7 @@ static void test_corpus(void **state _unused_) {
                 size_t size;
                 int r;
 
-                data = read_corpus(c->file, &size);
+                data = read_mail_corpus(c->file, &size);
                 r = mail_parse(data, size, &o, &m);
                 if (r != c->r)
                         fail_msg("%s (row %zu): mail_parse() = %d, want %d", c->file, i, r, c->r);
@@ -779,7 +756,7 @@ static void test_ses_verdicts(void **state _unused_) {
         MailParseOptions o = { .trusted_authserv_ids = trusted };
         size_t size;
 
-        data = read_corpus("auth-results.eml", &size);
+        data = read_mail_corpus("auth-results.eml", &size);
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(mail_content_freep) MailContent *m = NULL;
 
@@ -971,7 +948,7 @@ static void test_oom(void **state _unused_) {
                 unsigned long n;
 
                 if (f < ELEMENTSOF(files)) {
-                        data = read_corpus(files[f], &size);
+                        data = read_mail_corpus(files[f], &size);
                         msg = data;
                 }
                 for (n = 1;; n++) {

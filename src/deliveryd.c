@@ -17,6 +17,7 @@
 #include "listen.h"
 #include "log.h"
 #include "mail.h"
+#include "mail-parser.h"
 #include "engine-local.h"
 #include "manager.h"
 #include "snapshot.h"
@@ -79,6 +80,11 @@ int main(int argc, char *argv[]) {
         bool check = false, dump = false, verbose = false;
         Diags diags = {};
         int c, r;
+
+        /* The same program parses mail in a process of its own
+         * (mail-parser.h); that process needs none of what follows. */
+        if (argc >= 2 && streq(argv[1], MAIL_PARSER_OPTION))
+                return mail_parser_process_main(argc, argv);
 
         /* Block the signals sd-event handles before anything can start a
          * thread: a thread created by a library inherits the mask and so

@@ -9,22 +9,37 @@
  *   deliveryd/inbox/after-commit  die by SIGKILL right after an inbox commit,
  *                                 before anyone is told: the window between
  *                                 commit and acknowledgement.
+ *   deliveryd/mail-parser/start   the mail parser process exits (status 70)
+ *                                 as soon as it starts, before it reads a
+ *                                 request: a parser that can never run.
+ *   deliveryd/mail-parser/hang    the mail parser process, given a request,
+ *                                 waits for a signal instead of parsing it:
+ *                                 a message that takes forever.
+ *   The mail parser process keeps libfiu's variables (see mail-parser.c),
+ *   so a point enabled with fiu-run holds in every parser process, and
+ *   fiu-ctrl reaches one parser process by its pid.
  *
  * Security: none; a point does nothing unless enabled by the process's
- * own environment at start.
+ * own environment at start, or through the control fifo that fiu-run's
+ * environment asks for.
  */
 #pragma once
 
 #include <signal.h>
+#include <unistd.h>
 
 #if FIU_ENABLE
 #include <fiu.h>
 #define FAULT_KILL(name) fiu_do_on(name, raise(SIGKILL))
+#define FAULT_EXIT(name, status) fiu_do_on(name, _exit(status))
+#define FAULT_HANG(name) fiu_do_on(name, for (;;) pause())
 static inline void fault_init(void) {
         (void) fiu_init(0);
 }
 #else
 #define FAULT_KILL(name) ((void) 0)
+#define FAULT_EXIT(name, status) ((void) 0)
+#define FAULT_HANG(name) ((void) 0)
 static inline void fault_init(void) {
 }
 #endif

@@ -316,6 +316,14 @@ static const ConfKey conf_keys[] = {
           "The authserv-id (usually the host name) that the local MTA writes in Authentication-Results; those "
           "headers decide whether LMTP mail is authenticated. Empty: trust none, so whether LMTP mail "
           "is authenticated stays unknown." },
+        { "mail", "parser_timeout", CONF_DURATION, "10s", NULL, 100 * USEC_PER_MSEC, USEC(600), NULL,
+          OFF(mail_parser_timeout_usec), true,
+          "How long the mail parser process may take over one message before it is stopped and the message "
+          "answered \"try again later\" (LMTP 451, SNS 503)." },
+        { "mail", "parser_memory_limit", CONF_SIZE, "256M", NULL, 0, 64ULL * 1024 * 1024 * 1024, NULL,
+          OFF(mail_parser_memory_limit), false,
+          "Address space of the mail parser process (RLIMIT_AS); a message that needs more fails in that "
+          "process, not in the daemon. 0: no limit." },
 };
 
 #define N_KEYS ELEMENTSOF(conf_keys)

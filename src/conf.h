@@ -126,6 +126,8 @@ typedef struct Config {
         char **mail_addresses;
         uint64_t mail_max_size;
         char *mail_trust_local_mta;
+        uint64_t mail_parser_timeout_usec;
+        uint64_t mail_parser_memory_limit;
 
         /* [aws] */
         char *aws_region;

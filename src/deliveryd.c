@@ -16,7 +16,6 @@
 #include "fault.h"
 #include "listen.h"
 #include "log.h"
-#include "mail.h"
 #include "mail-parser.h"
 #include "engine-local.h"
 #include "manager.h"
@@ -108,7 +107,6 @@ int main(int argc, char *argv[]) {
         /* Before any thread exists (libcurl's resolver starts some). */
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
                 return log_error("Failed to initialise libcurl."), EXIT_FAILURE;
-        mail_init();
         fault_init();
 
         overrides = mem_new(char *, 1);

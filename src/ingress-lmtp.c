@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ingress-lmtp.c — mail from the local MTA: the LMTP server (lmtp.c) hands
- * over each message; every recipient of ours becomes an inbox message, and
- * each recipient's reply (250 after the commit, 4xx when it failed) goes
- * back to the MTA only once the inbox has committed it.
+ * over each message; the mail parser process reads it (mail-parser.h),
+ * every recipient of ours becomes an inbox message, and each recipient's
+ * reply (250 after the commit, 4xx when it failed) goes back to the MTA
+ * only once the inbox has committed it.  A message the parser could not
+ * read in time, or died over, is answered 451 for every recipient.
  *
  * Security: see lmtp.h (the protocol) and ingress-mail.h (the content).
  */
@@ -25,9 +27,17 @@ typedef struct LmtpSlot {
         size_t index;
 } LmtpSlot;
 
+/* One delivery: while the parser reads it (parse set, in the ingress's
+ * list), then while the inbox commits each recipient's message. */
 struct LmtpJob {
         LmtpIngress *ingress;
+        LmtpJob *next, *prev;
         LmtpDelivery *delivery;
+        const LmtpEnvelope *envelope; /* the delivery's */
+        const char *data; /* the delivery's */
+        size_t size;
+        const char **recipients; /* the envelope's, NULL-terminated */
+        MailParserRequest *parse;
         LmtpResult *results;
         char (*texts)[64];
         LmtpSlot *slots;
@@ -39,6 +49,7 @@ struct LmtpIngress {
         LmtpIngressContext ctx;
         LmtpServer *server;
         unsigned n_jobs;
+        LmtpJob *parsing;
 };
 
 static const Config *config(LmtpIngress *li) {
@@ -55,13 +66,41 @@ static int check_recipient(void *userdata, const char *address) {
         return 0;
 }
 
-static void job_finish(LmtpJob *j) {
-        lmtp_delivery_done(j->delivery, j->results, j->n);
+static void job_unlink(LmtpJob *j) {
+        LmtpIngress *li = j->ingress;
+
+        if (!j->parse)
+                return;
+        j->parse = NULL;
+        if (j->prev)
+                j->prev->next = j->next;
+        else
+                li->parsing = j->next;
+        if (j->next)
+                j->next->prev = j->prev;
+        j->next = j->prev = NULL;
+}
+
+static void job_free(LmtpJob *j) {
         j->ingress->n_jobs--;
+        free(j->recipients);
         free(j->results);
         free(j->texts);
         free(j->slots);
         free(j);
+}
+
+static void job_finish(LmtpJob *j) {
+        lmtp_delivery_done(j->delivery, j->results, j->n);
+        job_free(j);
+}
+
+/* Every recipient gets the same answer, and the job ends. */
+static void job_answer_all(LmtpJob *j, unsigned code, const char *enhanced, const char *text) {
+        const LmtpResult r = { code, enhanced, text };
+
+        lmtp_delivery_done_all(j->delivery, &r);
+        job_free(j);
 }
 
 static void on_committed(void *userdata, InboxOutcome outcome, int64_t id) {
@@ -87,63 +126,19 @@ static void answer_all(LmtpDelivery *d, unsigned code, const char *enhanced, con
         lmtp_delivery_done_all(d, &r);
 }
 
-static int deliver(void *userdata, LmtpDelivery *d, const LmtpEnvelope *env, const char *data, size_t size) {
-        LmtpIngress *li = userdata;
-        _cleanup_free_ const char **rcpts = NULL;
-        InboxMessage **msgs = NULL;
-        LmtpJob *j;
+static MailEnvelope job_envelope(LmtpJob *j) {
+        return (MailEnvelope){
+                .source = INBOX_SOURCE_LMTP,
+                .sender = j->envelope->sender,
+                .recipients = (char *const *) j->recipients,
+        };
+}
+
+/* Hand each recipient's message (msgs, taken over) to the inbox; the job
+ * is answered when the last is committed. */
+static void job_submit(LmtpJob *j, InboxMessage **msgs) {
         int r;
 
-        /* The LMTP envelope counts its recipients; ours is NULL-terminated. */
-        rcpts = mem_new(const char *, env->n_recipients + 1);
-        if (!rcpts) {
-                answer_all(d, 451, "4.3.0", "out of memory, try again later");
-                return 0;
-        }
-        for (size_t i = 0; i < env->n_recipients; i++)
-                rcpts[i] = env->recipients[i];
-        const MailEnvelope menv = {
-                .source = INBOX_SOURCE_LMTP,
-                .sender = env->sender,
-                .recipients = (char *const *) rcpts,
-        };
-        r = ingress_mail_messages(config(li), data, size, &menv, &msgs);
-        if (r == -EFBIG) {
-                metrics_inc(li->ctx.metrics, METRIC_REJECTED_SIZE);
-                answer_all(d, 552, "5.3.4", "message too large (mail.max_size)");
-                return 0;
-        }
-        if (r == -ENOMEM) {
-                answer_all(d, 451, "4.3.0", "out of memory, try again later");
-                return 0;
-        }
-        if (r < 0) {
-                metrics_inc(li->ctx.metrics, METRIC_REJECTED_PARSE);
-                answer_all(d, 554, "5.6.0", "message cannot be parsed");
-                return 0;
-        }
-
-        j = mem_new(LmtpJob, 1);
-        if (j) {
-                j->ingress = li;
-                j->delivery = d;
-                j->n = env->n_recipients;
-                j->results = mem_new(LmtpResult, j->n);
-                j->texts = mem_calloc(j->n, sizeof j->texts[0]);
-                j->slots = mem_new(LmtpSlot, j->n);
-        }
-        if (!j || !j->results || !j->texts || !j->slots) {
-                if (j) {
-                        free(j->results);
-                        free(j->texts);
-                        free(j->slots);
-                        free(j);
-                }
-                inbox_messages_free(msgs);
-                answer_all(d, 451, "4.3.0", "out of memory, try again later");
-                return 0;
-        }
-        li->n_jobs++;
         /* Hold the job open while submitting, so that it cannot finish early. */
         j->waiting = 1;
         for (size_t i = 0; i < j->n; i++) {
@@ -151,13 +146,94 @@ static int deliver(void *userdata, LmtpDelivery *d, const LmtpEnvelope *env, con
                 j->results[i] = (LmtpResult){ 451, "4.3.0", "storage failed, try again later" };
                 if (!msgs[i])
                         continue;
-                r = inbox_submit(li->ctx.inbox, TAKE_PTR(msgs[i]), on_committed, &j->slots[i], NULL);
+                r = inbox_submit(j->ingress->ctx.inbox, TAKE_PTR(msgs[i]), on_committed, &j->slots[i], NULL);
                 if (r >= 0)
                         j->waiting++;
         }
         inbox_messages_free(msgs);
         if (--j->waiting == 0)
                 job_finish(j);
+}
+
+/* The parser's answer: the messages go to the inbox, or the MTA is told
+ * to bounce the mail (5xx) or to try again later (4xx). */
+static void on_parsed(void *userdata, int r, MailContent *mc) {
+        _cleanup_(mail_content_freep) MailContent *m = mc;
+        LmtpJob *j = userdata;
+        LmtpIngress *li = j->ingress;
+        InboxMessage **msgs = NULL;
+
+        job_unlink(j);
+        if (r >= 0) {
+                const MailEnvelope menv = job_envelope(j);
+                r = ingress_mail_messages_from(config(li), m, j->data, j->size, &menv, &msgs);
+        }
+        if (r == -EFBIG) {
+                metrics_inc(li->ctx.metrics, METRIC_REJECTED_SIZE);
+                return job_answer_all(j, 552, "5.3.4", "message too large (mail.max_size)");
+        }
+        if (r < 0 && mail_parser_error_is_temporary(r)) {
+                log_event("inbound source=lmtp outcome=deferred reason=\"%s\"", strerror(-r));
+                return job_answer_all(j, 451, "4.3.0",
+                                      r == -ENOMEM ? "out of memory, try again later"
+                                                   : "message could not be read now, try again later");
+        }
+        if (r < 0) {
+                metrics_inc(li->ctx.metrics, METRIC_REJECTED_PARSE);
+                return job_answer_all(j, 554, "5.6.0", "message cannot be parsed");
+        }
+        job_submit(j, msgs);
+}
+
+static LmtpJob *job_new(LmtpIngress *li, LmtpDelivery *d, const LmtpEnvelope *env, const char *data, size_t size) {
+        LmtpJob *j = mem_new(LmtpJob, 1);
+
+        if (!j)
+                return NULL;
+        *j = (LmtpJob){ .ingress = li, .delivery = d, .envelope = env, .data = data, .size = size };
+        j->n = env->n_recipients;
+        j->recipients = mem_new(const char *, j->n + 1);
+        j->results = mem_new(LmtpResult, j->n);
+        j->texts = mem_calloc(j->n, sizeof j->texts[0]);
+        j->slots = mem_new(LmtpSlot, j->n);
+        li->n_jobs++;
+        if (!j->recipients || !j->results || !j->texts || !j->slots) {
+                job_free(j);
+                return NULL;
+        }
+        /* The LMTP envelope counts its recipients; ours is NULL-terminated. */
+        for (size_t i = 0; i < j->n; i++)
+                j->recipients[i] = env->recipients[i];
+        return j;
+}
+
+static int deliver(void *userdata, LmtpDelivery *d, const LmtpEnvelope *env, const char *data, size_t size) {
+        LmtpIngress *li = userdata;
+        LmtpJob *j;
+        int r;
+
+        j = job_new(li, d, env, data, size);
+        if (!j) {
+                answer_all(d, 451, "4.3.0", "out of memory, try again later");
+                return 0;
+        }
+        /* The reply waits for the parser, then for the commit; env and data
+         * stay valid until lmtp_delivery_done(). */
+        const MailEnvelope menv = job_envelope(j);
+        r = ingress_mail_parse(li->ctx.parser, config(li), data, size, &menv, on_parsed, j, &j->parse);
+        if (r == -EFBIG) {
+                metrics_inc(li->ctx.metrics, METRIC_REJECTED_SIZE);
+                job_answer_all(j, 552, "5.3.4", "message too large (mail.max_size)");
+                return 0;
+        }
+        if (r < 0) {
+                job_answer_all(j, 451, "4.3.0", "out of memory, try again later");
+                return 0;
+        }
+        j->next = li->parsing;
+        if (li->parsing)
+                li->parsing->prev = j;
+        li->parsing = j;
         return 0;
 }
 
@@ -220,6 +296,12 @@ unsigned lmtp_ingress_n_pending(LmtpIngress *li) {
 LmtpIngress *lmtp_ingress_free(LmtpIngress *li) {
         if (!li)
                 return NULL;
+        while (li->parsing) {
+                LmtpJob *j = li->parsing;
+                mail_parser_cancel(j->parse);
+                job_unlink(j);
+                job_answer_all(j, 451, "4.3.0", "shutting down, try again later");
+        }
         lmtp_server_free(li->server);
         free(li);
         return NULL;

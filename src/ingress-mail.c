@@ -38,26 +38,14 @@ static char *join_references(char *const *refs) {
         return strv_length(refs) > 0 ? strv_join(refs, " ") : NULL;
 }
 
-int ingress_mail_messages(const Config *c, const void *raw, size_t len, const MailEnvelope *env, InboxMessage ***ret) {
-        _cleanup_(mail_content_freep) MailContent *mc = NULL;
-        _cleanup_free_ char *trusted_copy = NULL;
-        char *trusted[2] = { NULL, NULL };
-        InboxMessage **out = NULL;
-        char *chosen[2] = { NULL, NULL };
-        char *const *recipients = env->recipients;
-        size_t n, k = 0;
-        char hash[65] = "";
-        int r;
-
-        if (len > c->mail_max_size)
-                return -EFBIG;
-        if (!isempty(c->mail_trust_local_mta) && env->source == INBOX_SOURCE_LMTP) {
-                trusted_copy = mem_strdup(c->mail_trust_local_mta);
-                if (!trusted_copy)
-                        return -ENOMEM;
-                trusted[0] = trusted_copy;
-        }
-        const MailParseOptions o = {
+/* What mail_parse() needs to know for env under c; trusted is storage for
+ * the trusted authserv-ids the options point to. */
+static MailParseOptions parse_options(const Config *c, const MailEnvelope *env, char *trusted[static 2]) {
+        trusted[0] = trusted[1] = NULL;
+        /* Over LMTP the local MTA's verdicts count; SES gives its own. */
+        if (!isempty(c->mail_trust_local_mta) && env->source == INBOX_SOURCE_LMTP)
+                trusted[0] = c->mail_trust_local_mta;
+        return (MailParseOptions){
                 .max_size = c->mail_max_size,
                 .max_text = MAIL_MAX_TEXT_DEFAULT,
                 .max_depth = MAIL_MAX_DEPTH_DEFAULT,
@@ -67,9 +55,41 @@ int ingress_mail_messages(const Config *c, const void *raw, size_t len, const Ma
                 .own_addresses = c->mail_addresses,
                 .trusted_authserv_ids = trusted[0] ? trusted : NULL,
         };
+}
+
+int ingress_mail_parse(MailParser *p, const Config *c, const void *raw, size_t len, const MailEnvelope *env,
+                       MailParserDone done, void *userdata, MailParserRequest **ret) {
+        char *trusted[2];
+        const MailParseOptions o = parse_options(c, env, trusted);
+
+        if (len > c->mail_max_size)
+                return -EFBIG;
+        return mail_parser_submit(p, raw, len, &o, c->mail_parser_timeout_usec, done, userdata, ret);
+}
+
+int ingress_mail_messages(const Config *c, const void *raw, size_t len, const MailEnvelope *env, InboxMessage ***ret) {
+        _cleanup_(mail_content_freep) MailContent *mc = NULL;
+        char *trusted[2];
+        const MailParseOptions o = parse_options(c, env, trusted);
+        int r;
+
+        if (len > c->mail_max_size)
+                return -EFBIG;
         r = mail_parse(raw, len, &o, &mc);
         if (r < 0)
                 return r;
+        return ingress_mail_messages_from(c, mc, raw, len, env, ret);
+}
+
+int ingress_mail_messages_from(const Config *c, MailContent *mc, const void *raw, size_t len, const MailEnvelope *env,
+                               InboxMessage ***ret) {
+        InboxMessage **out = NULL;
+        char *chosen[2] = { NULL, NULL };
+        char *const *recipients = env->recipients;
+        size_t n, k = 0;
+        char hash[65] = "";
+        int r;
+
         if (!recipients) {
                 for (size_t i = 0; mc->to[i] && !chosen[0]; i++)
                         if (strv_contains(c->mail_addresses, mc->to[i]))

@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "inbox.h"
+#include "mail-parser.h"
 
 typedef struct MailEnvelope {
         InboxSource source;
@@ -26,11 +27,28 @@ typedef struct MailEnvelope {
         const char *ses_spf, *ses_dkim, *ses_dmarc;
 } MailEnvelope;
 
+/* Hand the len bytes at raw to the mail parser process with what c and
+ * env say about how to read them (limits, our addresses, the trusted
+ * authserv-id), allowing it mail.parser_timeout.  done() is called later
+ * with the parse (see MailParserDone); raw and env may go at once.
+ * Returns 0 and the request in *ret, -EFBIG (over mail.max_size: nothing
+ * is sent), -ENOMEM. */
+int ingress_mail_parse(MailParser *p, const Config *c, const void *raw, size_t len, const MailEnvelope *env,
+                       MailParserDone done, void *userdata, MailParserRequest **ret);
+
 /* Build one InboxMessage per recipient into *ret (a NULL-terminated array
- * the caller frees with inbox_messages_free()).  A message without a
- * usable From gets customer "<>" and is stored as ignored.  Returns 0,
- * -EFBIG (over mail.max_size), -EBADMSG (not a mail at all),
- * -EDESTADDRREQ (no recipients given and mail.addresses is empty), -ENOMEM. */
+ * the caller frees with inbox_messages_free()) from mc, what the parser made
+ * of the len bytes at raw (mc is changed: the SES verdicts go in).  A
+ * message without a usable From gets customer "<>" and is stored as
+ * ignored.  Returns 0, -EDESTADDRREQ (no recipients given and
+ * mail.addresses is empty), -EINVAL (an SES verdict SES does not define),
+ * -ENOMEM. */
+int ingress_mail_messages_from(const Config *c, MailContent *mc, const void *raw, size_t len, const MailEnvelope *env,
+                               InboxMessage ***ret);
+
+/* Both in one: parse here (GMime in this process: for tests and fuzzers,
+ * never the daemon) and build.  Returns what either returns, and -EFBIG
+ * (over mail.max_size), -EBADMSG (not a mail at all). */
 int ingress_mail_messages(const Config *c, const void *raw, size_t len, const MailEnvelope *env, InboxMessage ***ret);
 
 void inbox_messages_free(InboxMessage **l);

@@ -4,8 +4,9 @@
  *
  * A request becomes an SnsJob that lives until it is answered: it may wait
  * for the signing certificate (downloaded once per URL however many jobs
- * need it), for the GET of a SubscribeURL, or for the inbox's group
- * commit.  Freeing the ingress answers every job 503.
+ * need it), for the GET of a SubscribeURL, for the mail parser process
+ * to read an SES mail, or for the inbox's group commit.  Freeing the
+ * ingress answers every job 503.
  *
  * Security: see ingress-sns.h.
  */
@@ -59,6 +60,9 @@ struct SnsJob {
         CertFetch *fetch; /* waiting for this download */
         SnsJob *fetch_next; /* in the fetch's waiting list */
         CurlTransfer *subscribe;
+        SnsPayload *payload; /* an SES mail while the parser reads it */
+        char *transport_key; /* "ses:" and SES's messageId, for the same while */
+        MailParserRequest *parse;
         unsigned inbox_waiting; /* inbox requests not answered yet */
         InboxRequest **requests;
         size_t n_requests;
@@ -143,6 +147,9 @@ static void job_free(SnsJob *j) {
                 if (j->requests[i])
                         inbox_request_cancel(j->requests[i]);
         free(j->requests);
+        mail_parser_cancel(j->parse);
+        sns_payload_free(j->payload);
+        free(j->transport_key);
         curl_event_transfer_free(j->subscribe);
         sns_message_free(j->msg);
         snapshot_unref(j->snapshot);
@@ -323,21 +330,66 @@ static const char *verdict_or_null(SesVerdict v) {
         return v == SES_VERDICT_ABSENT ? NULL : ses_verdict_to_string(v);
 }
 
-static int ses_messages(SnsJob *j, SnsPayload *p, InboxMessage ***ret) {
-        _cleanup_free_ char *tkey = mem_printf("ses:%s", p->ses_message_id);
-        const MailEnvelope env = {
+static MailEnvelope ses_envelope(SnsJob *j) {
+        SnsPayload *p = j->payload;
+
+        return (MailEnvelope){
                 .source = INBOX_SOURCE_SNS,
                 .sender = p->ses_source,
                 .recipients = p->ses_recipients,
-                .transport_key = tkey,
+                .transport_key = j->transport_key,
                 .ses_spf = verdict_or_null(p->spf),
                 .ses_dkim = verdict_or_null(p->dkim),
                 .ses_dmarc = verdict_or_null(p->dmarc),
         };
+}
 
-        if (!tkey)
-                return -ENOMEM;
-        return ingress_mail_messages(job_config(j), p->content, p->content_len, &env, ret);
+/* Answer a customer message that could not be made into inbox messages:
+ * 5xx when a later try may work (SNS retries), 4xx when it never will. */
+static void job_refuse(SnsJob *j, int r, const char *what) {
+        if (r == -ENOMEM)
+                return job_answer(j, 503, "out of memory\n");
+        if (mail_parser_error_is_temporary(r)) {
+                log_event("inbound source=sns message_id=%s outcome=deferred reason=\"%s\"",
+                          field(j, SNS_FIELD_MESSAGE_ID), strerror(-r));
+                return job_answer(j, 503, "mail could not be read now, try again\n");
+        }
+        if (r == -EFBIG)
+                return job_reject(j, METRIC_REJECTED_SIZE, 400, "mail too large");
+        job_reject(j, METRIC_REJECTED_PARSE, 400, what);
+}
+
+/* The parser's answer about the SES mail of j. */
+static void on_parsed(void *userdata, int r, MailContent *mc) {
+        _cleanup_(mail_content_freep) MailContent *m = mc;
+        SnsJob *j = userdata;
+        InboxMessage **msgs = NULL;
+
+        j->parse = NULL;
+        if (r >= 0) {
+                const MailEnvelope env = ses_envelope(j);
+                r = ingress_mail_messages_from(job_config(j), m, j->payload->content, j->payload->content_len, &env,
+                                               &msgs);
+        }
+        if (r < 0)
+                return job_refuse(j, r, "mail cannot be parsed");
+        submit(j, msgs);
+}
+
+/* An SES notification with the mail in it: the job (and the payload, now
+ * its own) waits for the mail parser process. */
+static void ses_parse(SnsJob *j, SnsPayload *p) {
+        int r;
+
+        j->payload = p;
+        j->transport_key = mem_printf("ses:%s", p->ses_message_id);
+        if (!j->transport_key)
+                return job_answer(j, 503, "out of memory\n");
+        const MailEnvelope env = ses_envelope(j);
+        r = ingress_mail_parse(j->ingress->ctx.parser, job_config(j), p->content, p->content_len, &env, on_parsed, j,
+                               &j->parse);
+        if (r < 0)
+                return job_refuse(j, r, "mail cannot be parsed");
 }
 
 static void handle_notification(SnsJob *j) {
@@ -355,11 +407,9 @@ static void handle_notification(SnsJob *j) {
         if (r < 0)
                 return job_reject(j, METRIC_REJECTED_PARSE, 400, reason);
 
-        if (p->kind == SNS_PAYLOAD_SMS)
-                r = sms_message(j, p, &msgs);
-        else if (p->kind == SNS_PAYLOAD_SES && p->has_content)
-                r = ses_messages(j, p, &msgs);
-        else {
+        if (p->kind == SNS_PAYLOAD_SES && p->has_content)
+                return ses_parse(j, TAKE_PTR(p));
+        if (p->kind != SNS_PAYLOAD_SMS) {
                 /* Signed by AWS, for an allowed topic, but not a customer message
                  * we can read (another service, an SES alert without content). */
                 const char *what = p->kind == SNS_PAYLOAD_SES ? "SES notification without content"
@@ -371,12 +421,9 @@ static void handle_notification(SnsJob *j) {
                            field(j, SNS_FIELD_TOPIC_ARN), what);
                 return job_answer(j, 200, "ignored\n");
         }
-        if (r == -ENOMEM)
-                return job_answer(j, 503, "out of memory\n");
-        if (r == -EFBIG)
-                return job_reject(j, METRIC_REJECTED_SIZE, 400, "mail too large");
+        r = sms_message(j, p, &msgs);
         if (r < 0)
-                return job_reject(j, METRIC_REJECTED_PARSE, 400, "mail cannot be parsed");
+                return job_refuse(j, r, "message cannot be parsed");
         submit(j, msgs);
 }
 

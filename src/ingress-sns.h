@@ -3,8 +3,9 @@
  * ingress-sns.h — POST /webhooks/sns: Amazon SNS HTTP(S) deliveries.  A
  * message is parsed, checked (topic allow-list, signing-certificate URL,
  * timestamp window, signature with a cached or downloaded certificate),
- * then, by type: a Notification's payload (two-way SMS, SES mail) goes to
- * the inbox and is acknowledged once committed; a SubscriptionConfirmation
+ * then, by type: a Notification's payload (two-way SMS, SES mail, which
+ * the mail parser process reads first) goes to the inbox and is
+ * acknowledged once committed; a SubscriptionConfirmation
  * for an allowed topic is confirmed by fetching its SubscribeURL; an
  * UnsubscribeConfirmation is recorded.  Storage failures answer 5xx (SNS
  * retries them); forged, stale or malformed messages 4xx (SNS does not).
@@ -19,6 +20,7 @@
 #include "curl-event.h"
 #include "http.h"
 #include "inbox.h"
+#include "mail-parser.h"
 #include "metrics.h"
 #include "snapshot.h"
 #include "store.h"
@@ -31,6 +33,7 @@ typedef struct SnsIngressContext {
         unsigned verify_threads;
         Store *store;
         Inbox *inbox;
+        MailParser *parser; /* reads the mail of SES notifications */
         CurlEvent *curl;
         Metrics *metrics;
         /* The configuration to use for a new request (referenced by it until it ends). */
@@ -46,7 +49,8 @@ int sns_ingress_new(const SnsIngressContext *ctx, SnsIngress **ret);
 /* The HTTP handler (an HttpHandler with the SnsIngress as userdata). */
 void sns_ingress_handle(void *userdata, const HttpRequest *req, HttpResponse *resp);
 
-/* Requests being worked on (waiting for a download or a commit). */
+/* Requests being worked on (waiting for a download, the mail parser or a
+ * commit). */
 unsigned sns_ingress_n_pending(SnsIngress *ing);
 
 /* Answer every pending request 503 (SNS will retry) and free. */

@@ -125,7 +125,8 @@ void mail_shutdown(void);
  * -EINVAL, -ENOMEM.  A message that is merely broken
  * (bad MIME, wrong charset) still parses: what can be read is returned.
  * GMime's own allocations abort on OOM (GLib's g_malloc); only ours fail
- * with -ENOMEM. */
+ * with -ENOMEM.  That, and the untrusted MIME, is why the daemon calls
+ * this only in its mail parser process (mail-parser.h). */
 int mail_parse(const void *data, size_t size, const MailParseOptions *opts, MailContent **ret);
 
 /* Free m and everything in it.  Accepts NULL; returns NULL. */

@@ -39,6 +39,7 @@
 #include "ingress-sns.h"
 #include "listen.h"
 #include "log.h"
+#include "mail-parser.h"
 #include "metrics.h"
 #include "nlu-client.h"
 #include "nlu-rules.h"
@@ -103,6 +104,8 @@ struct Manager {
          * IMDS) of every AWS client: SNS/EUM transports and nlu bedrock. */
         AwsCredentialsProvider *aws_credentials;
         SnsIngress *sns;
+        /* Received mail is parsed in a process of its own. */
+        MailParser *mail_parser;
         /* What customers' messages mean (nlu.backend, the rules as fallback). */
         NluClient *nlu;
         Chat *chat;
@@ -321,7 +324,7 @@ static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo 
 static unsigned manager_in_flight(Manager *m) {
         return http_server_n_connections(m->http) + control_server_n_connections(m->control) +
                 inbox_n_pending(m->inbox) + sns_ingress_n_pending(m->sns) + lmtp_ingress_n_pending(m->lmtp) +
-                outbox_n_in_flight(m->outbox);
+                outbox_n_in_flight(m->outbox) + mail_parser_n_pending(m->mail_parser);
 }
 
 static int on_drain_poll(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -666,7 +669,7 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       "s:{s:s,s:i,s:I,s:s?},"
                       "s:{s:s,s:i,s:i},"
                       "s:{s:s,s:s,s:s,s:s},"
-                      "s:o,s:o,s:o}",
+                      "s:o,s:o,s:o,s:o}",
                       "version", PACKAGE_VERSION, "state", manager_state_table[m->state], "pid", (json_int_t) getpid(),
                       "started_at", started, "uptime_seconds", (json_int_t) ((now - m->started_mono) / USEC_PER_SEC),
                       "config", "path", m->config_path, "generation", (json_int_t) m->generation, "loaded_at", loaded,
@@ -681,7 +684,8 @@ static int cmd_stats(void *userdata, json_t *args _unused_, json_t **ret, char *
                       engine_backend_to_string(config(m)->engine_backend), "sms",
                       sms_transport_to_string(config(m)->sms_transport), "mail",
                       mail_transport_to_string(config(m)->mail_transport), "counters", metrics_to_json(&m->metrics),
-                      "inbox", inbox_counts_json(m->inbox), "outbox", outbox_counts_json(m->outbox));
+                      "inbox", inbox_counts_json(m->inbox), "outbox", outbox_counts_json(m->outbox), "mail_parser",
+                      mail_parser_status_json(m->mail_parser));
         if (!o)
                 return -ENOMEM;
         *ret = o;
@@ -750,9 +754,47 @@ static int inject_commit(Manager *m, InboxMessage *msg, json_t **ret, char **ret
         return *ret ? 0 : -ENOMEM;
 }
 
-static int inject_mail(Manager *m, json_t *args, json_t **ret, char **ret_error) {
-        _cleanup_free_ uint8_t *raw = NULL;
+/* An injected mail waiting for the mail parser process. */
+typedef struct InjectMail {
+        Manager *manager;
+        ControlPending *pending;
+        uint8_t *raw;
+        size_t len;
+} InjectMail;
+
+static void on_inject_parsed(void *userdata, int r, MailContent *mc) {
+        _cleanup_(mail_content_freep) MailContent *content = mc;
+        _cleanup_free_ InjectMail *im = userdata;
+        _cleanup_free_ uint8_t *raw = im->raw;
+        _cleanup_free_ char *error = NULL;
+        Manager *m = im->manager;
+        json_t *result = NULL;
         InboxMessage **msgs = NULL;
+        /* No envelope: the mail is for the first of its To addresses that is ours. */
+        const MailEnvelope env = { .source = INBOX_SOURCE_INJECT };
+
+        if (r >= 0)
+                r = ingress_mail_messages_from(config(m), content, raw, im->len, &env, &msgs);
+        if (r >= 0) {
+                InboxMessage *msg = TAKE_PTR(msgs[0]);
+                inbox_messages_free(msgs);
+                if (!msg->ignore_reason)
+                        msg->authenticated = 1; /* the operator vouches for it */
+                r = inject_commit(m, msg, &result, &error);
+        } else if (mail_parser_error_is_temporary(r))
+                error = mem_printf("the mail could not be read now (%s); nothing was received, try again",
+                                   strerror(-r));
+        else
+                error = mem_printf("the mail cannot be stored: %s", strerror(-r));
+        control_pending_finish(im->pending, r, result, error);
+}
+
+/* Answered once the mail parser process has read the mail and the inbox
+ * has committed it. */
+static int inject_mail(Manager *m, json_t *args, char **ret_error) {
+        _cleanup_free_ InjectMail *im = NULL;
+        _cleanup_free_ uint8_t *raw = NULL;
+        MailParserRequest *req = NULL;
         const char *b64 = NULL;
         size_t len = 0;
         int r;
@@ -766,23 +808,30 @@ static int inject_mail(Manager *m, json_t *args, json_t **ret, char **ret_error)
                 *ret_error = mem_strdup("raw_base64 is not valid base64");
                 return r;
         }
-        /* No envelope: the mail is for the first of its To addresses that is ours. */
-        const MailEnvelope env = { .source = INBOX_SOURCE_INJECT };
-        r = ingress_mail_messages(config(m), raw, len, &env, &msgs);
-        if (r == -EFBIG)
+        if (len > config(m)->mail_max_size) {
                 *ret_error = mem_printf("the mail is larger than mail.max_size (%llu bytes)",
                                         (unsigned long long) config(m)->mail_max_size);
-        else if (r == -EDESTADDRREQ)
+                return -EFBIG;
+        }
+        if (strv_length(config(m)->mail_addresses) == 0) {
                 *ret_error = mem_strdup("mail.addresses is empty: no address of ours to deliver to");
-        else if (r < 0)
-                *ret_error = mem_printf("the mail cannot be stored: %s", strerror(-r));
+                return -EDESTADDRREQ;
+        }
+        im = mem_new(InjectMail, 1);
+        if (!im)
+                return -ENOMEM;
+        const MailEnvelope env = { .source = INBOX_SOURCE_INJECT };
+        r = ingress_mail_parse(m->mail_parser, config(m), raw, len, &env, on_inject_parsed, im, &req);
         if (r < 0)
                 return r;
-        InboxMessage *msg = TAKE_PTR(msgs[0]);
-        inbox_messages_free(msgs);
-        if (!msg->ignore_reason)
-                msg->authenticated = 1; /* the operator vouches for it */
-        return inject_commit(m, msg, ret, ret_error);
+        im->pending = control_server_defer(m->control);
+        if (!im->pending) {
+                mail_parser_cancel(req);
+                return -ENOMEM;
+        }
+        *im = (InjectMail){ .manager = m, .pending = im->pending, .raw = TAKE_PTR(raw), .len = len };
+        TAKE_PTR(im);
+        return CONTROL_DEFERRED;
 }
 
 static int cmd_inject(void *userdata, json_t *args, json_t **ret, char **ret_error) {
@@ -801,7 +850,7 @@ static int cmd_inject(void *userdata, json_t *args, json_t **ret, char **ret_err
                 return -EINVAL;
         }
         if (streq(channel, "email"))
-                return inject_mail(m, args, ret, ret_error);
+                return inject_mail(m, args, ret_error);
         if (!streq(channel, "sms")) {
                 *ret_error = mem_printf("cannot inject channel '%s' (sms or email)", channel);
                 return -EOPNOTSUPP;
@@ -1391,6 +1440,7 @@ static int manager_start_sns(Manager *m) {
                 .verify_threads = (unsigned) config(m)->sns_verify_threads,
                 .store = m->store,
                 .inbox = m->inbox,
+                .parser = m->mail_parser,
                 .curl = m->curl,
                 .metrics = &m->metrics,
                 .snapshot = current_snapshot,
@@ -1400,6 +1450,20 @@ static int manager_start_sns(Manager *m) {
         r = sns_ingress_new(&ctx, &m->sns);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the SNS webhook: %m");
+        return 0;
+}
+
+static int manager_start_mail_parser(Manager *m) {
+        const MailParserOptions o = { .memory_limit = config(m)->mail_parser_memory_limit };
+        int r = mail_parser_new(m->event, &o, &m->mail_parser);
+
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the mail parser: %m");
+        /* Now, so that the first mail does not wait for it; if it cannot
+         * start, each mail tries again. */
+        r = mail_parser_start(m->mail_parser);
+        if (r < 0)
+                log_warning_errno(r, "Cannot start the mail parser process: %m");
         return 0;
 }
 
@@ -1542,6 +1606,9 @@ int manager_start(Manager *m) {
         r = manager_new_outbox(m);
         if (r < 0)
                 return r;
+        r = manager_start_mail_parser(m);
+        if (r < 0)
+                return r;
         r = manager_start_sns(m);
         if (r < 0)
                 return r;
@@ -1585,6 +1652,7 @@ int manager_start(Manager *m) {
         if (fd >= 0) {
                 const LmtpIngressContext lctx = {
                         .inbox = m->inbox,
+                        .parser = m->mail_parser,
                         .metrics = &m->metrics,
                         .snapshot = current_snapshot,
                         .userdata = m,
@@ -1641,6 +1709,9 @@ Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
         m->drain_poll = sd_event_source_disable_unref(m->drain_poll);
+        /* First: mail it still holds is answered "try again" (503, 451, an
+         * error) while the webhook, the LMTP and control servers can. */
+        mail_parser_free(m->mail_parser);
         /* The webhook answers what it still holds (503: SNS retries) before
          * the HTTP server and the inbox it uses go away. */
         /* Before the HTTP server: its requests are answered while it can. */

@@ -930,7 +930,8 @@ static void test_headers_odd(void **state _unused_) {
 /* Fail each of our allocations in turn: mail_parse() returns -ENOMEM and
  * leaks nothing (ASan/LSan runs check the latter) until it has enough
  * memory to succeed.  GMime's own allocations are not ours: g_malloc()
- * aborts on OOM, which is accepted. */
+ * aborts on OOM, which ends the mail parser process, not the daemon (see
+ * test-mail-parser.c). */
 static void test_oom(void **state _unused_) {
         static const char *const files[] = {
                 "alternative.eml", "html-only.eml",    "gmail-reply-pt.eml", "auth-results.eml",

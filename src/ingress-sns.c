@@ -45,6 +45,7 @@ struct SnsJob {
         Snapshot *snapshot;
         SnsMessage *msg;
 
+        unsigned long alloc_failures; /* alloc_failures() when it came */
         /* The request's body (valid until the answer) and the checks made
          * on it off the loop: parse, topic, URL, time stamp, signature. */
         const char *body;
@@ -165,6 +166,11 @@ static void job_answer(SnsJob *j, unsigned status, const char *text) {
 }
 
 static void job_reject(SnsJob *j, MetricId reason, unsigned status, const char *why) {
+        /* A refusal while an allocation failed may be the failure's doing
+         * (jansson, for one, can cut a string it could not grow and parse
+         * on): the sender tries again, and a forgery is refused then. */
+        if (alloc_failures() != j->alloc_failures)
+                return job_answer(j, 503, "out of memory, try again\n");
         metrics_inc(j->ingress->ctx.metrics, reason);
         log_notice("event=sns_rejected message_id=%s topic=%s status=%u reason=\"%s\"",
                    j->msg ? field(j, SNS_FIELD_MESSAGE_ID) : "-", j->msg ? field(j, SNS_FIELD_TOPIC_ARN) : "-", status,
@@ -748,6 +754,7 @@ void sns_ingress_handle(void *userdata, const HttpRequest *req, HttpResponse *re
         }
         j->ingress = ing;
         j->pending = http_request_defer(req);
+        j->alloc_failures = alloc_failures();
         j->snapshot = snapshot_ref(ing->ctx.snapshot(ing->ctx.userdata));
         j->body = req->body;
         j->body_len = req->body_len;

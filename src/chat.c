@@ -437,10 +437,12 @@ static void on_understood(void *userdata, NluResult *r) {
 
         t->query = NULL;
         if (!r) {
-                /* out of memory: the message stays active and comes back at the next start */
-                log_error("Out of memory understanding message %" PRIi64 ".", t->id);
+                /* out of memory: nothing was done; it comes back in a second */
+                int64_t id = t->id;
+                log_error("Out of memory understanding message %" PRIi64 "; trying again.", id);
                 count(c, METRIC_CONVERSATION_TURNS_FAILED);
                 turn_free(t);
+                inbox_release_retry(c->ctx.inbox, id);
                 return;
         }
         t->result = r;
@@ -493,6 +495,13 @@ static int on_commit_defer(sd_event_source *source _unused_, void *userdata) {
                         if (t->log)
                                 log_event("%s", t->log);
                         inbox_release(c->ctx.inbox, t->id);
+                } else if (t->error == -ENOMEM || t->error == -EBUSY || t->error == -EAGAIN) {
+                        /* Nothing of it was kept, and trying again may well
+                         * work: it comes back in a second. */
+                        count(c, METRIC_CONVERSATION_TURNS_FAILED);
+                        log_warning("Message %" PRIi64 " from %s could not be handled now (%s); trying again.", t->id,
+                                    t->customer, strerror(-t->error));
+                        inbox_release_retry(c->ctx.inbox, t->id);
                 } else {
                         count(c, METRIC_CONVERSATION_TURNS_CORRUPT);
                         set_aside(c, t, t->error);
@@ -513,7 +522,8 @@ static void on_delivery(void *userdata, const InboxDelivery *d) {
         Turn *t = mem_new(Turn, 1);
 
         if (!t) {
-                log_error("Out of memory taking message %" PRIi64 "; it is handled after a restart.", d->id);
+                log_error("Out of memory taking message %" PRIi64 "; trying again.", d->id);
+                inbox_release_retry(c->ctx.inbox, d->id);
                 return;
         }
         t->chat = c;

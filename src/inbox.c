@@ -56,6 +56,7 @@ struct Inbox {
          * failed, or we just started): look at every pending row. */
         Hashmap *active_by_customer, *active_by_id;
         Hashmap *waiting;
+        Hashmap *later; /* customers to note waiting at the next retry (owned names) */
         bool rescan;
 };
 
@@ -143,7 +144,8 @@ int inbox_new(sd_event *e, Store *store, Inbox **ret) {
         ib->active_by_customer = hashmap_new(&string_hash_ops);
         ib->active_by_id = hashmap_new(&int64_hash_ops);
         ib->waiting = hashmap_new(&string_hash_ops);
-        if (!ib->active_by_customer || !ib->active_by_id || !ib->waiting)
+        ib->later = hashmap_new(&string_hash_ops);
+        if (!ib->active_by_customer || !ib->active_by_id || !ib->waiting || !ib->later)
                 return -ENOMEM;
         *ret = TAKE_PTR(ib);
         return 0;
@@ -179,6 +181,9 @@ Inbox *inbox_free(Inbox *ib) {
                 active_free(a);
         while ((c = hashmap_steal_first(ib->waiting)))
                 free(c);
+        while ((c = hashmap_steal_first(ib->later)))
+                free(c);
+        hashmap_free(ib->later);
         hashmap_free(ib->active_by_customer);
         hashmap_free(ib->active_by_id);
         hashmap_free(ib->waiting);
@@ -353,7 +358,14 @@ static void schedule_dispatch(Inbox *ib) {
 }
 
 static int on_retry(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
-        schedule_dispatch(userdata);
+        Inbox *ib = userdata;
+        char *c;
+
+        while ((c = hashmap_steal_first(ib->later))) {
+                note_waiting(ib, c);
+                free(c);
+        }
+        schedule_dispatch(ib);
         return 0;
 }
 
@@ -575,6 +587,24 @@ void inbox_release(Inbox *ib, int64_t id) {
                 active_free(a);
         }
         schedule_dispatch(ib);
+}
+
+void inbox_release_retry(Inbox *ib, int64_t id) {
+        Active *a = hashmap_remove(ib->active_by_id, &id);
+
+        if (!a)
+                return;
+        hashmap_remove(ib->active_by_customer, a->customer);
+        /* Not waiting now: the retry notes it.  Without memory for that,
+         * the next look at every row finds it. */
+        if (!hashmap_get(ib->later, a->customer)) {
+                if (hashmap_put(ib->later, a->customer, a->customer) >= 0)
+                        a->customer = NULL; /* the map owns it now */
+                else
+                        ib->rescan = true;
+        }
+        active_free(a);
+        schedule_retry(ib);
 }
 
 unsigned inbox_n_active(Inbox *ib) {

@@ -145,6 +145,11 @@ int inbox_mark_done(Inbox *ib, int64_t id, bool corrupt);
 /* After that transaction committed: the customer's next message may go. */
 void inbox_release(Inbox *ib, int64_t id);
 
+/* The consumer could not handle message id for now (out of memory, a busy
+ * store) and committed nothing of it: it is handed on again in a second,
+ * not at once, so that a lasting failure does not spin the loop. */
+void inbox_release_retry(Inbox *ib, int64_t id);
+
 /* Customers whose message is with the consumer now. */
 unsigned inbox_n_active(Inbox *ib);
 

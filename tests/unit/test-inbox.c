@@ -276,6 +276,39 @@ static void test_dispatch_in_order_per_customer(void **state _unused_) {
         assert_int_equal(inbox_mark_done(inbox, a1, false), -ENOENT); /* not active any more */
 }
 
+/* A message the consumer could not handle for now comes back, not at once
+ * (a lasting failure must not spin the loop) but after the retry delay;
+ * the customer's later messages wait behind it, others go on. */
+static void test_release_retry(void **state _unused_) {
+        Consumer c = {};
+        int64_t a1, a2, b1;
+
+        assert_int_equal(inbox_set_consumer(inbox, consume, &c), 0);
+        a1 = submit_sms("r:a1", "+5511900000031", "a1");
+        a2 = submit_sms("r:a2", "+5511900000031", "a2");
+        spin();
+        assert_int_equal(c.n, 1);
+        assert_int_equal(c.ids[0], a1);
+        inbox_release_retry(inbox, a1);
+        assert_int_equal(inbox_n_active(inbox), 0);
+        b1 = submit_sms("r:b1", "+5511900000032", "b1");
+        spin();
+        /* the other customer goes on; a1 is not back yet, a2 waits behind it */
+        assert_int_equal(c.n, 2);
+        assert_int_equal(c.ids[1], b1);
+        finish(b1);
+        /* after the delay (a second), a1 again */
+        for (int i = 0; i < 100 && c.n < 3; i++)
+                assert_true(sd_event_run(event, 100 * 1000) >= 0);
+        assert_int_equal(c.n, 3);
+        assert_int_equal(c.ids[2], a1);
+        finish(a1);
+        spin();
+        assert_int_equal(c.n, 4);
+        assert_int_equal(c.ids[3], a2);
+        finish(a2);
+}
+
 static void test_unfinished_picked_up_after_restart(void **state _unused_) {
         Consumer c = {}, again = {};
         int64_t x1, x2;
@@ -340,6 +373,7 @@ int main(void) {
                 cmocka_unit_test(test_ignored_stored_as_ignored),
                 cmocka_unit_test(test_cancel),
                 cmocka_unit_test(test_dispatch_in_order_per_customer),
+                cmocka_unit_test(test_release_retry),
                 cmocka_unit_test(test_unfinished_picked_up_after_restart),
                 cmocka_unit_test(test_failure_reported_to_all), /* last: it fails the store */
         };

@@ -963,25 +963,14 @@ static int local_run_due(void *b) {
 static int local_heartbeat(void *b) {
         EngineLocal *l = b;
         _cleanup_strv_free_ char **pairs = NULL; /* name, token, name, token … */
-        sqlite3_stmt *st = NULL;
-        int r, rc, n = 0;
+        int r, n = 0;
 
         if (store_failed(l->ctx.store))
                 return -EIO;
-        r = store_prepare(l->ctx.store,
-                          "SELECT t.execution, t.token FROM execution_tokens t JOIN executions e ON e.name = "
-                          "t.execution WHERE e.status = 'RUNNING' ORDER BY t.execution",
-                          &st);
-        if (r < 0)
-                return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-                if (strv_extend(&pairs, (const char *) sqlite3_column_text(st, 0)) < 0 ||
-                    strv_extend(&pairs, (const char *) sqlite3_column_text(st, 1)) < 0) {
-                        store_finish(l->ctx.store, st);
-                        return -ENOMEM;
-                }
-        store_finish(l->ctx.store, st);
-        r = store_check(l->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "list task tokens");
+        r = store_get_strv(l->ctx.store,
+                           "SELECT t.execution, t.token FROM execution_tokens t JOIN executions e ON e.name = "
+                           "t.execution WHERE e.status = 'RUNNING' ORDER BY t.execution",
+                           &pairs);
         if (r < 0 || !pairs)
                 return r;
         r = store_begin(l->ctx.store);

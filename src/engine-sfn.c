@@ -604,28 +604,17 @@ static void describe(EngineSfn *e, const char *id, const char *arn, uint64_t des
 static int sfn_heartbeat(void *b) {
         EngineSfn *e = b;
         _cleanup_strv_free_ char **pairs = NULL; /* order, token, order, token … */
-        sqlite3_stmt *st = NULL;
         uint64_t now = now_usec(e);
-        int r, rc, n = 0;
+        int r, n = 0;
 
         if (store_failed(e->ctx.store))
                 return -EIO;
-        r = store_prepare(e->ctx.store,
-                          "SELECT t.order_id, t.token FROM sfn_task_tokens t JOIN sfn_executions x ON x.order_id = "
-                          "t.order_id WHERE x.status IN ('PENDING', 'STARTED', 'RUNNING') AND NOT EXISTS (SELECT 1 "
-                          "FROM sfn_requests q WHERE q.order_id = t.order_id AND q.status = 'pending' AND q.action = "
-                          "'SendTaskHeartbeat') ORDER BY t.order_id",
-                          &st);
-        if (r < 0)
-                return r;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-                if (strv_extend(&pairs, (const char *) sqlite3_column_text(st, 0)) < 0 ||
-                    strv_extend(&pairs, (const char *) sqlite3_column_text(st, 1)) < 0) {
-                        store_finish(e->ctx.store, st);
-                        return -ENOMEM;
-                }
-        store_finish(e->ctx.store, st);
-        r = store_check(e->ctx.store, rc == SQLITE_DONE ? SQLITE_OK : rc, "list task tokens");
+        r = store_get_strv(e->ctx.store,
+                           "SELECT t.order_id, t.token FROM sfn_task_tokens t JOIN sfn_executions x ON x.order_id = "
+                           "t.order_id WHERE x.status IN ('PENDING', 'STARTED', 'RUNNING') AND NOT EXISTS (SELECT 1 "
+                           "FROM sfn_requests q WHERE q.order_id = t.order_id AND q.status = 'pending' AND q.action = "
+                           "'SendTaskHeartbeat') ORDER BY t.order_id",
+                           &pairs);
         if (r < 0 || !pairs)
                 return r;
         r = store_begin(e->ctx.store);

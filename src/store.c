@@ -229,6 +229,28 @@ int store_get_int64(Store *s, const char *sql, const char *param, int64_t *ret) 
         return 0;
 }
 
+int store_get_strv(Store *s, const char *sql, char ***ret) {
+        _cleanup_(strv_freep) char **l = NULL;
+        sqlite3_stmt *st;
+        int r, rc;
+
+        r = store_prepare(s, sql, &st);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                for (int i = 0; i < sqlite3_column_count(st); i++)
+                        if (strv_extend(&l, strempty((const char *) sqlite3_column_text(st, i))) < 0) {
+                                store_finish(s, st);
+                                return -ENOMEM;
+                        }
+        store_finish(s, st);
+        r = store_check(s, rc == SQLITE_DONE ? SQLITE_OK : rc, sql);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
 int store_run(Store *s, const char *sql) {
         sqlite3_stmt *st;
         int r;

@@ -83,6 +83,11 @@ int store_step_done(Store *s, sqlite3_stmt *st, const char *what);
  * (NULL binds NULL): 0 and *ret, -ENOENT when there is no row, -errno. */
 int store_get_int64(Store *s, const char *sql, const char *param, int64_t *ret);
 
+/* Every column of every row of sql (no parameters; NULL columns read as
+ * ""), one after the other in a new strv in *ret (NULL when there are no
+ * rows).  0, -errno. */
+int store_get_strv(Store *s, const char *sql, char ***ret);
+
 /* Run one statement without parameters or results from the statement
  * cache (BEGIN, COMMIT, SAVEPOINT …, run for every transaction).  -errno;
  * -EIO when failed. */

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,6 +29,15 @@ ETC = os.path.join(TOP_SRCDIR, "etc")
 # The shared test data (AWS vectors, labelled messages): beside the source tree.
 TEST_DATA = os.environ.get("DELIVERYD_TEST_DATA") or os.path.join(TOP_SRCDIR, "..", "shared")
 VECTORS = os.path.join(TEST_DATA, "vectors")
+
+
+def require_vectors():
+    """For a test whose every case needs the shared wire vectors: without
+    them (a tree not beside ../shared, no --with-test-data), it is skipped
+    (automake's exit status 77), not failed."""
+    if not os.path.isdir(VECTORS):
+        print("%s not found: skipped" % VECTORS)
+        sys.exit(77)
 
 # DELIVERYD_TEST_VALGRIND=1 (make check-valgrind) runs every daemon under
 # valgrind; a memory error or a leak fails the test that started it.

@@ -27,7 +27,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from aws_fake import FakeAwsServer, check_sigv4  # noqa: E402
+import harness  # noqa: E402
 from harness import DELIVERYCTL, TIMEOUT, TOP_SRCDIR, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
+
+harness.require_vectors()
 
 AKID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

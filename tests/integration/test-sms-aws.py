@@ -25,7 +25,10 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(__file__))
 from aws_fake import FakeAwsServer, check_sigv4  # noqa: E402
+import harness  # noqa: E402
 from harness import TIMEOUT, VECTORS, DaemonTestCase, main, read_text  # noqa: E402
+
+harness.require_vectors()
 
 AKID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -71,6 +71,8 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
+harness.require_vectors()
+
 # Under valgrind (make check-valgrind) every start takes seconds: smaller.
 ORDERS = int(os.environ.get("DELIVERYD_CRASH_ORDERS", "40" if harness.VALGRIND else "200"))
 KILLS = int(os.environ.get("DELIVERYD_CRASH_KILLS", "12" if harness.VALGRIND else "60"))

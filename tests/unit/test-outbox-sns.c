@@ -226,5 +226,11 @@ int main(void) {
                 cmocka_unit_test(test_eum_body),
                 cmocka_unit_test(test_eum_parse_response),
         };
+        /* The vectors live beside the repository; without them this is
+         * skipped (automake's 77), not failed. */
+        if (access(TEST_VECTORS, R_OK) != 0) {
+                print_message("%s not found: skipped\n", TEST_VECTORS);
+                return 77;
+        }
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

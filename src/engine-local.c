@@ -900,11 +900,52 @@ static int due_names(EngineLocal *l, uint64_t now, char ***ret) {
         return 0;
 }
 
+/* Advance each execution of list in one transaction (one fsync for them
+ * all), each in a savepoint of its own so that one that cannot advance is
+ * undone alone (logged, *ret_failed) and leaves the others be.  list holds
+ * names (stride 1: the time), or name and token pairs (stride 2: a
+ * heartbeat for the token).  0 and in *ret_n how many advanced; -errno
+ * when the transaction failed. */
+static int advance_batch(EngineLocal *l, char **list, size_t stride, unsigned *ret_n, bool *ret_failed) {
+        unsigned n = 0;
+        bool failed = false;
+        int r = store_begin(l->ctx.store);
+
+        for (char **p = list; r >= 0 && p && p[0] && (stride == 1 || p[1]); p += stride) {
+                int k = store_run(l->ctx.store, "SAVEPOINT engine_execution");
+                if (k >= 0) {
+                        k = transition_in_txn(l, p[0], NULL, stride == 2 ? p[1] : NULL);
+                        if (k < 0 && !store_failed(l->ctx.store) &&
+                            store_run(l->ctx.store, "ROLLBACK TO engine_execution") < 0)
+                                r = -EIO;
+                }
+                if (r >= 0 && store_run(l->ctx.store, "RELEASE engine_execution") < 0)
+                        r = -EIO;
+                if (store_failed(l->ctx.store))
+                        r = -EIO;
+                else if (k < 0) {
+                        log_warning_errno(k, "Workflow of order %s could not advance, trying again shortly: %m", p[0]);
+                        failed = true;
+                } else
+                        n++;
+        }
+        if (r >= 0)
+                r = store_commit(l->ctx.store);
+        else
+                store_rollback(l->ctx.store);
+        if (r < 0)
+                return r;
+        *ret_n = n;
+        *ret_failed = failed;
+        return 0;
+}
+
 static int local_run_due(void *b) {
         EngineLocal *l = b;
         _cleanup_strv_free_ char **names = NULL;
         bool failed = false;
-        int r, n = 0;
+        unsigned n = 0;
+        int r;
 
         if (store_failed(l->ctx.store))
                 return -EIO;
@@ -913,35 +954,7 @@ static int local_run_due(void *b) {
                 (void) arm_at(l, now_usec(l) + RETRY_LATER_USEC);
                 return r;
         }
-        /* All in one transaction (one fsync for the batch), each in a
-         * savepoint of its own so that one that cannot advance leaves the
-         * others be. */
-        r = store_begin(l->ctx.store);
-        for (char **name = names; r >= 0 && name && *name; name++) {
-                int k = store_run(l->ctx.store, "SAVEPOINT engine_execution");
-                if (k >= 0) {
-                        k = transition_in_txn(l, *name, NULL, NULL);
-                        if (k < 0 && !store_failed(l->ctx.store) &&
-                            store_run(l->ctx.store, "ROLLBACK TO engine_execution") < 0)
-                                r = -EIO;
-                }
-                if (r >= 0 && store_run(l->ctx.store, "RELEASE engine_execution") < 0)
-                        r = -EIO;
-                if (k < 0) {
-                        if (store_failed(l->ctx.store)) {
-                                r = -EIO;
-                                break;
-                        }
-                        log_warning_errno(k, "Workflow of order %s could not advance, trying again shortly: %m", *name);
-                        failed = true;
-                        continue;
-                }
-                n++;
-        }
-        if (r >= 0)
-                r = store_commit(l->ctx.store);
-        else
-                store_rollback(l->ctx.store);
+        r = advance_batch(l, names, 1, &n, &failed);
         if (r < 0) {
                 if (store_failed(l->ctx.store))
                         return -EIO;
@@ -955,7 +968,7 @@ static int local_run_due(void *b) {
         r = failed ? arm_at(l, now_usec(l) + RETRY_LATER_USEC) : arm(l);
         if (r < 0)
                 return r;
-        return n;
+        return (int) n;
 }
 
 /* Every token held for a running execution: its wait is told the daemon
@@ -963,7 +976,9 @@ static int local_run_due(void *b) {
 static int local_heartbeat(void *b) {
         EngineLocal *l = b;
         _cleanup_strv_free_ char **pairs = NULL; /* name, token, name, token … */
-        int r, n = 0;
+        bool failed = false;
+        unsigned n = 0;
+        int r;
 
         if (store_failed(l->ctx.store))
                 return -EIO;
@@ -973,31 +988,12 @@ static int local_heartbeat(void *b) {
                            &pairs);
         if (r < 0 || !pairs)
                 return r;
-        r = store_begin(l->ctx.store);
-        for (char **p = pairs; r >= 0 && p[0] && p[1]; p += 2) {
-                int k = store_run(l->ctx.store, "SAVEPOINT engine_execution");
-                if (k >= 0) {
-                        k = transition_in_txn(l, p[0], NULL, p[1]);
-                        if (k < 0 && !store_failed(l->ctx.store) &&
-                            store_run(l->ctx.store, "ROLLBACK TO engine_execution") < 0)
-                                r = -EIO;
-                }
-                if (r >= 0 && store_run(l->ctx.store, "RELEASE engine_execution") < 0)
-                        r = -EIO;
-                if (store_failed(l->ctx.store))
-                        r = -EIO;
-                else if (k >= 0)
-                        n++;
-        }
-        if (r >= 0)
-                r = store_commit(l->ctx.store);
-        else
-                store_rollback(l->ctx.store);
+        r = advance_batch(l, pairs, 2, &n, &failed);
         if (r < 0)
                 return r;
         outbox_kick(l->ctx.outbox);
         (void) arm(l);
-        return n;
+        return (int) n;
 }
 
 static int local_advance_in_txn(void *b, const char *id) {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "macro.h"
@@ -396,4 +397,12 @@ size_t strscpy(char *dst, size_t size, const char *src) {
                 dst[c] = '\0';
         }
         return n;
+}
+
+void eventfd_wake(int fd) {
+        uint64_t one = 1;
+
+        for (unsigned i = 0; i < 10000; i++)
+                if (write(fd, &one, sizeof one) == sizeof one || errno == EAGAIN)
+                        return;
 }

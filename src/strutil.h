@@ -69,5 +69,12 @@ static inline void wipe_freep(char **s) {
  * itself with mode); an existing directory is fine.  Returns 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
 
+/* Wake a loop from another thread through its eventfd.  A write to an
+ * eventfd fails only when the counter would overflow (EAGAIN: a wake-up
+ * is pending anyway) — or when a fault is injected (the soak's libfiu
+ * runs): a lost wake-up would leave an answer undelivered, so the write
+ * is tried again. */
+void eventfd_wake(int fd);
+
 /* Bounded, always terminated copy; returns the length that would have been copied. */
 size_t strscpy(char *dst, size_t size, const char *src);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "strutil.h"
 
 struct WorkerPool {
         sd_event *event;
@@ -40,18 +41,6 @@ static void append(WorkItem **head, WorkItem ***tail, WorkItem *item) {
         *tail = &item->next;
 }
 
-/* Wake the loop.  A write to an eventfd fails only when the counter would
- * overflow (EAGAIN: then the loop has a wake-up pending anyway) — or when
- * a fault is injected (the soak's libfiu runs): a lost wake-up would leave
- * an answer undelivered, so others are tried again. */
-static void notify(WorkerPool *p) {
-        uint64_t one = 1;
-
-        for (unsigned i = 0; i < 10000; i++)
-                if (write(p->efd, &one, sizeof one) == sizeof one || errno == EAGAIN)
-                        return;
-}
-
 static void *worker(void *userdata) {
         WorkerPool *p = userdata;
 
@@ -74,7 +63,7 @@ static void *worker(void *userdata) {
                 pthread_mutex_lock(&p->lock);
                 append(&p->done, &p->done_tail, item);
                 pthread_mutex_unlock(&p->lock);
-                notify(p);
+                eventfd_wake(p->efd);
         }
 }
 

@@ -15,6 +15,11 @@
  *   deliveryd/mail-parser/hang    the mail parser process, given a request,
  *                                 waits for a signal instead of parsing it:
  *                                 a message that takes forever.
+ *   deliveryd/store/before-sync   the store's sync thread waits, before
+ *                                 each fdatasync() of the log, for as long
+ *                                 as the point is enabled: a disk that has
+ *                                 not confirmed yet (fiu-ctrl enables and
+ *                                 disables it while the daemon runs).
  *   The mail parser process keeps libfiu's variables (see mail-parser.c),
  *   so a point enabled with fiu-run holds in every parser process, and
  *   fiu-ctrl reaches one parser process by its pid.
@@ -33,6 +38,11 @@
 #define FAULT_KILL(name) fiu_do_on(name, raise(SIGKILL))
 #define FAULT_EXIT(name, status) fiu_do_on(name, _exit(status))
 #define FAULT_HANG(name) fiu_do_on(name, for (;;) pause())
+#define FAULT_WAIT(name)                                                                                               \
+        do {                                                                                                           \
+                while (fiu_fail(name))                                                                                 \
+                        usleep(10000);                                                                                 \
+        } while (0)
 static inline void fault_init(void) {
         (void) fiu_init(0);
 }
@@ -40,6 +50,7 @@ static inline void fault_init(void) {
 #define FAULT_KILL(name) ((void) 0)
 #define FAULT_EXIT(name, status) ((void) 0)
 #define FAULT_HANG(name) ((void) 0)
+#define FAULT_WAIT(name) ((void) 0)
 static inline void fault_init(void) {
 }
 #endif

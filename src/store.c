@@ -8,11 +8,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "alloc.h"
+#include "fault.h"
 #include "strutil.h"
 
 /* Prepared statements kept for reuse, by their SQL text: preparing costs
@@ -21,6 +27,8 @@
  * statement in use when the same SQL is asked for again (a nested use) is
  * prepared afresh and finalized after it. */
 #define STORE_STMTS 256 /* a power of two, well above the statements we have */
+
+#define STORE_DURABLE_HANDLERS 8
 
 typedef struct StoreStmt {
         char *sql; /* NULL: empty */
@@ -40,6 +48,27 @@ struct Store {
         bool failed;
         StoreFailureHandler on_failure;
         void *userdata;
+
+        /* Group commit (store_attach_sync()).  The loop's side: */
+        sd_event_source *sync_source; /* the syncer's eventfd */
+        int sync_efd, wal_fd, dir_fd;
+        bool nosync_txn; /* the open transaction is a store_begin_nosync() one */
+        bool level_normal; /* the connection is at synchronous=NORMAL */
+        uint64_t commits; /* no-sync commits made: the marks */
+        uint64_t requested; /* the highest mark asked to be synced */
+        uint64_t durable; /* the loop's copy of synced */
+        struct {
+                StoreDurableHandler h;
+                void *userdata;
+        } durable_handlers[STORE_DURABLE_HANDLERS];
+        /* The thread's, shared under sync_lock: */
+        pthread_t sync_thread;
+        bool sync_running, sync_stop;
+        pthread_mutex_t sync_lock;
+        pthread_cond_t sync_cond;
+        uint64_t sync_want, synced;
+        int sync_error;
+        bool dir_synced;
 };
 
 sqlite3 *store_db(Store *s) {
@@ -114,16 +143,21 @@ static int rc_to_errno(int rc) {
         }
 }
 
+static void fail(Store *s, int error, const char *what) {
+        if (s->failed)
+                return;
+        s->failed = true;
+        if (s->on_failure)
+                s->on_failure(s, error, what, s->userdata);
+}
+
 int store_check(Store *s, int rc, const char *what) {
         int r = rc_to_errno(rc);
 
         if (r == 0)
                 return 0;
-        if (!s->failed && rc_is_fatal(rc)) {
-                s->failed = true;
-                if (s->on_failure)
-                        s->on_failure(s, r, what, s->userdata);
-        }
+        if (rc_is_fatal(rc))
+                fail(s, r, what);
         return r;
 }
 
@@ -263,20 +297,245 @@ int store_run(Store *s, const char *sql) {
         return store_step_done(s, st, sql);
 }
 
+/* The connection's level is FULL except within a no-sync transaction:
+ * SQLite lets it change only between transactions, and statements run
+ * outside any (autocommit) must stay synchronous.  Through sqlite3_exec(),
+ * not the statement cache: the pragma acts when it is compiled. */
+static int set_synchronous(Store *s, bool full) {
+        int r;
+
+        if (s->level_normal != full)
+                return 0;
+        r = store_check(s,
+                        sqlite3_exec(s->db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL", NULL,
+                                     NULL, NULL),
+                        "set synchronous");
+        if (r < 0)
+                return r;
+        s->level_normal = !full;
+        return 0;
+}
+
+/* Back to FULL after a no-sync transaction; should that fail (no memory),
+ * the next store_begin() tries again before it starts. */
+static void end_nosync(Store *s) {
+        if (!s->nosync_txn)
+                return;
+        s->nosync_txn = false;
+        if (sqlite3_get_autocommit(s->db))
+                (void) set_synchronous(s, true);
+}
+
 int store_begin(Store *s) {
+        int r = set_synchronous(s, true);
+        if (r < 0)
+                return r;
         return store_run(s, "BEGIN IMMEDIATE");
+}
+
+int store_begin_nosync(Store *s) {
+        int r;
+
+        if (!s->sync_running)
+                return store_begin(s);
+        if (s->failed)
+                return -EIO;
+        r = set_synchronous(s, false);
+        if (r < 0)
+                return r;
+        r = store_run(s, "BEGIN IMMEDIATE");
+        if (r < 0) {
+                (void) set_synchronous(s, true);
+                return r;
+        }
+        s->nosync_txn = true;
+        return 0;
 }
 
 int store_commit(Store *s) {
         int r = store_run(s, "COMMIT");
         if (r < 0)
                 store_rollback(s);
+        else if (s->nosync_txn)
+                s->commits++;
+        end_nosync(s);
         return r;
 }
 
 void store_rollback(Store *s) {
         if (!sqlite3_get_autocommit(s->db))
                 (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        end_nosync(s);
+}
+
+/* fdatasync() the log; fsync() the directory too until it has been once,
+ * so that the log's name is on disk as well (SQLite does this at its first
+ * sync of a log it created; at level NORMAL that would be a checkpoint). */
+static int sync_fds(Store *s, bool dir) {
+        if (fdatasync(s->wal_fd) < 0)
+                return -errno;
+        if (dir && fsync(s->dir_fd) < 0)
+                return -errno;
+        return 0;
+}
+
+/* The syncer: one fdatasync() covers every mark asked for before it
+ * began; a failure is final (after a failed fsync the kernel may have
+ * dropped the pages, so a retry could report success for data that is
+ * gone). */
+static void *sync_main(void *userdata) {
+        Store *s = userdata;
+        int r = 0;
+
+        pthread_mutex_lock(&s->sync_lock);
+        while (r >= 0) {
+                while (!s->sync_stop && s->sync_want <= s->synced)
+                        pthread_cond_wait(&s->sync_cond, &s->sync_lock);
+                if (s->sync_stop)
+                        break;
+                uint64_t want = s->sync_want;
+                bool dir = !s->dir_synced;
+                pthread_mutex_unlock(&s->sync_lock);
+
+                FAULT_WAIT("deliveryd/store/before-sync");
+                r = sync_fds(s, dir);
+
+                pthread_mutex_lock(&s->sync_lock);
+                if (r < 0)
+                        s->sync_error = r;
+                else {
+                        s->synced = want;
+                        s->dir_synced = true;
+                }
+                pthread_mutex_unlock(&s->sync_lock);
+                eventfd_wake(s->sync_efd);
+                pthread_mutex_lock(&s->sync_lock);
+        }
+        pthread_mutex_unlock(&s->sync_lock);
+        return NULL;
+}
+
+static void call_durable_handlers(Store *s, int error) {
+        for (size_t i = 0; i < STORE_DURABLE_HANDLERS; i++)
+                if (s->durable_handlers[i].h)
+                        s->durable_handlers[i].h(s, s->durable, error, s->durable_handlers[i].userdata);
+}
+
+static int on_sync(sd_event_source *source _unused_, int fd, uint32_t revents _unused_, void *userdata) {
+        Store *s = userdata;
+        uint64_t v, synced;
+        int error;
+
+        (void) read(fd, &v, sizeof v);
+        pthread_mutex_lock(&s->sync_lock);
+        synced = s->synced;
+        error = s->sync_error;
+        pthread_mutex_unlock(&s->sync_lock);
+
+        if (synced > s->durable)
+                s->durable = synced;
+        if (error < 0) {
+                /* Once: the thread has stopped. */
+                (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
+                fail(s, error, "sync the write-ahead log");
+        }
+        call_durable_handlers(s, error < 0 ? error : 0);
+        return 0;
+}
+
+int store_attach_sync(Store *s, sd_event *e) {
+        _cleanup_free_ char *wal = NULL;
+        sigset_t all, old;
+        int r;
+
+        if (s->sync_running)
+                return -EALREADY;
+        /* A write transaction makes sure the log exists, so that it can be
+         * opened (and synced) by name. */
+        r = store_begin(s);
+        if (r >= 0)
+                r = store_commit(s);
+        if (r < 0)
+                return r;
+        wal = mem_printf("%s-wal", s->path);
+        if (!wal)
+                return -ENOMEM;
+        s->wal_fd = open(wal, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (s->wal_fd < 0)
+                return -errno;
+        s->dir_fd = open(s->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s->dir_fd < 0)
+                return -errno;
+        s->sync_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->sync_efd < 0)
+                return -errno;
+        r = sd_event_add_io(e, &s->sync_source, s->sync_efd, EPOLLIN, on_sync, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(s->sync_source, "store-sync");
+
+        /* Signals are the loop's. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        r = -pthread_create(&s->sync_thread, NULL, sync_main, s);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r < 0) {
+                s->sync_source = sd_event_source_disable_unref(s->sync_source);
+                return r;
+        }
+        (void) pthread_setname_np(s->sync_thread, "deliveryd-sync");
+        s->sync_running = true;
+        return 0;
+}
+
+uint64_t store_durable_mark(Store *s) {
+        uint64_t mark = s->commits;
+
+        if (mark > s->durable && mark > s->requested) {
+                s->requested = mark;
+                pthread_mutex_lock(&s->sync_lock);
+                s->sync_want = mark;
+                pthread_cond_signal(&s->sync_cond);
+                pthread_mutex_unlock(&s->sync_lock);
+        }
+        return mark;
+}
+
+bool store_durable(Store *s, uint64_t mark) {
+        return mark <= s->durable;
+}
+
+int store_add_durable_handler(Store *s, StoreDurableHandler h, void *userdata) {
+        for (size_t i = 0; i < STORE_DURABLE_HANDLERS; i++)
+                if (!s->durable_handlers[i].h) {
+                        s->durable_handlers[i].h = h;
+                        s->durable_handlers[i].userdata = userdata;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+void store_remove_durable_handler(Store *s, StoreDurableHandler h, void *userdata) {
+        for (size_t i = 0; i < STORE_DURABLE_HANDLERS; i++)
+                if (s->durable_handlers[i].h == h && s->durable_handlers[i].userdata == userdata)
+                        s->durable_handlers[i].h = NULL;
+}
+
+int store_sync(Store *s) {
+        uint64_t mark = s->commits;
+        int r;
+
+        if (mark <= s->durable)
+                return 0;
+        if (s->failed)
+                return -EIO;
+        r = sync_fds(s, true);
+        if (r < 0) {
+                fail(s, r, "sync the write-ahead log");
+                return r;
+        }
+        s->durable = mark;
+        return 0;
 }
 
 int store_meta_get(Store *s, const char *key, char **ret) {
@@ -413,9 +672,30 @@ static int take_lock(Store *s, char **ret_error) {
         return 0;
 }
 
+static void close_fd(int fd) {
+        if (fd >= 0)
+                (void) close(fd);
+}
+
 Store *store_close(Store *s) {
         if (!s)
                 return NULL;
+        if (s->sync_running) {
+                pthread_mutex_lock(&s->sync_lock);
+                s->sync_stop = true;
+                pthread_cond_signal(&s->sync_cond);
+                pthread_mutex_unlock(&s->sync_lock);
+                pthread_join(s->sync_thread, NULL);
+                /* SQLite's own close syncs at its checkpoint; a failing
+                 * disk is reported there. */
+                (void) store_sync(s);
+        }
+        sd_event_source_disable_unref(s->sync_source);
+        close_fd(s->sync_efd);
+        close_fd(s->wal_fd);
+        close_fd(s->dir_fd);
+        pthread_mutex_destroy(&s->sync_lock);
+        pthread_cond_destroy(&s->sync_cond);
         for (size_t i = 0; i < STORE_STMTS; i++) {
                 sqlite3_finalize(s->stmts[i].stmt);
                 free(s->stmts[i].sql);
@@ -440,7 +720,9 @@ int store_open_with(const char *state_directory, const StoreMigration *m, size_t
         s = mem_new(Store, 1);
         if (!s)
                 return -ENOMEM;
-        s->lock_fd = -EBADF;
+        s->lock_fd = s->sync_efd = s->wal_fd = s->dir_fd = -EBADF;
+        pthread_mutex_init(&s->sync_lock, NULL);
+        pthread_cond_init(&s->sync_cond, NULL);
         s->directory = mem_strdup(state_directory);
         s->path = mem_printf("%s/deliveryd.sqlite", state_directory);
         if (!s->directory || !s->path)

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <systemd/sd-event.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -100,6 +101,40 @@ int store_exec(Store *s, const char *sql);
 int store_begin(Store *s);
 int store_commit(Store *s);
 void store_rollback(Store *s);
+
+/* Group commit.  Once attached to a loop, the store keeps a thread of its
+ * own that fdatasync()s the write-ahead log.  A transaction begun with
+ * store_begin_nosync() commits without waiting for the disk: SQLite has
+ * written the log when store_commit() returns (safe from a crash of the
+ * process, not yet from one of the machine), and one sync, made off the
+ * loop, covers every commit made before it began.  Whoever promises such a
+ * commit to the outside (an acknowledgement, a send) takes a mark after
+ * the commit with store_durable_mark() and keeps the promise once
+ * store_durable() says the mark is on disk; the durable handlers hear each
+ * time that moves on.  A failed sync fails the store (as any I/O error
+ * does: the failure handler runs) and the durable handlers hear the error:
+ * nothing after the last durable mark may then be promised.
+ *
+ * Not attached (tests, tools), or attached but unable to open the log,
+ * every transaction is synchronous=FULL and every mark durable at once. */
+int store_attach_sync(Store *s, sd_event *e);
+/* BEGIN IMMEDIATE for a transaction whose COMMIT need not wait for the
+ * disk (see above).  -errno; -EIO when failed. */
+int store_begin_nosync(Store *s);
+/* A mark for everything committed so far, and a request that the thread
+ * sync it. */
+uint64_t store_durable_mark(Store *s);
+/* Whether everything up to mark is on disk. */
+bool store_durable(Store *s, uint64_t mark);
+typedef void (*StoreDurableHandler)(Store *s, uint64_t durable, int error, void *userdata);
+/* Call h on the loop when the durable mark moves on (error 0), or once
+ * when a sync fails (error -errno).  0, -ENOSPC when there are too many. */
+int store_add_durable_handler(Store *s, StoreDurableHandler h, void *userdata);
+void store_remove_durable_handler(Store *s, StoreDurableHandler h, void *userdata);
+/* Sync the log now, on the calling thread (at shutdown, for what still
+ * waits): 0 when everything committed is durable, -errno (the store has
+ * then failed). */
+int store_sync(Store *s);
 
 /* Size of the database file and its WAL, in bytes. */
 int store_size(Store *s, uint64_t *ret_bytes);

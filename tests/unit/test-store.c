@@ -2,7 +2,9 @@
 /*
  * test-store.c — the store: migrations run once, in order, each whole or
  * not at all; a newer schema is refused; one writer per directory; an I/O
- * error marks the store failed exactly once.
+ * error marks the store failed exactly once; group commit: a no-sync
+ * transaction leaves the connection synchronous=FULL behind it, and its
+ * mark becomes durable through the sync thread.
  */
 #include "test-helpers.h"
 
@@ -204,6 +206,95 @@ static void test_io_error_fails_once(void **state _unused_) {
         store_close(s);
 }
 
+static int synchronous_level(Store *s) {
+        return count_rows(s, "PRAGMA synchronous");
+}
+
+static uint64_t durable_seen;
+static int durable_calls, durable_error;
+
+static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
+        durable_calls++;
+        durable_seen = durable;
+        durable_error = error;
+        if (userdata)
+                (void) sd_event_exit(userdata, 0);
+}
+
+static void nosync_insert(Store *s, const char *value) {
+        assert_int_equal(store_begin_nosync(s), 0);
+        assert_int_equal(store_meta_set(s, "k", value), 0);
+        assert_int_equal(store_commit(s), 0);
+}
+
+static void test_group_commit_unattached(void **state _unused_) {
+        _cleanup_free_ char *d = subdir("nosync-plain"), *err = NULL;
+        Store *s = NULL;
+
+        assert_int_equal(store_open(d, &s, &err), 0);
+        /* No sync thread: the same as store_begin(), every mark durable. */
+        nosync_insert(s, "1");
+        assert_int_equal(synchronous_level(s), 2);
+        assert_true(store_durable(s, store_durable_mark(s)));
+        assert_int_equal(store_sync(s), 0);
+        store_close(s);
+}
+
+static void test_group_commit(void **state _unused_) {
+        _cleanup_free_ char *d = subdir("nosync"), *err = NULL, *v = NULL;
+        sd_event *e = NULL;
+        Store *s = NULL;
+        uint64_t m1, m2;
+
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(store_open(d, &s, &err), 0);
+        assert_int_equal(store_attach_sync(s, e), 0);
+        assert_int_equal(store_attach_sync(s, e), -EALREADY);
+        assert_int_equal(store_add_durable_handler(s, on_durable, e), 0);
+
+        /* Within a no-sync transaction the level is NORMAL, after it FULL
+         * again: statements outside any transaction stay synchronous. */
+        assert_int_equal(store_begin_nosync(s), 0);
+        assert_int_equal(synchronous_level(s), 1);
+        assert_int_equal(store_meta_set(s, "k", "1"), 0);
+        assert_int_equal(store_commit(s), 0);
+        assert_int_equal(synchronous_level(s), 2);
+        m1 = store_durable_mark(s);
+        assert_true(m1 > 0);
+        assert_false(store_durable(s, m1));
+
+        /* A rolled back one restores FULL too, and adds no mark. */
+        assert_int_equal(store_begin_nosync(s), 0);
+        store_rollback(s);
+        assert_int_equal(synchronous_level(s), 2);
+        assert_int_equal(store_durable_mark(s), m1);
+
+        /* A plain transaction in between is FULL. */
+        assert_int_equal(store_begin(s), 0);
+        assert_int_equal(synchronous_level(s), 2);
+        assert_int_equal(store_commit(s), 0);
+
+        /* The thread syncs; the handler hears it on the loop. */
+        assert_int_equal(sd_event_loop(e), 0);
+        assert_true(durable_calls >= 1);
+        assert_int_equal(durable_error, 0);
+        assert_true(durable_seen >= m1);
+        assert_true(store_durable(s, m1));
+
+        /* Later commits get later marks; store_sync() covers them at once. */
+        nosync_insert(s, "2");
+        m2 = store_durable_mark(s);
+        assert_true(m2 > m1);
+        assert_int_equal(store_sync(s), 0);
+        assert_true(store_durable(s, m2));
+        assert_int_equal(store_meta_get(s, "k", &v), 0);
+        assert_string_equal(v, "2");
+
+        store_remove_durable_handler(s, on_durable, e);
+        store_close(s);
+        sd_event_unref(e);
+}
+
 static int open_close(void *userdata) {
         char *err = NULL;
         Store *s = NULL;
@@ -230,6 +321,8 @@ int main(void) {
                 cmocka_unit_test(test_one_writer),
                 cmocka_unit_test(test_not_a_directory),
                 cmocka_unit_test(test_io_error_fails_once),
+                cmocka_unit_test(test_group_commit_unattached),
+                cmocka_unit_test(test_group_commit),
                 cmocka_unit_test(test_oom),
         };
         return cmocka_run_group_tests(tests, tmpdir_setup, tmpdir_teardown);

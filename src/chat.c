@@ -462,7 +462,9 @@ static int on_commit_defer(sd_event_source *source _unused_, void *userdata) {
         c->ready_tail = &c->ready;
         if (!batch)
                 return 0;
-        r = store_begin(c->ctx.store);
+        /* Nothing here is promised to anyone: the replies leave through
+         * the outbox, which waits for the disk. */
+        r = store_begin_nosync(c->ctx.store);
         for (Turn *t = batch; r >= 0 && t; t = t->ready_next) {
                 if ((r = store_run(c->ctx.store, "SAVEPOINT turn")) < 0)
                         break;

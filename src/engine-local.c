@@ -909,7 +909,9 @@ static int due_names(EngineLocal *l, uint64_t now, char ***ret) {
 static int advance_batch(EngineLocal *l, char **list, size_t stride, unsigned *ret_n, bool *ret_failed) {
         unsigned n = 0;
         bool failed = false;
-        int r = store_begin(l->ctx.store);
+        /* What a step sends leaves through the outbox, which waits for the
+         * disk; nothing else is promised. */
+        int r = store_begin_nosync(l->ctx.store);
 
         for (char **p = list; r >= 0 && p && p[0] && (stride == 1 || p[1]); p += stride) {
                 int k = store_run(l->ctx.store, "SAVEPOINT engine_execution");

@@ -28,6 +28,7 @@ struct InboxRequest {
         bool cancelled;
         InboxOutcome outcome;
         int64_t id;
+        uint64_t mark; /* committed: the store's durable mark to wait for */
 };
 
 /* A customer whose message is with the consumer. */
@@ -42,6 +43,10 @@ struct Inbox {
         sd_event_source *defer;
         InboxRequest *head, *tail;
         unsigned n_pending;
+        /* Committed, oldest first, until their commit is on disk (group
+         * commit): only then are the senders told. */
+        InboxRequest *syncing, **syncing_tail;
+        unsigned n_syncing;
 
         InboxStoreHook store_hook;
         void *store_hook_data;
@@ -133,8 +138,11 @@ int inbox_message_add_key(InboxMessage *m, const char *key) {
         return -E2BIG;
 }
 
+static void on_durable(Store *s, uint64_t durable, int error, void *userdata);
+
 int inbox_new(sd_event *e, Store *store, Inbox **ret) {
         _cleanup_(inbox_freep) Inbox *ib = mem_new(Inbox, 1);
+        int r;
 
         if (!ib)
                 return -ENOMEM;
@@ -147,6 +155,10 @@ int inbox_new(sd_event *e, Store *store, Inbox **ret) {
         ib->later = hashmap_new(&string_hash_ops);
         if (!ib->active_by_customer || !ib->active_by_id || !ib->waiting || !ib->later)
                 return -ENOMEM;
+        ib->syncing_tail = &ib->syncing;
+        r = store_add_durable_handler(store, on_durable, ib);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(ib);
         return 0;
 }
@@ -161,6 +173,32 @@ static void finish_requests(Inbox *ib, InboxRequest *list) {
                 free(r);
         }
         (void) ib;
+}
+
+/* Tell the senders whose commit is on disk; all of them, as failed, when
+ * the sync failed (then nothing after the last durable mark is kept). */
+static void finish_synced(Inbox *ib, uint64_t durable, int error) {
+        InboxRequest *done = ib->syncing, **end = &ib->syncing;
+
+        while (*end && (error < 0 || (*end)->mark <= durable)) {
+                if (error < 0) {
+                        (*end)->outcome = INBOX_FAILED;
+                        (*end)->id = 0;
+                }
+                ib->n_syncing--;
+                end = &(*end)->next;
+        }
+        if (end == &ib->syncing)
+                return;
+        ib->syncing = *end;
+        if (!ib->syncing)
+                ib->syncing_tail = &ib->syncing;
+        *end = NULL;
+        finish_requests(ib, done);
+}
+
+static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
+        finish_synced(userdata, durable, error);
 }
 
 static Active *active_free(Active *a) {
@@ -189,6 +227,10 @@ Inbox *inbox_free(Inbox *ib) {
         hashmap_free(ib->waiting);
         sd_event_source_disable_unref(ib->dispatch_defer);
         sd_event_source_disable_unref(ib->retry);
+        /* Committed and waiting for the disk: sync now, and tell them. */
+        if (ib->syncing)
+                finish_synced(ib, UINT64_MAX, store_sync(ib->store));
+        store_remove_durable_handler(ib->store, on_durable, ib);
         /* Still queued: not committed, so the senders hear "failed" and retry. */
         for (InboxRequest *r = ib->head; r; r = r->next)
                 r->outcome = INBOX_FAILED;
@@ -304,7 +346,7 @@ void inbox_flush(Inbox *ib) {
                 return;
 
         /* Any failure, the hook's refusal too, keeps nothing of the batch. */
-        r = store_begin(ib->store);
+        r = store_begin_nosync(ib->store);
         for (InboxRequest *q = list; r >= 0 && q; q = q->next) {
                 int64_t dup;
                 r = find_duplicate(ib->store, q->msg, &dup);
@@ -338,8 +380,27 @@ void inbox_flush(Inbox *ib) {
                         if (q->outcome == INBOX_STORED)
                                 note_waiting(ib, q->msg->customer);
                 schedule_dispatch(ib);
+
+                /* Acknowledged once on disk: the sync of the log runs off
+                 * the loop, for every commit made meanwhile (group commit). */
+                uint64_t mark = store_durable_mark(ib->store);
+                if (!store_durable(ib->store, mark) || ib->syncing) {
+                        for (InboxRequest *q = list; q; q = q->next) {
+                                q->mark = mark;
+                                ib->n_syncing++;
+                                *ib->syncing_tail = q;
+                                ib->syncing_tail = &q->next;
+                        }
+                        return;
+                }
         }
         finish_requests(ib, list);
+}
+
+void inbox_flush_sync(Inbox *ib) {
+        inbox_flush(ib);
+        if (ib->syncing)
+                finish_synced(ib, UINT64_MAX, store_sync(ib->store));
 }
 
 static int on_defer(sd_event_source *s _unused_, void *userdata) {
@@ -652,7 +713,7 @@ void inbox_request_cancel(InboxRequest *r) {
 }
 
 unsigned inbox_n_pending(Inbox *ib) {
-        return ib->n_pending;
+        return ib->n_pending + ib->n_syncing;
 }
 
 json_t *inbox_list_json(Inbox *ib, unsigned limit) {

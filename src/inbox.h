@@ -102,11 +102,16 @@ void inbox_set_store_hook(Inbox *ib, InboxStoreHook hook, void *userdata);
 /* The callback will not be called; the request is freed by the inbox. */
 void inbox_request_cancel(InboxRequest *r);
 
-/* Messages submitted and not yet committed. */
+/* Messages submitted whose senders have not been told yet (not committed,
+ * or committed and not yet on disk). */
 unsigned inbox_n_pending(Inbox *ib);
 
-/* Commit what is queued now (normally done from the loop). */
+/* Commit what is queued now (normally done from the loop).  The senders
+ * are told once the commit is on disk (group commit, see store.h). */
 void inbox_flush(Inbox *ib);
+/* The same, and wait for the disk on this thread: every sender has been
+ * told when it returns (the operator's inject, which answers at once). */
+void inbox_flush_sync(Inbox *ib);
 
 /* ---- handing messages on, per customer, in order ----------------------
  *

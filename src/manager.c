@@ -743,7 +743,7 @@ static int inject_commit(Manager *m, InboxMessage *msg, json_t **ret, char **ret
         r = inbox_submit(m->inbox, msg, on_inject_done, &res, NULL);
         if (r < 0)
                 return r;
-        inbox_flush(m->inbox);
+        inbox_flush_sync(m->inbox);
         inbox_outcome_count(res.done ? res.outcome : INBOX_FAILED, &m->metrics);
         if (!res.done || res.outcome == INBOX_FAILED) {
                 *ret_error = mem_strdup("the message could not be stored; nothing was received");
@@ -1586,6 +1586,10 @@ int manager_start(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Failed to open the store: %s", error ? error : strerror(-r));
         store_set_failure_handler(m->store, on_store_failure, m);
+        r = store_attach_sync(m->store, m->event);
+        if (r < 0)
+                /* Correct without it: every commit waits for the disk. */
+                log_warning_errno(r, "Failed to start the store's sync thread, committing synchronously: %m");
         r = inbox_new(m->event, m->store, &m->inbox);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up the inbox: %m");

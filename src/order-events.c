@@ -21,6 +21,7 @@ typedef struct Request {
         void *userdata;
         int r;
         const char *why;
+        uint64_t mark; /* applied: the store's durable mark to wait for */
 } Request;
 
 struct OrderEvents {
@@ -30,6 +31,8 @@ struct OrderEvents {
         Outbox *outbox;
         sd_event_source *defer;
         Request *head, **tail;
+        /* Applied, oldest first, until their commit is on disk. */
+        Request *syncing, **syncing_tail;
 };
 
 static Request *request_free(Request *q) {
@@ -51,6 +54,31 @@ static void finish(Request *list) {
         }
 }
 
+/* Answer the requests whose commit is on disk; all of them, failed, when
+ * the sync failed. */
+static void finish_synced(OrderEvents *oe, uint64_t durable, int error) {
+        Request *done = oe->syncing, **end = &oe->syncing;
+
+        while (*end && (error < 0 || (*end)->mark <= durable)) {
+                if (error < 0) {
+                        (*end)->r = error;
+                        (*end)->why = NULL;
+                }
+                end = &(*end)->next;
+        }
+        if (end == &oe->syncing)
+                return;
+        oe->syncing = *end;
+        if (!oe->syncing)
+                oe->syncing_tail = &oe->syncing;
+        *end = NULL;
+        finish(done);
+}
+
+static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
+        finish_synced(userdata, durable, error);
+}
+
 static void flush(OrderEvents *oe) {
         Request *list = TAKE_PTR(oe->head);
         bool applied = false;
@@ -59,7 +87,7 @@ static void flush(OrderEvents *oe) {
         oe->tail = &oe->head;
         if (!list)
                 return;
-        r = store_begin(oe->store);
+        r = store_begin_nosync(oe->store);
         for (Request *q = list; r >= 0 && q; q = q->next) {
                 r = store_run(oe->store, "SAVEPOINT order_event");
                 if (r < 0)
@@ -81,9 +109,21 @@ static void flush(OrderEvents *oe) {
                         q->r = r;
                         q->why = NULL;
                 }
-        else if (applied) {
-                engine_kick(oe->engine);
-                outbox_kick(oe->outbox);
+        else {
+                if (applied) {
+                        engine_kick(oe->engine);
+                        outbox_kick(oe->outbox);
+                }
+                /* Answered once on disk (group commit, see store.h). */
+                uint64_t mark = store_durable_mark(oe->store);
+                if (!store_durable(oe->store, mark) || oe->syncing) {
+                        for (Request *q = list; q; q = q->next)
+                                q->mark = mark;
+                        *oe->syncing_tail = list;
+                        while (*oe->syncing_tail)
+                                oe->syncing_tail = &(*oe->syncing_tail)->next;
+                        return;
+                }
         }
         finish(list);
 }
@@ -104,9 +144,12 @@ int order_events_new(sd_event *e, Store *store, Engine *engine, Outbox *outbox, 
         oe->engine = engine;
         oe->outbox = outbox;
         oe->tail = &oe->head;
+        oe->syncing_tail = &oe->syncing;
         r = sd_event_add_defer(e, &oe->defer, on_defer, oe);
         if (r >= 0)
                 r = sd_event_source_set_enabled(oe->defer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = store_add_durable_handler(store, on_durable, oe);
         if (r < 0) {
                 order_events_free(oe);
                 return r;
@@ -118,6 +161,9 @@ int order_events_new(sd_event *e, Store *store, Engine *engine, Outbox *outbox, 
 OrderEvents *order_events_free(OrderEvents *oe) {
         if (!oe)
                 return NULL;
+        if (oe->syncing)
+                finish_synced(oe, UINT64_MAX, store_sync(oe->store));
+        store_remove_durable_handler(oe->store, on_durable, oe);
         for (Request *q = oe->head; q; q = q->next) {
                 q->r = -ECANCELED;
                 q->why = NULL;

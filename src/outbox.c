@@ -43,6 +43,7 @@ typedef struct SendRequest {
         char transport_id[128];
         char error[512];
         MetricId counted; /* what to count once committed; _METRIC_MAX none */
+        uint64_t mark; /* claimed: the store's durable mark to wait for */
 } SendRequest;
 
 /* Rows claimed in one transaction at most: their sends start after its
@@ -55,7 +56,11 @@ struct Outbox {
         OutboxOptions options;
         sd_event_source *defer, *timer;
         SendRequest *in_flight;
-        unsigned n_in_flight;
+        unsigned n_in_flight; /* claimed: waiting for the disk, or with a transport */
+        /* Claimed, oldest first, until their claim is on disk (group
+         * commit): a message must not leave before what made it is
+         * durable, or a power cut could take back the order it speaks of. */
+        SendRequest *claimed, **claimed_tail;
         /* Answers are recorded together, one transaction a loop turn,
          * oldest first: what a crash loses of them is rows left 'sending',
          * sent again and flagged as possible duplicates. */
@@ -172,6 +177,8 @@ static int requeue_sending(Outbox *ob) {
         return store_commit(ob->store);
 }
 
+static void on_durable(Store *s, uint64_t durable, int error, void *userdata);
+
 int outbox_new(sd_event *e, Store *store, const OutboxOptions *o, Outbox **ret) {
         _cleanup_(outbox_freep) Outbox *ob = NULL;
         int r;
@@ -192,7 +199,11 @@ int outbox_new(sd_event *e, Store *store, const OutboxOptions *o, Outbox **ret) 
                 ob->options.max_in_flight = OUTBOX_MAX_IN_FLIGHT;
         if (getrandom(&ob->rng, sizeof ob->rng, GRND_NONBLOCK) != sizeof ob->rng || ob->rng == 0)
                 ob->rng = now(ob) | 1;
+        ob->claimed_tail = &ob->claimed;
         r = requeue_sending(ob);
+        if (r < 0)
+                return r;
+        r = store_add_durable_handler(store, on_durable, ob);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(ob);
@@ -201,9 +212,24 @@ int outbox_new(sd_event *e, Store *store, const OutboxOptions *o, Outbox **ret) 
 
 static void record_outcomes(Outbox *ob);
 
+static SendRequest *send_request_free(SendRequest *q);
+
+/* The rows stay 'sending': the next start sends them again, flagged. */
+static void drop_claimed(Outbox *ob) {
+        while (ob->claimed) {
+                SendRequest *q = ob->claimed;
+                ob->claimed = q->next;
+                ob->n_in_flight--;
+                send_request_free(q);
+        }
+        ob->claimed_tail = &ob->claimed;
+}
+
 Outbox *outbox_free(Outbox *ob) {
         if (!ob)
                 return NULL;
+        store_remove_durable_handler(ob->store, on_durable, ob);
+        drop_claimed(ob);
         for (SendRequest *q = ob->in_flight; q; q = q->next)
                 q->outbox = NULL; /* answered later: dropped, freed then */
         record_outcomes(ob); /* what cannot be recorded stays 'sending' */
@@ -460,7 +486,8 @@ static void record_outcomes(Outbox *ob) {
         ob->answered_tail = &ob->answered;
         if (!list)
                 return;
-        r = store_begin(ob->store);
+        /* Nothing is promised on these: the next sync takes them along. */
+        r = store_begin_nosync(ob->store);
         for (SendRequest *q = list; r >= 0 && q; q = q->next)
                 r = record_outcome(ob, q);
         if (r >= 0)
@@ -618,13 +645,13 @@ static void start_send(Outbox *ob, SendRequest *q) {
         const OutboxTransport *tr = ob->options.transport[q->channel];
         int r;
 
+        /* n_in_flight counts it since the claim. */
         q->outbox = ob;
         q->next = ob->in_flight;
         if (q->next)
                 q->next->prev_next = &q->next;
         q->prev_next = &ob->in_flight;
         ob->in_flight = q;
-        ob->n_in_flight++;
 
         const OutboxDelivery d = {
                 .id = q->id,
@@ -655,7 +682,7 @@ static int start_batch(Outbox *ob, OutboxChannel c, uint64_t t, unsigned max, un
         int r;
 
         max = MIN(max, (unsigned) CLAIM_BATCH);
-        r = store_begin(ob->store);
+        r = store_begin_nosync(ob->store);
         while (r >= 0 && n < max) {
                 int k = claim_one(ob, c, t, &batch[n]);
                 if (k == -ENOENT)
@@ -677,11 +704,37 @@ static int start_batch(Outbox *ob, OutboxChannel c, uint64_t t, unsigned max, un
                         send_request_free(batch[i]);
                 return r;
         }
-        /* Only now: the rows are 'sending' on disk before any transport
-         * sees them, so a crash in between is known to the next start. */
+        /* Only once the rows are 'sending' on disk does a transport see
+         * them, so a crash in between is known to the next start. */
+        uint64_t mark = store_durable_mark(ob->store);
+        bool durable = store_durable(ob->store, mark) && !ob->claimed;
+        ob->n_in_flight += n;
         for (unsigned i = 0; i < n; i++)
-                start_send(ob, batch[i]);
+                if (durable)
+                        start_send(ob, batch[i]);
+                else {
+                        batch[i]->mark = mark;
+                        batch[i]->next = NULL;
+                        *ob->claimed_tail = batch[i];
+                        ob->claimed_tail = &batch[i]->next;
+                }
         return (int) n;
+}
+
+static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
+        Outbox *ob = userdata;
+
+        if (error < 0) {
+                drop_claimed(ob); /* the store failed: the daemon stops */
+                return;
+        }
+        while (ob->claimed && ob->claimed->mark <= durable) {
+                SendRequest *q = ob->claimed;
+                ob->claimed = q->next;
+                if (!ob->claimed)
+                        ob->claimed_tail = &ob->claimed;
+                start_send(ob, q);
+        }
 }
 
 /* The earliest next_attempt_at of a waiting message of channel c; 0 none. */

@@ -397,12 +397,6 @@ void inbox_flush(Inbox *ib) {
         finish_requests(ib, list);
 }
 
-void inbox_flush_sync(Inbox *ib) {
-        inbox_flush(ib);
-        if (ib->syncing)
-                finish_synced(ib, UINT64_MAX, store_sync(ib->store));
-}
-
 static int on_defer(sd_event_source *s _unused_, void *userdata) {
         Inbox *ib = userdata;
 

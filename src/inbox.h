@@ -109,9 +109,6 @@ unsigned inbox_n_pending(Inbox *ib);
 /* Commit what is queued now (normally done from the loop).  The senders
  * are told once the commit is on disk (group commit, see store.h). */
 void inbox_flush(Inbox *ib);
-/* The same, and wait for the disk on this thread: every sender has been
- * told when it returns (the operator's inject, which answers at once). */
-void inbox_flush_sync(Inbox *ib);
 
 /* ---- handing messages on, per customer, in order ----------------------
  *

@@ -721,37 +721,43 @@ static int cmd_reload(void *userdata, json_t *args _unused_, json_t **ret, char 
         return *ret ? 0 : -ENOMEM;
 }
 
-typedef struct InjectResult {
-        bool done;
-        InboxOutcome outcome;
-        int64_t id;
-} InjectResult;
+/* An injected message waiting for its commit to be on disk. */
+typedef struct InjectWait {
+        Manager *manager;
+        ControlPending *pending;
+} InjectWait;
 
 static void on_inject_done(void *userdata, InboxOutcome outcome, int64_t id) {
-        InjectResult *r = userdata;
+        _cleanup_free_ InjectWait *w = userdata;
+        json_t *result = NULL;
 
-        r->done = true;
-        r->outcome = outcome;
-        r->id = id;
+        inbox_outcome_count(outcome, &w->manager->metrics);
+        if (outcome == INBOX_FAILED) {
+                control_pending_finish(w->pending, -EIO, NULL, "the message could not be stored; nothing was received");
+                return;
+        }
+        log_event("inbound id=%lld source=inject outcome=%s", (long long) id, inbox_outcome_to_string(outcome));
+        result = json_pack("{s:I,s:s}", "id", (json_int_t) id, "outcome", inbox_outcome_to_string(outcome));
+        control_pending_finish(w->pending, result ? 0 : -ENOMEM, result, NULL);
 }
 
-/* Commit m now (with whatever else is queued) and report the outcome. */
-static int inject_commit(Manager *m, InboxMessage *msg, json_t **ret, char **ret_error) {
-        InjectResult res = {};
+/* Hand msg to the inbox; the deferred request p is answered once it is
+ * committed and on disk, like any other sender. */
+static void inject_submit(Manager *m, InboxMessage *msg, ControlPending *p) {
+        InjectWait *w = mem_new(InjectWait, 1);
         int r;
 
-        r = inbox_submit(m->inbox, msg, on_inject_done, &res, NULL);
-        if (r < 0)
-                return r;
-        inbox_flush_sync(m->inbox);
-        inbox_outcome_count(res.done ? res.outcome : INBOX_FAILED, &m->metrics);
-        if (!res.done || res.outcome == INBOX_FAILED) {
-                *ret_error = mem_strdup("the message could not be stored; nothing was received");
-                return -EIO;
+        if (!w) {
+                inbox_message_free(msg);
+                control_pending_finish(p, -ENOMEM, NULL, NULL);
+                return;
         }
-        log_event("inbound id=%lld source=inject outcome=%s", (long long) res.id, inbox_outcome_to_string(res.outcome));
-        *ret = json_pack("{s:I,s:s}", "id", (json_int_t) res.id, "outcome", inbox_outcome_to_string(res.outcome));
-        return *ret ? 0 : -ENOMEM;
+        *w = (InjectWait){ .manager = m, .pending = p };
+        r = inbox_submit(m->inbox, msg, on_inject_done, w, NULL);
+        if (r < 0) {
+                free(w);
+                control_pending_finish(p, r, NULL, "the message could not be stored; nothing was received");
+        }
 }
 
 /* An injected mail waiting for the mail parser process. */
@@ -768,7 +774,6 @@ static void on_inject_parsed(void *userdata, int r, MailContent *mc) {
         _cleanup_free_ uint8_t *raw = im->raw;
         _cleanup_free_ char *error = NULL;
         Manager *m = im->manager;
-        json_t *result = NULL;
         InboxMessage **msgs = NULL;
         /* No envelope: the mail is for the first of its To addresses that is ours. */
         const MailEnvelope env = { .source = INBOX_SOURCE_INJECT };
@@ -780,13 +785,14 @@ static void on_inject_parsed(void *userdata, int r, MailContent *mc) {
                 inbox_messages_free(msgs);
                 if (!msg->ignore_reason)
                         msg->authenticated = 1; /* the operator vouches for it */
-                r = inject_commit(m, msg, &result, &error);
+                inject_submit(m, msg, im->pending);
+                return;
         } else if (mail_parser_error_is_temporary(r))
                 error = mem_printf("the mail could not be read now (%s); nothing was received, try again",
                                    strerror(-r));
         else
                 error = mem_printf("the mail cannot be stored: %s", strerror(-r));
-        control_pending_finish(im->pending, r, result, error);
+        control_pending_finish(im->pending, r, NULL, error);
 }
 
 /* Answered once the mail parser process has read the mail and the inbox
@@ -834,10 +840,11 @@ static int inject_mail(Manager *m, json_t *args, char **ret_error) {
         return CONTROL_DEFERRED;
 }
 
-static int cmd_inject(void *userdata, json_t *args, json_t **ret, char **ret_error) {
+static int cmd_inject(void *userdata, json_t *args, json_t **ret _unused_, char **ret_error) {
         Manager *m = userdata;
         _cleanup_(inbox_message_freep) InboxMessage *msg = NULL;
         const char *channel = NULL, *from = NULL, *text = NULL;
+        ControlPending *p;
         char key[64];
         uint8_t rnd[12];
 
@@ -885,7 +892,11 @@ static int cmd_inject(void *userdata, json_t *args, json_t **ret, char **ret_err
         msg->authenticated = 1; /* the operator vouches for it */
         if (!msg->customer || !msg->body)
                 return -ENOMEM;
-        return inject_commit(m, TAKE_PTR(msg), ret, ret_error);
+        p = control_server_defer(m->control);
+        if (!p)
+                return -ENOMEM;
+        inject_submit(m, TAKE_PTR(msg), p);
+        return CONTROL_DEFERRED;
 }
 
 static int cmd_inbox(void *userdata, json_t *args, json_t **ret, char **ret_error _unused_) {

@@ -523,17 +523,24 @@ void store_remove_durable_handler(Store *s, StoreDurableHandler h, void *userdat
 
 int store_sync(Store *s) {
         uint64_t mark = s->commits;
+        bool dir;
         int r;
 
         if (mark <= s->durable)
                 return 0;
         if (s->failed)
                 return -EIO;
-        r = sync_fds(s, true);
+        pthread_mutex_lock(&s->sync_lock);
+        dir = !s->dir_synced;
+        pthread_mutex_unlock(&s->sync_lock);
+        r = sync_fds(s, dir);
         if (r < 0) {
                 fail(s, r, "sync the write-ahead log");
                 return r;
         }
+        pthread_mutex_lock(&s->sync_lock);
+        s->dir_synced = true;
+        pthread_mutex_unlock(&s->sync_lock);
         s->durable = mark;
         return 0;
 }

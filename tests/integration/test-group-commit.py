@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import SMS_TOPIC, TIMEOUT, VECTORS, DaemonTestCase, SnsFixture, main  # noqa: E402
+from harness import DELIVERYCTL, SMS_TOPIC, TIMEOUT, VECTORS, DaemonTestCase, SnsFixture, main  # noqa: E402
 
 FIU_RUN = shutil.which("fiu-run")
 FIU_CTRL = shutil.which("fiu-ctrl")
@@ -91,13 +91,25 @@ class GroupCommit(DaemonTestCase):
             self.assertLess(time.monotonic(), deadline, "the message was never committed")
             time.sleep(0.05)
 
-        # The sync that would confirm it fails: SNS must hear "try again".
+        # An operator's inject waits the same way.
+        inject = subprocess.Popen([DELIVERYCTL, "-c", d.config, "-o", "control.socket=" + d.control, "inject", "sms",
+                                   "+5511900000077", "oi"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while len(self.inbox(d)) < 2:
+            self.assertLess(time.monotonic(), deadline, "the injected message was never committed")
+            time.sleep(0.05)
+        self.assertIsNone(inject.poll(), "inject answered before the disk confirmed the commit")
+
+        # The sync that would confirm them fails: SNS must hear "try again",
+        # and so must the operator.
         self.fiu(d, "-c", "enable name=posix/io/sync/fdatasync,failinfo=5")
         self.fiu(d, "-c", "disable name=" + HOLD)
         out, err = curl.communicate(timeout=TIMEOUT)
         text, _, code = out.rpartition("\n")
         self.assertEqual(code, "503", out + err)
         self.assertIn("storage failed", text)
+        out, err = inject.communicate(timeout=TIMEOUT)
+        self.assertNotEqual(inject.returncode, 0, out)
+        self.assertIn("could not be stored; nothing was received", err)
         self.assertEqual(d.wait(), 1)
         d.wait_log(r"^<3>Store write failed \(sync the write-ahead log\): Input/output error\. Not retrying")
         self.assertFalse(any("event=outbox_sent" in line for line in d.log), d.log)

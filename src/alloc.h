@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Route jansson's and OpenSSL's allocators through mem_malloc()/free().
@@ -33,6 +34,17 @@ unsigned long alloc_failures(void);
  * digests): -ENOMEM when an allocation failed since before (a value of
  * alloc_failures()), else otherwise. */
 int alloc_errno_since(unsigned long before, int otherwise);
+
+/* jansson's allocations that fail are served from a reserve (alloc.c);
+ * those made to fail by alloc_fail_after() only once this is on.  For
+ * tests. */
+void alloc_json_reserve_takes_injected(bool on);
+
+/* jansson's json_dumps, for a string the caller frees with free():
+ * jansson's own allocations may come from a reserve (alloc.c) that free()
+ * must never see.  The plain call is banned by check-style. */
+struct json_t;
+char *mem_json_dumps(const struct json_t *j, size_t flags);
 
 void *mem_malloc(size_t size);
 void *mem_calloc(size_t n, size_t size);

@@ -344,7 +344,7 @@ static int fn_json_to_string(Ctx *c, const AslCall *call _unused_, json_t **argv
          * default 0.10000000000000001), as AWS prints them. */
         for (int prec = 15; prec <= 17 && !s; prec++) {
                 unsigned long before = alloc_failures();
-                s = json_dumps(argv[0], JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
+                s = mem_json_dumps(argv[0], JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
                 if (!s)
                         return -ENOMEM;
                 if (prec == 17)

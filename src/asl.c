@@ -1380,7 +1380,7 @@ static int emit_state(AslExecution *e, Frame *f, bool entered, json_t *value) {
 
 /* JSON text of v for an event's details, as GetExecutionHistory shows. */
 static json_t *dumps_json(json_t *v) {
-        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *s = mem_json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         json_t *j;
 
         if (!s)

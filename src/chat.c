@@ -116,7 +116,7 @@ static int save_state(Chat *c, const char *customer, const ConvState *s) {
 
         if (!j)
                 return -ENOMEM;
-        text = json_dumps(j, JSON_COMPACT);
+        text = mem_json_dumps(j, JSON_COMPACT);
         json_decref(j);
         if (!text)
                 return -ENOMEM;

@@ -95,7 +95,7 @@ static char *answer_text(ControlServer *s, const char *command, int r, json_t *r
         }
         if (!answer)
                 return NULL;
-        text = json_dumps(answer, JSON_COMPACT);
+        text = mem_json_dumps(answer, JSON_COMPACT);
         json_decref(answer);
         return text;
 }
@@ -448,7 +448,7 @@ int control_call(const char *path, const char *command, json_t *args, uint64_t t
         req = json_pack("{s:s,s:O?}", "command", command, "args", args);
         if (!req)
                 return -ENOMEM;
-        req_text = json_dumps(req, JSON_COMPACT);
+        req_text = mem_json_dumps(req, JSON_COMPACT);
         json_decref(req);
         if (!req_text)
                 return -ENOMEM;

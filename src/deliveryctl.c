@@ -83,7 +83,7 @@ static int call(const Config *c, const char *command, json_t *args, json_t **ret
 }
 
 static void print_json(json_t *j) {
-        _cleanup_free_ char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
+        _cleanup_free_ char *s = mem_json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
         if (s)
                 printf("%s\n", s);
 }
@@ -162,7 +162,7 @@ static void print_flat(const char *prefix, json_t *j) {
         json_t *v;
 
         if (!json_is_object(j)) {
-                _cleanup_free_ char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+                _cleanup_free_ char *s = mem_json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
                 if (json_is_string(j))
                         printf("%s %s\n", prefix, json_string_value(j));
                 else
@@ -716,7 +716,7 @@ static int verb_asl(char **args) {
                 double sec = (double) (t1.tv_sec - t0.tv_sec) + (double) (t1.tv_nsec - t0.tv_nsec) / 1e9;
                 fprintf(stderr, "deliveryctl: asl run: %" PRIu64 " executions in %.6f s\n", repeat, sec);
         }
-        out = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+        out = mem_json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
         if (!out) {
                 fprintf(stderr, "deliveryctl: asl run: %s\n", strerror(ENOMEM));
                 return EXIT_FAILURE;

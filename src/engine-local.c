@@ -168,7 +168,7 @@ static int history_append(EngineLocal *l, const char *id, json_t *events) {
 
         if (json_array_size(events) == 0)
                 return 0;
-        text = json_dumps(events, JSON_COMPACT);
+        text = mem_json_dumps(events, JSON_COMPACT);
         if (!text)
                 return -ENOMEM;
         r = store_prepare(l->ctx.store, "INSERT INTO execution_events (execution, first_id, events) VALUES (?, ?, ?)",
@@ -240,7 +240,7 @@ static int exec_save(EngineLocal *l, const char *id, AslExecution *x, bool inser
         r = asl_execution_to_json(x, &j);
         if (r < 0)
                 return r;
-        text = json_dumps(j, JSON_COMPACT);
+        text = mem_json_dumps(j, JSON_COMPACT);
         if (!text)
                 return -ENOMEM;
         r = store_prepare(
@@ -342,7 +342,7 @@ static int tokens_prune(EngineLocal *l, const char *id, const AslTask *t, size_t
                         json_decref(a);
                         return -ENOMEM;
                 }
-        keep = json_dumps(a, JSON_COMPACT);
+        keep = mem_json_dumps(a, JSON_COMPACT);
         json_decref(a);
         if (!keep)
                 return -ENOMEM;

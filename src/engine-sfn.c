@@ -282,7 +282,7 @@ static void on_describe_done(void *userdata, const SfnReply *reply) {
         int r;
 
         if (reply->result == SFN_RESULT_OK && sfn_parse_describe_execution(reply->body, reply->body_len, &d) >= 0 &&
-            (text = json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
+            (text = mem_json_dumps(d, JSON_COMPACT | JSON_PRESERVE_ORDER))) {
                 r = sql_run(e->ctx.store,
                             "UPDATE sfn_executions SET status = ?, described = ?, described_at = ? WHERE order_id = ?",
                             "ttit", json_string_value(json_object_get(d, "status")), text, (int64_t) now_usec(e),
@@ -569,7 +569,7 @@ static int sfn_send_in_txn(void *b, const char *id, json_t *output) {
         r = latest_token(e, id, &token, NULL);
         if (r < 0)
                 return r == -ENOENT ? -ENOENT : r; /* -EBUSY: no token known yet (the Lambda side registers it) */
-        text = json_dumps(output, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        text = mem_json_dumps(output, JSON_COMPACT | JSON_PRESERVE_ORDER);
         if (!text)
                 return -ENOMEM;
         r = sfn_send_task_success_body(token, text, &body);

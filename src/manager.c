@@ -488,7 +488,7 @@ static bool token_equal(const char *a, const char *b) {
 
 static void api_error(HttpResponse *resp, unsigned status, const char *message) {
         json_t *o = json_pack("{s:s}", "error", message ?: "error");
-        char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *text = o ? mem_json_dumps(o, JSON_COMPACT) : NULL;
 
         json_decref(o);
         if (!text) {
@@ -512,7 +512,7 @@ typedef struct ApiEvent {
 } ApiEvent;
 
 static void api_json(HttpResponse *resp, unsigned status, json_t *o) {
-        char *text = json_dumps(o, JSON_COMPACT);
+        char *text = mem_json_dumps(o, JSON_COMPACT);
 
         if (!text) {
                 api_error(resp, 500, "out of memory");

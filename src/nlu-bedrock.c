@@ -347,7 +347,7 @@ int nlu_bedrock_request_body(const Catalog *c, const char *text, size_t len, siz
         }
         k |= json_object_set_new(body, "toolConfig", p);
         if (k == 0)
-                s = json_dumps(body, JSON_COMPACT);
+                s = mem_json_dumps(body, JSON_COMPACT);
 finish:
         json_decref(tool);
         json_decref(spec);

@@ -152,7 +152,7 @@ char *nlu_result_to_json(const NluResult *r) {
         k |= json_object_set_new(o, "address", string_or_null(r->address));
         k |= json_object_set_new(o, "order_id", string_or_null(r->order_id));
         if (k == 0)
-                s = json_dumps(o, 0); /* one line, ", " and ": " between items */
+                s = mem_json_dumps(o, 0); /* one line, ", " and ": " between items */
 finish:
         json_decref(items);
         json_decref(o);

@@ -108,7 +108,7 @@ int outbox_eum_request_body(const char *phone, const char *message, const char *
                         ? -ENOMEM
                         : -EINVAL;
         }
-        s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        s = mem_json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
         json_decref(o);
         if (!s)
                 return -ENOMEM;

@@ -79,7 +79,7 @@ int sfn_input_text(const json_t *input, char **ret) {
 
         if (!json_is_object(input))
                 return -EINVAL;
-        s = json_dumps(input, JSON_PRESERVE_ORDER);
+        s = mem_json_dumps(input, JSON_PRESERVE_ORDER);
         if (!s)
                 return -ENOMEM;
         if (strlen(s) > SFN_INPUT_MAX) {
@@ -97,7 +97,7 @@ static int dump_body(json_t *o, char **ret) {
 
         if (!o)
                 return -ENOMEM;
-        s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        s = mem_json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(o);
         if (!s)
                 return -ENOMEM;

@@ -39,7 +39,7 @@ static bool runtime_error(const AslFailure *f) {
 }
 
 static void printable(json_t *v) {
-        char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+        char *s = mem_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
         if (!s)
                 abort();
         free(s);

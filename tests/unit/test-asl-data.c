@@ -460,7 +460,7 @@ static json_t *load(const char *text) {
 static void expect_json(const Row *row, json_t *got) {
         json_t *want = load(row->want);
         if (!json_equal(want, got)) {
-                char *g = json_dumps(got, JSON_ENCODE_ANY | JSON_COMPACT);
+                char *g = mem_json_dumps(got, JSON_ENCODE_ANY | JSON_COMPACT);
                 fail_msg("%s: got %s, want %s", row->expr, g, row->want);
         }
         json_decref(want);

@@ -177,7 +177,7 @@ static void drive(AslDefinition *def, AslExecution **ep, bool reload, json_t *ke
                         }
                         assert_int_equal(asl_execution_to_json(*ep, &j), 0);
                         /* Through text, as the store keeps it. */
-                        text = json_dumps(j, JSON_COMPACT);
+                        text = mem_json_dumps(j, JSON_COMPACT);
                         json_decref(j);
                         assert_non_null(text);
                         *ep = asl_execution_free(*ep);
@@ -236,8 +236,8 @@ static void test_round_trip(void **state _unused_) {
         assert_int_equal(asl_execution_status(c), ASL_SUCCEEDED);
         assert_true(json_array_size(kept) > 0);
         assert_int_equal(json_array_extend(kept, asl_execution_history(c)), 0);
-        ha = json_dumps(asl_execution_history(a), JSON_COMPACT);
-        hb = json_dumps(kept, JSON_COMPACT);
+        ha = mem_json_dumps(asl_execution_history(a), JSON_COMPACT);
+        hb = mem_json_dumps(kept, JSON_COMPACT);
         assert_string_equal(ha, hb);
         free(ha);
         free(hb);
@@ -247,13 +247,13 @@ static void test_round_trip(void **state _unused_) {
         assert_int_equal(asl_execution_status(a), ASL_SUCCEEDED);
         assert_int_equal(asl_execution_status(b), ASL_SUCCEEDED);
         assert_true(json_equal(asl_execution_output(a), asl_execution_output(b)));
-        ha = json_dumps(asl_execution_history(a), JSON_COMPACT);
-        hb = json_dumps(asl_execution_history(b), JSON_COMPACT);
+        ha = mem_json_dumps(asl_execution_history(a), JSON_COMPACT);
+        hb = mem_json_dumps(asl_execution_history(b), JSON_COMPACT);
         assert_string_equal(ha, hb);
         free(ha);
         free(hb);
         /* The restored run went through the Map, the retries and both waits. */
-        ha = json_dumps(asl_execution_output(b), JSON_COMPACT | JSON_SORT_KEYS);
+        ha = mem_json_dumps(asl_execution_output(b), JSON_COMPACT | JSON_SORT_KEYS);
         assert_string_equal(ha,
                             "{\"at\":\"2026-01-01T00:01:23.000Z\",\"both\":[{\"paid\":\"yes\"},[\"x\",\"y\"]],"
                             "\"reserve\":{\"ok\":true}}");

@@ -430,7 +430,7 @@ static void test_history_kept_apart(void **state _unused_) {
         assert_non_null(saved);
         assert_int_equal(json_object_set(saved, "events", json_object_get(x, "history")), 0);
         assert_int_equal(json_object_del(saved, "events_offset"), 0);
-        _cleanup_free_ char *old = json_dumps(saved, JSON_COMPACT);
+        _cleanup_free_ char *old = mem_json_dumps(saved, JSON_COMPACT);
         json_decref(saved);
         json_decref(x);
         sqlite3_stmt *st = NULL;

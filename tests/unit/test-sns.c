@@ -241,7 +241,7 @@ static char *edit_json(const char *body, const char *key, const char *value) {
                 assert_int_equal(json_object_set_new(j, key, json_string(value)), 0);
         else
                 (void) json_object_del(j, key);
-        out = json_dumps(j, JSON_COMPACT);
+        out = mem_json_dumps(j, JSON_COMPACT);
         json_decref(j);
         assert_non_null(out);
         return out;

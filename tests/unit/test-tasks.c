@@ -245,7 +245,7 @@ static void test_quote(void **state _unused_) {
                 _cleanup_free_ char *in = NULL;
                 json_t *j = json_pack("{s:s}", "address", rows[i].address), *out;
 
-                in = json_dumps(j, 0);
+                in = mem_json_dumps(j, 0);
                 json_decref(j);
                 out = invoke_ok("quote", in);
                 if (rows[i].zone) {

@@ -93,6 +93,10 @@ struct HttpServer {
         unsigned n_open; /* connections not shut down by us */
         uint64_t reported[ELEMENTSOF(reported_metrics)]; /* the counters at the last report */
         uint64_t report_after; /* no report before this (CLOCK_MONOTONIC µs) */
+        /* 503, made at start: the answer when memory for another one, or
+         * for the request, cannot be had (the sender tries again; without
+         * it MHD would close the connection unanswered). */
+        struct MHD_Response *unavailable;
 };
 
 /* Per-request state while the body arrives. */
@@ -103,6 +107,7 @@ typedef struct Upload {
         char *body;
         size_t len;
         bool too_large;
+        bool no_memory; /* the body could not be kept: answered 503 */
         bool deferred; /* suspended, waiting for http_pending_finish() */
         bool answered; /* the deferred answer is in resp */
         bool suspended;
@@ -331,14 +336,21 @@ static void count_status(HttpServer *s, unsigned status) {
                 metrics_inc(s->metrics, METRIC_HTTP_REQUESTS_2XX);
 }
 
+static enum MHD_Result queue_unavailable(HttpServer *s, struct MHD_Connection *c) {
+        count_status(s, MHD_HTTP_SERVICE_UNAVAILABLE);
+        return MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, s->unavailable);
+}
+
 static enum MHD_Result queue(HttpServer *s, struct MHD_Connection *c, HttpResponse *resp, const char *allow) {
         struct MHD_Response *r;
         enum MHD_Result ret;
 
         r = MHD_create_response_from_buffer(resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE);
         if (!r) {
+                /* Even a 2xx: a sender told 503 tries again, and the
+                 * inbox knows the message already. */
                 free(resp->body);
-                return MHD_NO;
+                return queue_unavailable(s, c);
         }
         resp->body = NULL;
         if (resp->content_type)
@@ -421,7 +433,7 @@ static enum MHD_Result begin_request(HttpServer *s, struct MHD_Connection *c, co
 
         u = (Upload *) mem_new(HttpPending, 1);
         if (!u)
-                return MHD_NO;
+                return queue_unavailable(s, c);
         u->server = s;
         u->connection = c;
         u->route = match;
@@ -459,10 +471,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 /* Without a Content-Length (chunked) the cap is enforced here. */
                 if (!u->too_large && u->len + *upload_data_size > s->max_body)
                         u->too_large = true;
-                if (!u->too_large) {
+                if (!u->too_large && !u->no_memory) {
                         char *b = mem_realloc(u->body, u->len + *upload_data_size + 1);
-                        if (!b)
-                                return MHD_NO;
+                        if (!b) {
+                                u->no_memory = true; /* the rest is read and dropped */
+                                *upload_data_size = 0;
+                                return MHD_YES;
+                        }
                         memcpy(b + u->len, upload_data, *upload_data_size);
                         u->len += *upload_data_size;
                         b[u->len] = '\0';
@@ -478,6 +493,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 metrics_inc(s->metrics, METRIC_REJECTED_SIZE);
                 return queue_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n", NULL);
         }
+        if (u->no_memory)
+                return queue_unavailable(s, c);
 
         HttpRequest req = {
                 .method = method,
@@ -569,6 +586,18 @@ int http_server_new(sd_event *e, int listen_fd, const HttpOptions *opts, const H
         s->timeout[CONN_BODY] = opts->body_timeout_usec;
         s->max_connections = opts->max_connections;
 
+        static const char unavailable[] = "out of memory; try again\n";
+        s->unavailable =
+                MHD_create_response_from_buffer(sizeof unavailable - 1, (void *) unavailable, MHD_RESPMEM_PERSISTENT);
+        if (!s->unavailable ||
+            MHD_add_response_header(s->unavailable, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") !=
+                    MHD_YES ||
+            MHD_add_response_header(s->unavailable, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+            MHD_add_response_header(s->unavailable, MHD_HTTP_HEADER_RETRY_AFTER, "1") != MHD_YES) {
+                close(listen_fd);
+                return -ENOMEM;
+        }
+
         timeout_s = (unsigned) MAX(1, opts->connection_timeout_usec / USEC_PER_SEC);
         s->daemon = MHD_start_daemon(
                 MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_SUSPEND_RESUME, 0, NULL, NULL, on_request, s,
@@ -633,6 +662,8 @@ HttpServer *http_server_free(HttpServer *s) {
         sd_event_source_disable_unref(s->timer);
         if (s->daemon)
                 MHD_stop_daemon(s->daemon);
+        if (s->unavailable)
+                MHD_destroy_response(s->unavailable);
         sd_event_unref(s->event);
         free(s);
         return NULL;

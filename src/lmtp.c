@@ -534,15 +534,20 @@ static void connection_free(LmtpConnection *c) {
         free(c);
 }
 
+/* Said without allocating anything, when memory ran out. */
+static void say_out_of_memory(int fd) {
+        static const char oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
+
+        (void) send(fd, oom, sizeof oom - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 /* Give up on c after error r: say so when it is ours and nothing is
  * pending, then close. */
 static void connection_abort(LmtpConnection *c, int r) {
-        static const char oom[] = "421 4.3.0 Out of memory, closing connection\r\n";
-
         if (r == -ENOMEM && !c->delivery && !c->failed) {
                 (void) flush_output(c);
                 if (c->out_done == c->out_len)
-                        (void) send(c->fd, oom, sizeof oom - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        say_out_of_memory(c->fd);
         }
         connection_free(c);
 }
@@ -918,6 +923,7 @@ static int connection_new(LmtpServer *s, int fd) {
 
         c = mem_new(LmtpConnection, 1);
         if (!c) {
+                say_out_of_memory(fd); /* the MTA tries again later */
                 close(fd);
                 return -ENOMEM;
         }

@@ -117,8 +117,9 @@ def lmtp_send(path, m, timeout=10):
                 return int(line[:3])
 
     try:
-        if reply() != 220:
-            raise OSError("no greeting")
+        code = reply()
+        if code != 220:
+            return code  # 421: refused before the greeting, an answer all the same
         for cmd in (b"LHLO soak.example\r\n", b"MAIL FROM:<%s>\r\n" % m.customer.encode(),
                     b"RCPT TO:<%s>\r\n" % OURS.encode()):
             s.sendall(cmd)

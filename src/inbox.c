@@ -28,7 +28,7 @@ struct InboxRequest {
         bool cancelled;
         InboxOutcome outcome;
         int64_t id;
-        uint64_t mark; /* committed: the store's durable mark to wait for */
+        StoreWaiter wait; /* committed: until it is on disk */
 };
 
 /* A customer whose message is with the consumer. */
@@ -43,10 +43,7 @@ struct Inbox {
         sd_event_source *defer;
         InboxRequest *head, *tail;
         unsigned n_pending;
-        /* Committed, oldest first, until their commit is on disk (group
-         * commit): only then are the senders told. */
-        InboxRequest *syncing, **syncing_tail;
-        unsigned n_syncing;
+        unsigned n_syncing; /* committed, waiting for the disk to tell their senders */
 
         InboxStoreHook store_hook;
         void *store_hook_data;
@@ -138,11 +135,8 @@ int inbox_message_add_key(InboxMessage *m, const char *key) {
         return -E2BIG;
 }
 
-static void on_durable(Store *s, uint64_t durable, int error, void *userdata);
-
 int inbox_new(sd_event *e, Store *store, Inbox **ret) {
         _cleanup_(inbox_freep) Inbox *ib = mem_new(Inbox, 1);
-        int r;
 
         if (!ib)
                 return -ENOMEM;
@@ -155,50 +149,36 @@ int inbox_new(sd_event *e, Store *store, Inbox **ret) {
         ib->later = hashmap_new(&string_hash_ops);
         if (!ib->active_by_customer || !ib->active_by_id || !ib->waiting || !ib->later)
                 return -ENOMEM;
-        ib->syncing_tail = &ib->syncing;
-        r = store_add_durable_handler(store, on_durable, ib);
-        if (r < 0)
-                return r;
         *ret = TAKE_PTR(ib);
         return 0;
 }
 
-static void finish_requests(Inbox *ib, InboxRequest *list) {
+static void finish_request(InboxRequest *r) {
+        if (!r->cancelled && r->done)
+                r->done(r->userdata, r->outcome, r->id);
+        inbox_message_free(r->msg);
+        free(r);
+}
+
+static void finish_requests(InboxRequest *list) {
         while (list) {
                 InboxRequest *r = list;
                 list = r->next;
-                if (!r->cancelled && r->done)
-                        r->done(r->userdata, r->outcome, r->id);
-                inbox_message_free(r->msg);
-                free(r);
+                finish_request(r);
         }
-        (void) ib;
 }
 
-/* Tell the senders whose commit is on disk; all of them, as failed, when
- * the sync failed (then nothing after the last durable mark is kept). */
-static void finish_synced(Inbox *ib, uint64_t durable, int error) {
-        InboxRequest *done = ib->syncing, **end = &ib->syncing;
+/* The commit is on disk: tell the sender; or the sync failed, and then
+ * nothing after the last durable point is kept. */
+static void on_request_durable(StoreWaiter *w, int error) {
+        InboxRequest *r = container_of(w, InboxRequest, wait);
 
-        while (*end && (error < 0 || (*end)->mark <= durable)) {
-                if (error < 0) {
-                        (*end)->outcome = INBOX_FAILED;
-                        (*end)->id = 0;
-                }
-                ib->n_syncing--;
-                end = &(*end)->next;
+        if (error < 0) {
+                r->outcome = INBOX_FAILED;
+                r->id = 0;
         }
-        if (end == &ib->syncing)
-                return;
-        ib->syncing = *end;
-        if (!ib->syncing)
-                ib->syncing_tail = &ib->syncing;
-        *end = NULL;
-        finish_requests(ib, done);
-}
-
-static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
-        finish_synced(userdata, durable, error);
+        r->inbox->n_syncing--;
+        finish_request(r);
 }
 
 static Active *active_free(Active *a) {
@@ -228,13 +208,11 @@ Inbox *inbox_free(Inbox *ib) {
         sd_event_source_disable_unref(ib->dispatch_defer);
         sd_event_source_disable_unref(ib->retry);
         /* Committed and waiting for the disk: sync now, and tell them. */
-        if (ib->syncing)
-                finish_synced(ib, UINT64_MAX, store_sync(ib->store));
-        store_remove_durable_handler(ib->store, on_durable, ib);
+        store_waiters_settle(ib->store, ib);
         /* Still queued: not committed, so the senders hear "failed" and retry. */
         for (InboxRequest *r = ib->head; r; r = r->next)
                 r->outcome = INBOX_FAILED;
-        finish_requests(ib, TAKE_PTR(ib->head));
+        finish_requests(TAKE_PTR(ib->head));
         sd_event_source_disable_unref(ib->defer);
         sd_event_unref(ib->event);
         free(ib);
@@ -383,18 +361,15 @@ void inbox_flush(Inbox *ib) {
 
                 /* Acknowledged once on disk: the sync of the log runs off
                  * the loop, for every commit made meanwhile (group commit). */
-                uint64_t mark = store_durable_mark(ib->store);
-                if (!store_durable(ib->store, mark) || ib->syncing) {
-                        for (InboxRequest *q = list; q; q = q->next) {
-                                q->mark = mark;
-                                ib->n_syncing++;
-                                *ib->syncing_tail = q;
-                                ib->syncing_tail = &q->next;
-                        }
-                        return;
+                while (list) {
+                        InboxRequest *q = list;
+                        list = q->next;
+                        ib->n_syncing++;
+                        store_when_durable(ib->store, &q->wait, on_request_durable, ib);
                 }
+                return;
         }
-        finish_requests(ib, list);
+        finish_requests(list);
 }
 
 static int on_defer(sd_event_source *s _unused_, void *userdata) {

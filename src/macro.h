@@ -15,6 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The struct of type that holds member at ptr. */
+#define container_of(ptr, type, member) ((type *) ((char *) (ptr) -offsetof(type, member)))
+
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 
 #define _unused_ __attribute__((unused))

@@ -21,7 +21,7 @@ typedef struct Request {
         void *userdata;
         int r;
         const char *why;
-        uint64_t mark; /* applied: the store's durable mark to wait for */
+        StoreWaiter wait; /* applied: until it is on disk */
 } Request;
 
 struct OrderEvents {
@@ -31,8 +31,6 @@ struct OrderEvents {
         Outbox *outbox;
         sd_event_source *defer;
         Request *head, **tail;
-        /* Applied, oldest first, until their commit is on disk. */
-        Request *syncing, **syncing_tail;
 };
 
 static Request *request_free(Request *q) {
@@ -44,39 +42,29 @@ static Request *request_free(Request *q) {
         return NULL;
 }
 
+static void finish_one(Request *q) {
+        q->done(q->userdata, q->r, q->why);
+        request_free(q);
+}
+
 /* Answer and free every request of list. */
 static void finish(Request *list) {
         while (list) {
                 Request *q = list;
                 list = q->next;
-                q->done(q->userdata, q->r, q->why);
-                request_free(q);
+                finish_one(q);
         }
 }
 
-/* Answer the requests whose commit is on disk; all of them, failed, when
- * the sync failed. */
-static void finish_synced(OrderEvents *oe, uint64_t durable, int error) {
-        Request *done = oe->syncing, **end = &oe->syncing;
+/* Answered once its commit is on disk; failed when the sync failed. */
+static void on_request_durable(StoreWaiter *w, int error) {
+        Request *q = container_of(w, Request, wait);
 
-        while (*end && (error < 0 || (*end)->mark <= durable)) {
-                if (error < 0) {
-                        (*end)->r = error;
-                        (*end)->why = NULL;
-                }
-                end = &(*end)->next;
+        if (error < 0) {
+                q->r = error;
+                q->why = NULL;
         }
-        if (end == &oe->syncing)
-                return;
-        oe->syncing = *end;
-        if (!oe->syncing)
-                oe->syncing_tail = &oe->syncing;
-        *end = NULL;
-        finish(done);
-}
-
-static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
-        finish_synced(userdata, durable, error);
+        finish_one(q);
 }
 
 static void flush(OrderEvents *oe) {
@@ -115,15 +103,12 @@ static void flush(OrderEvents *oe) {
                         outbox_kick(oe->outbox);
                 }
                 /* Answered once on disk (group commit, see store.h). */
-                uint64_t mark = store_durable_mark(oe->store);
-                if (!store_durable(oe->store, mark) || oe->syncing) {
-                        for (Request *q = list; q; q = q->next)
-                                q->mark = mark;
-                        *oe->syncing_tail = list;
-                        while (*oe->syncing_tail)
-                                oe->syncing_tail = &(*oe->syncing_tail)->next;
-                        return;
+                while (list) {
+                        Request *q = list;
+                        list = q->next;
+                        store_when_durable(oe->store, &q->wait, on_request_durable, oe);
                 }
+                return;
         }
         finish(list);
 }
@@ -144,12 +129,10 @@ int order_events_new(sd_event *e, Store *store, Engine *engine, Outbox *outbox, 
         oe->engine = engine;
         oe->outbox = outbox;
         oe->tail = &oe->head;
-        oe->syncing_tail = &oe->syncing;
         r = sd_event_add_defer(e, &oe->defer, on_defer, oe);
         if (r >= 0)
                 r = sd_event_source_set_enabled(oe->defer, SD_EVENT_OFF);
-        if (r >= 0)
-                r = store_add_durable_handler(store, on_durable, oe);
+
         if (r < 0) {
                 order_events_free(oe);
                 return r;
@@ -161,9 +144,8 @@ int order_events_new(sd_event *e, Store *store, Engine *engine, Outbox *outbox, 
 OrderEvents *order_events_free(OrderEvents *oe) {
         if (!oe)
                 return NULL;
-        if (oe->syncing)
-                finish_synced(oe, UINT64_MAX, store_sync(oe->store));
-        store_remove_durable_handler(oe->store, on_durable, oe);
+        /* Applied and waiting for the disk: sync now, and answer them. */
+        store_waiters_settle(oe->store, oe);
         for (Request *q = oe->head; q; q = q->next) {
                 q->r = -ECANCELED;
                 q->why = NULL;

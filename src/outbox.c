@@ -43,7 +43,7 @@ typedef struct SendRequest {
         char transport_id[128];
         char error[512];
         MetricId counted; /* what to count once committed; _METRIC_MAX none */
-        uint64_t mark; /* claimed: the store's durable mark to wait for */
+        StoreWaiter wait; /* claimed: until the claim is on disk */
 } SendRequest;
 
 /* Rows claimed in one transaction at most: their sends start after its
@@ -57,10 +57,6 @@ struct Outbox {
         sd_event_source *defer, *timer;
         SendRequest *in_flight;
         unsigned n_in_flight; /* claimed: waiting for the disk, or with a transport */
-        /* Claimed, oldest first, until their claim is on disk (group
-         * commit): a message must not leave before what made it is
-         * durable, or a power cut could take back the order it speaks of. */
-        SendRequest *claimed, **claimed_tail;
         /* Answers are recorded together, one transaction a loop turn,
          * oldest first: what a crash loses of them is rows left 'sending',
          * sent again and flagged as possible duplicates. */
@@ -177,8 +173,6 @@ static int requeue_sending(Outbox *ob) {
         return store_commit(ob->store);
 }
 
-static void on_durable(Store *s, uint64_t durable, int error, void *userdata);
-
 int outbox_new(sd_event *e, Store *store, const OutboxOptions *o, Outbox **ret) {
         _cleanup_(outbox_freep) Outbox *ob = NULL;
         int r;
@@ -199,11 +193,7 @@ int outbox_new(sd_event *e, Store *store, const OutboxOptions *o, Outbox **ret) 
                 ob->options.max_in_flight = OUTBOX_MAX_IN_FLIGHT;
         if (getrandom(&ob->rng, sizeof ob->rng, GRND_NONBLOCK) != sizeof ob->rng || ob->rng == 0)
                 ob->rng = now(ob) | 1;
-        ob->claimed_tail = &ob->claimed;
         r = requeue_sending(ob);
-        if (r < 0)
-                return r;
-        r = store_add_durable_handler(store, on_durable, ob);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(ob);
@@ -214,21 +204,22 @@ static void record_outcomes(Outbox *ob);
 
 static SendRequest *send_request_free(SendRequest *q);
 
-/* The rows stay 'sending': the next start sends them again, flagged. */
+/* Claimed rows still waiting for the disk: the rows stay 'sending', and
+ * the next start sends them again, flagged. */
 static void drop_claimed(Outbox *ob) {
-        while (ob->claimed) {
-                SendRequest *q = ob->claimed;
-                ob->claimed = q->next;
+        StoreWaiter *w = store_waiters_take(ob->store, ob);
+
+        while (w) {
+                SendRequest *q = container_of(w, SendRequest, wait);
+                w = w->next;
                 ob->n_in_flight--;
                 send_request_free(q);
         }
-        ob->claimed_tail = &ob->claimed;
 }
 
 Outbox *outbox_free(Outbox *ob) {
         if (!ob)
                 return NULL;
-        store_remove_durable_handler(ob->store, on_durable, ob);
         drop_claimed(ob);
         for (SendRequest *q = ob->in_flight; q; q = q->next)
                 q->outbox = NULL; /* answered later: dropped, freed then */
@@ -641,6 +632,20 @@ static int claim_one(Outbox *ob, OutboxChannel c, uint64_t t, SendRequest **ret)
 }
 
 /* Hand a claimed row to its transport. */
+static void start_send(Outbox *ob, SendRequest *q);
+
+static void on_claim_durable(StoreWaiter *w, int error) {
+        SendRequest *q = container_of(w, SendRequest, wait);
+        Outbox *ob = w->owner;
+
+        if (error < 0) { /* the store failed: the daemon stops */
+                ob->n_in_flight--;
+                send_request_free(q);
+                return;
+        }
+        start_send(ob, q);
+}
+
 static void start_send(Outbox *ob, SendRequest *q) {
         const OutboxTransport *tr = ob->options.transport[q->channel];
         int r;
@@ -705,36 +710,14 @@ static int start_batch(Outbox *ob, OutboxChannel c, uint64_t t, unsigned max, un
                 return r;
         }
         /* Only once the rows are 'sending' on disk does a transport see
-         * them, so a crash in between is known to the next start. */
-        uint64_t mark = store_durable_mark(ob->store);
-        bool durable = store_durable(ob->store, mark) && !ob->claimed;
+         * them, so that a crash in between is known to the next start; and
+         * with them everything committed before, the turn that wrote the
+         * reply included: a power cut can never take back what a customer
+         * was told. */
         ob->n_in_flight += n;
         for (unsigned i = 0; i < n; i++)
-                if (durable)
-                        start_send(ob, batch[i]);
-                else {
-                        batch[i]->mark = mark;
-                        batch[i]->next = NULL;
-                        *ob->claimed_tail = batch[i];
-                        ob->claimed_tail = &batch[i]->next;
-                }
+                store_when_durable(ob->store, &batch[i]->wait, on_claim_durable, ob);
         return (int) n;
-}
-
-static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
-        Outbox *ob = userdata;
-
-        if (error < 0) {
-                drop_claimed(ob); /* the store failed: the daemon stops */
-                return;
-        }
-        while (ob->claimed && ob->claimed->mark <= durable) {
-                SendRequest *q = ob->claimed;
-                ob->claimed = q->next;
-                if (!ob->claimed)
-                        ob->claimed_tail = &ob->claimed;
-                start_send(ob, q);
-        }
 }
 
 /* The earliest next_attempt_at of a waiting message of channel c; 0 none. */

@@ -28,8 +28,6 @@
  * prepared afresh and finalized after it. */
 #define STORE_STMTS 256 /* a power of two, well above the statements we have */
 
-#define STORE_DURABLE_HANDLERS 8
-
 typedef struct StoreStmt {
         char *sql; /* NULL: empty */
         sqlite3_stmt *stmt;
@@ -57,10 +55,7 @@ struct Store {
         uint64_t commits; /* no-sync commits made: the marks */
         uint64_t requested; /* the highest mark asked to be synced */
         uint64_t durable; /* the loop's copy of synced */
-        struct {
-                StoreDurableHandler h;
-                void *userdata;
-        } durable_handlers[STORE_DURABLE_HANDLERS];
+        StoreWaiter *waiters, **waiters_tail; /* oldest first, marks ascending */
         /* The thread's, shared under sync_lock: */
         pthread_t sync_thread;
         bool sync_running, sync_stop;
@@ -415,10 +410,17 @@ static void *sync_main(void *userdata) {
         return NULL;
 }
 
-static void call_durable_handlers(Store *s, int error) {
-        for (size_t i = 0; i < STORE_DURABLE_HANDLERS; i++)
-                if (s->durable_handlers[i].h)
-                        s->durable_handlers[i].h(s, s->durable, error, s->durable_handlers[i].userdata);
+/* Call the waiters whose mark is on disk; all of them when the sync
+ * failed.  A waiter may queue another: it goes at the end. */
+static void run_waiters(Store *s, int error) {
+        while (s->waiters && (error < 0 || s->waiters->mark <= s->durable)) {
+                StoreWaiter *w = s->waiters;
+                s->waiters = w->next;
+                if (!s->waiters)
+                        s->waiters_tail = &s->waiters;
+                w->next = NULL;
+                w->fn(w, error);
+        }
 }
 
 static int on_sync(sd_event_source *source _unused_, int fd, uint32_t revents _unused_, void *userdata) {
@@ -439,7 +441,7 @@ static int on_sync(sd_event_source *source _unused_, int fd, uint32_t revents _u
                 (void) sd_event_source_set_enabled(s->sync_source, SD_EVENT_OFF);
                 fail(s, error, "sync the write-ahead log");
         }
-        call_durable_handlers(s, error < 0 ? error : 0);
+        run_waiters(s, error < 0 ? error : 0);
         return 0;
 }
 
@@ -505,20 +507,45 @@ bool store_durable(Store *s, uint64_t mark) {
         return mark <= s->durable;
 }
 
-int store_add_durable_handler(Store *s, StoreDurableHandler h, void *userdata) {
-        for (size_t i = 0; i < STORE_DURABLE_HANDLERS; i++)
-                if (!s->durable_handlers[i].h) {
-                        s->durable_handlers[i].h = h;
-                        s->durable_handlers[i].userdata = userdata;
-                        return 0;
-                }
-        return -ENOSPC;
+void store_when_durable(Store *s, StoreWaiter *w, StoreDurableFn fn, void *owner) {
+        *w = (StoreWaiter){ .mark = store_durable_mark(s), .fn = fn, .owner = owner };
+        if (!s->waiters && store_durable(s, w->mark)) {
+                fn(w, 0);
+                return;
+        }
+        *s->waiters_tail = w;
+        s->waiters_tail = &w->next;
 }
 
-void store_remove_durable_handler(Store *s, StoreDurableHandler h, void *userdata) {
-        for (size_t i = 0; i < STORE_DURABLE_HANDLERS; i++)
-                if (s->durable_handlers[i].h == h && s->durable_handlers[i].userdata == userdata)
-                        s->durable_handlers[i].h = NULL;
+StoreWaiter *store_waiters_take(Store *s, void *owner) {
+        StoreWaiter *taken = NULL, **taken_tail = &taken, **p = &s->waiters;
+
+        while (*p) {
+                StoreWaiter *w = *p;
+                if (w->owner != owner) {
+                        p = &w->next;
+                        continue;
+                }
+                *p = w->next;
+                w->next = NULL;
+                *taken_tail = w;
+                taken_tail = &w->next;
+        }
+        s->waiters_tail = &s->waiters;
+        while (*s->waiters_tail)
+                s->waiters_tail = &(*s->waiters_tail)->next;
+        return taken;
+}
+
+void store_waiters_settle(Store *s, void *owner) {
+        StoreWaiter *w = store_waiters_take(s, owner);
+        int r = w ? store_sync(s) : 0;
+
+        while (w) {
+                StoreWaiter *next = w->next;
+                w->fn(w, r);
+                w = next;
+        }
 }
 
 int store_sync(Store *s) {
@@ -728,6 +755,7 @@ int store_open_with(const char *state_directory, const StoreMigration *m, size_t
         if (!s)
                 return -ENOMEM;
         s->lock_fd = s->sync_efd = s->wal_fd = s->dir_fd = -EBADF;
+        s->waiters_tail = &s->waiters;
         pthread_mutex_init(&s->sync_lock, NULL);
         pthread_cond_init(&s->sync_cond, NULL);
         s->directory = mem_strdup(state_directory);

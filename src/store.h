@@ -108,15 +108,15 @@ void store_rollback(Store *s);
  * written the log when store_commit() returns (safe from a crash of the
  * process, not yet from one of the machine), and one sync, made off the
  * loop, covers every commit made before it began.  Whoever promises such a
- * commit to the outside (an acknowledgement, a send) takes a mark after
- * the commit with store_durable_mark() and keeps the promise once
- * store_durable() says the mark is on disk; the durable handlers hear each
- * time that moves on.  A failed sync fails the store (as any I/O error
- * does: the failure handler runs) and the durable handlers hear the error:
- * nothing after the last durable mark may then be promised.
+ * commit to the outside (an acknowledgement, a send) queues a waiter after
+ * the commit with store_when_durable() and keeps the promise when it is
+ * called.  A failed sync fails the store (as any I/O error does: the
+ * failure handler runs) and every waiter hears the error: nothing after
+ * the last durable point may then be promised.
  *
  * Not attached (tests, tools), or attached but unable to open the log,
- * every transaction is synchronous=FULL and every mark durable at once. */
+ * every transaction is synchronous=FULL and every waiter is called at
+ * once. */
 int store_attach_sync(Store *s, sd_event *e);
 /* BEGIN IMMEDIATE for a transaction whose COMMIT need not wait for the
  * disk (see above).  -errno; -EIO when failed. */
@@ -126,11 +126,28 @@ int store_begin_nosync(Store *s);
 uint64_t store_durable_mark(Store *s);
 /* Whether everything up to mark is on disk. */
 bool store_durable(Store *s, uint64_t mark);
-typedef void (*StoreDurableHandler)(Store *s, uint64_t durable, int error, void *userdata);
-/* Call h on the loop when the durable mark moves on (error 0), or once
- * when a sync fails (error -errno).  0, -ENOSPC when there are too many. */
-int store_add_durable_handler(Store *s, StoreDurableHandler h, void *userdata);
-void store_remove_durable_handler(Store *s, StoreDurableHandler h, void *userdata);
+
+/* Something that waits for the disk, embedded in its owner's struct. */
+typedef struct StoreWaiter StoreWaiter;
+typedef void (*StoreDurableFn)(StoreWaiter *w, int error);
+struct StoreWaiter {
+        StoreWaiter *next;
+        uint64_t mark;
+        StoreDurableFn fn;
+        void *owner;
+};
+/* Call fn(w, 0) once everything committed so far is on disk: at once
+ * when it is already and no one waits before it, otherwise from the loop
+ * when the sync thread says so; fn(w, -errno) when the sync failed.
+ * Waiters are called in the order they came.  owner is for
+ * store_waiters_take(). */
+void store_when_durable(Store *s, StoreWaiter *w, StoreDurableFn fn, void *owner);
+/* Take every waiter of owner out of the queue (the owner goes away), in
+ * order, linked by next; their functions are not called. */
+StoreWaiter *store_waiters_take(Store *s, void *owner);
+/* The owner goes away but its waiters must hear: sync now (on this
+ * thread) and call each of owner's waiters with the outcome. */
+void store_waiters_settle(Store *s, void *owner);
 /* Sync the log now, on the calling thread (at shutdown, for what still
  * waits): 0 when everything committed is durable, -errno (the store has
  * then failed). */

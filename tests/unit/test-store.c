@@ -210,15 +210,22 @@ static int synchronous_level(Store *s) {
         return count_rows(s, "PRAGMA synchronous");
 }
 
-static uint64_t durable_seen;
-static int durable_calls, durable_error;
+typedef struct Waiting {
+        StoreWaiter wait;
+        int order, calls, error;
+        sd_event *event; /* exit the loop when called */
+} Waiting;
 
-static void on_durable(Store *s _unused_, uint64_t durable, int error, void *userdata) {
-        durable_calls++;
-        durable_seen = durable;
-        durable_error = error;
-        if (userdata)
-                (void) sd_event_exit(userdata, 0);
+static int waiting_order;
+
+static void on_durable(StoreWaiter *w, int error) {
+        Waiting *x = container_of(w, Waiting, wait);
+
+        x->calls++;
+        x->error = error;
+        x->order = ++waiting_order;
+        if (x->event)
+                (void) sd_event_exit(x->event, 0);
 }
 
 static void nosync_insert(Store *s, const char *value) {
@@ -236,6 +243,9 @@ static void test_group_commit_unattached(void **state _unused_) {
         nosync_insert(s, "1");
         assert_int_equal(synchronous_level(s), 2);
         assert_true(store_durable(s, store_durable_mark(s)));
+        Waiting now = {};
+        store_when_durable(s, &now.wait, on_durable, NULL);
+        assert_int_equal(now.calls, 1); /* at once */
         assert_int_equal(store_sync(s), 0);
         store_close(s);
 }
@@ -250,7 +260,6 @@ static void test_group_commit(void **state _unused_) {
         assert_int_equal(store_open(d, &s, &err), 0);
         assert_int_equal(store_attach_sync(s, e), 0);
         assert_int_equal(store_attach_sync(s, e), -EALREADY);
-        assert_int_equal(store_add_durable_handler(s, on_durable, e), 0);
 
         /* Within a no-sync transaction the level is NORMAL, after it FULL
          * again: statements outside any transaction stay synchronous. */
@@ -274,12 +283,33 @@ static void test_group_commit(void **state _unused_) {
         assert_int_equal(synchronous_level(s), 2);
         assert_int_equal(store_commit(s), 0);
 
-        /* The thread syncs; the handler hears it on the loop. */
+        /* Waiters queue, and are called in order once the thread has
+         * synced, on the loop; one queued later waits its turn even when
+         * it needs no more than those before it; one that owner gives up
+         * is taken out. */
+        Waiting first = {}, gone = {}, second = { .event = e };
+        store_when_durable(s, &first.wait, on_durable, NULL);
+        store_when_durable(s, &gone.wait, on_durable, &gone);
+        store_when_durable(s, &second.wait, on_durable, NULL);
+        assert_int_equal(first.calls + second.calls, 0);
+        assert_ptr_equal(store_waiters_take(s, &gone), &gone.wait);
         assert_int_equal(sd_event_loop(e), 0);
-        assert_true(durable_calls >= 1);
-        assert_int_equal(durable_error, 0);
-        assert_true(durable_seen >= m1);
+        assert_int_equal(first.calls, 1);
+        assert_int_equal(second.calls, 1);
+        assert_int_equal(gone.calls, 0);
+        assert_int_equal(first.error, 0);
+        assert_int_equal(second.error, 0);
+        assert_true(first.order < second.order);
         assert_true(store_durable(s, m1));
+
+        /* An owner that goes away settles its waiters on the spot. */
+        nosync_insert(s, "1b");
+        Waiting settled = {};
+        store_when_durable(s, &settled.wait, on_durable, &settled);
+        assert_int_equal(settled.calls, 0);
+        store_waiters_settle(s, &settled);
+        assert_int_equal(settled.calls, 1);
+        assert_int_equal(settled.error, 0);
 
         /* Later commits get later marks; store_sync() covers them at once. */
         nosync_insert(s, "2");
@@ -290,7 +320,6 @@ static void test_group_commit(void **state _unused_) {
         assert_int_equal(store_meta_get(s, "k", &v), 0);
         assert_string_equal(v, "2");
 
-        store_remove_durable_handler(s, on_durable, e);
         store_close(s);
         sd_event_unref(e);
 }

@@ -379,6 +379,14 @@ void control_pending_finish(ControlPending *p, int r, json_t *result, const char
         free(p);
 }
 
+void control_pending_cancel(ControlPending *p) {
+        if (!p)
+                return;
+        if (p->connection && p->connection->pending == p)
+                p->connection->pending = NULL;
+        free(p);
+}
+
 void control_server_stop_accepting(ControlServer *s) {
         if (!s || s->fd < 0)
                 return;

@@ -68,6 +68,11 @@ ControlPending *control_server_defer(ControlServer *s);
  * so it may come after control_server_free(). */
 void control_pending_finish(ControlPending *p, int r, json_t *result, const char *error);
 
+/* The handler that took p answers now after all (it returns an error):
+ * p is freed, and the answer is the handler's return.  Only from inside
+ * that handler. */
+void control_pending_cancel(ControlPending *p);
+
 /* Stop accepting new requests; those being served finish. */
 void control_server_stop_accepting(ControlServer *s);
 unsigned control_server_n_connections(ControlServer *s);

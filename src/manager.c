@@ -741,23 +741,22 @@ static void on_inject_done(void *userdata, InboxOutcome outcome, int64_t id) {
         control_pending_finish(w->pending, result ? 0 : -ENOMEM, result, NULL);
 }
 
-/* Hand msg to the inbox; the deferred request p is answered once it is
- * committed and on disk, like any other sender. */
-static void inject_submit(Manager *m, InboxMessage *msg, ControlPending *p) {
+/* Hand msg to the inbox (taking it); the deferred request p is answered
+ * once it is committed and on disk, like any other sender.  -errno when it
+ * could not be handed on: p is the caller's still. */
+static int inject_submit(Manager *m, InboxMessage *msg, ControlPending *p) {
         InjectWait *w = mem_new(InjectWait, 1);
         int r;
 
         if (!w) {
                 inbox_message_free(msg);
-                control_pending_finish(p, -ENOMEM, NULL, NULL);
-                return;
+                return -ENOMEM;
         }
         *w = (InjectWait){ .manager = m, .pending = p };
         r = inbox_submit(m->inbox, msg, on_inject_done, w, NULL);
-        if (r < 0) {
+        if (r < 0)
                 free(w);
-                control_pending_finish(p, r, NULL, "the message could not be stored; nothing was received");
-        }
+        return r;
 }
 
 /* An injected mail waiting for the mail parser process. */
@@ -785,8 +784,10 @@ static void on_inject_parsed(void *userdata, int r, MailContent *mc) {
                 inbox_messages_free(msgs);
                 if (!msg->ignore_reason)
                         msg->authenticated = 1; /* the operator vouches for it */
-                inject_submit(m, msg, im->pending);
-                return;
+                r = inject_submit(m, msg, im->pending);
+                if (r >= 0)
+                        return;
+                error = mem_strdup("the message could not be stored; nothing was received");
         } else if (mail_parser_error_is_temporary(r))
                 error = mem_printf("the mail could not be read now (%s); nothing was received, try again",
                                    strerror(-r));
@@ -845,6 +846,7 @@ static int cmd_inject(void *userdata, json_t *args, json_t **ret _unused_, char 
         _cleanup_(inbox_message_freep) InboxMessage *msg = NULL;
         const char *channel = NULL, *from = NULL, *text = NULL;
         ControlPending *p;
+        int r;
         char key[64];
         uint8_t rnd[12];
 
@@ -895,7 +897,12 @@ static int cmd_inject(void *userdata, json_t *args, json_t **ret _unused_, char 
         p = control_server_defer(m->control);
         if (!p)
                 return -ENOMEM;
-        inject_submit(m, TAKE_PTR(msg), p);
+        r = inject_submit(m, TAKE_PTR(msg), p);
+        if (r < 0) {
+                control_pending_cancel(p); /* answered now, below */
+                *ret_error = mem_strdup("the message could not be stored; nothing was received");
+                return r;
+        }
         return CONTROL_DEFERRED;
 }
 

@@ -1385,14 +1385,46 @@ static json_t *dumps_json(json_t *v) {
 
         if (!s)
                 return NULL;
-        j = json_string(s);
+        j = json_string_nocheck(s); /* jansson's own output is UTF-8 */
         free(s);
         return j;
 }
 
+/* Values rendered as text by one history_render(): a state's output is
+ * the next one's input, a task's parameters often its state's input, the
+ * same object each time; rendered once.  The events hold their values
+ * while it runs, so a pointer cannot stand for another value meanwhile. */
+#define DUMPED_MAX 4
+typedef struct Dumped {
+        json_t *value, *text[DUMPED_MAX];
+        const json_t *of[DUMPED_MAX];
+        unsigned next;
+} Dumped;
+
+static json_t *dumps_json_memo(Dumped *m, json_t *v) {
+        json_t *t;
+
+        for (unsigned i = 0; i < DUMPED_MAX; i++)
+                if (m->text[i] && m->of[i] == v)
+                        return json_incref(m->text[i]);
+        t = dumps_json(v);
+        if (!t)
+                return NULL;
+        json_decref(m->text[m->next]);
+        m->text[m->next] = json_incref(t);
+        m->of[m->next] = v;
+        m->next = (m->next + 1) % DUMPED_MAX;
+        return t;
+}
+
+static void dumped_done(Dumped *m) {
+        for (unsigned i = 0; i < DUMPED_MAX; i++)
+                json_decref(m->text[i]);
+}
+
 /* The details of ev as GetExecutionHistory shows them (NULL for none):
  * 0 and a new reference in *ret, or -ENOMEM. */
-static int event_details(const Event *ev, json_t **ret) {
+static int event_details(const Event *ev, Dumped *m, json_t **ret) {
         json_t *d = NULL, *s = NULL;
 
         if (ev->kind == EV_DETAILS) {
@@ -1400,7 +1432,7 @@ static int event_details(const Event *ev, json_t **ret) {
                 return 0;
         }
         if (ev->kind != EV_TASK_STARTED) {
-                s = dumps_json(ev->value);
+                s = dumps_json_memo(m, ev->value);
                 if (!s)
                         return -ENOMEM;
         }
@@ -1451,6 +1483,7 @@ static json_t *event_stamp(AslExecution *e, uint64_t usec) {
 
 /* Render the recorded events into e->events, in order. */
 static int history_render(AslExecution *e) {
+        Dumped m = {};
         size_t i;
         int r = 0;
 
@@ -1459,7 +1492,7 @@ static int history_render(AslExecution *e) {
                 uint64_t id = e->events_offset + json_array_size(e->events) + 1;
                 json_t *o, *d = NULL, *ts;
 
-                r = event_details(ev, &d);
+                r = event_details(ev, &m, &d);
                 if (r < 0)
                         break;
                 ts = event_stamp(e, ev->usec);
@@ -1479,6 +1512,7 @@ static int history_render(AslExecution *e) {
                 memmove(e->pending, e->pending + i, (e->n_pending - i) * sizeof(Event));
                 e->n_pending -= i;
         }
+        dumped_done(&m);
         return r;
 }
 

@@ -216,6 +216,56 @@ static void drive(AslDefinition *def, AslExecution **ep, bool reload, json_t *ke
         }
 }
 
+/* Every event's input or output is the text of the value it had there:
+ * a value that stands in several events is rendered once, and each event
+ * still shows its own. */
+static void test_history_texts(void **state _unused_) {
+        static const char def_text[] =
+                "{\"StartAt\": \"A\", \"States\": {"
+                " \"A\": {\"Type\": \"Pass\", \"Result\": {\"a\": 1}, \"Next\": \"B\"},"
+                " \"B\": {\"Type\": \"Pass\", \"Result\": {\"b\": 2}, \"ResultPath\": \"$.r\", \"Next\": \"C\"},"
+                " \"C\": {\"Type\": \"Pass\", \"InputPath\": \"$.r\", \"End\": true}}}";
+        static const char *const want[] = {
+                "ExecutionStarted {\"in\":0}",
+                "PassStateEntered {\"in\":0}",
+                "PassStateExited {\"a\":1}",
+                "PassStateEntered {\"a\":1}",
+                "PassStateExited {\"a\":1,\"r\":{\"b\":2}}",
+                "PassStateEntered {\"a\":1,\"r\":{\"b\":2}}",
+                "PassStateExited {\"b\":2}",
+                "ExecutionSucceeded {\"b\":2}",
+        };
+        _cleanup_(asl_definition_unrefp) AslDefinition *def = NULL;
+        AslExecution *x = NULL;
+        json_t *input = json_pack("{s:i}", "in", 0), *h, *ev;
+        AslTask *tasks = NULL;
+        size_t n = 0, i;
+
+        assert_int_equal(asl_definition_load(def_text, &def, NULL), 0);
+        assert_int_equal(asl_execution_new(def, "texts", input, T0, &(AslOptions){ .seed = 1 }, &x), 0);
+        json_decref(input);
+        assert_int_equal(asl_execution_step(x, &tasks, &n), 0);
+        assert_int_equal(n, 0);
+        assert_int_equal(asl_execution_status(x), ASL_SUCCEEDED);
+        h = asl_execution_history(x);
+        assert_int_equal(json_array_size(h), ELEMENTSOF(want));
+        json_array_foreach (h, i, ev) {
+                const char *key, *text = NULL;
+                json_t *d;
+                char got[256];
+
+                json_object_foreach (ev, key, d)
+                        if (json_is_object(d)) {
+                                json_t *t = json_object_get(d, "input") ?: json_object_get(d, "output");
+                                text = json_string_value(t);
+                        }
+                assert_non_null(text);
+                snprintf(got, sizeof got, "%s %s", json_string_value(json_object_get(ev, "type")), text);
+                assert_string_equal(got, want[i]);
+        }
+        asl_execution_free(x);
+}
+
 static void test_round_trip(void **state _unused_) {
         _cleanup_(asl_definition_unrefp) AslDefinition *def = NULL;
         AslExecution *a = NULL, *b = NULL, *c = NULL;
@@ -440,9 +490,10 @@ static void test_oom(void **state _unused_) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_load_errors),     cmocka_unit_test(test_round_trip),
-                cmocka_unit_test(test_restore_refuses), cmocka_unit_test(test_tokens),
-                cmocka_unit_test(test_jitter),          cmocka_unit_test(test_oom),
+                cmocka_unit_test(test_load_errors),   cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_history_texts), cmocka_unit_test(test_restore_refuses),
+                cmocka_unit_test(test_tokens),        cmocka_unit_test(test_jitter),
+                cmocka_unit_test(test_oom),
         };
 
         alloc_init();

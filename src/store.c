@@ -518,6 +518,11 @@ void store_when_durable(Store *s, StoreWaiter *w, StoreDurableFn fn, void *owner
                 fn(w, 0);
                 return;
         }
+        if (s->failed && !store_durable(s, w->mark)) {
+                /* The sync may never come: nothing more is promised. */
+                fn(w, -EIO);
+                return;
+        }
         *s->waiters_tail = w;
         s->waiters_tail = &w->next;
 }

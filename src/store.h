@@ -138,7 +138,8 @@ struct StoreWaiter {
 };
 /* Call fn(w, 0) once everything committed so far is on disk: at once
  * when it is already and no one waits before it, otherwise from the loop
- * when the sync thread says so; fn(w, -errno) when the sync failed.
+ * when the sync thread says so; fn(w, -errno) when the sync failed, and at
+ * once when the store has failed already (a sync may never come).
  * Waiters are called in the order they came.  owner is for
  * store_waiters_take(). */
 void store_when_durable(Store *s, StoreWaiter *w, StoreDurableFn fn, void *owner);

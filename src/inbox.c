@@ -314,7 +314,9 @@ static int insert_message(Store *store, const InboxMessage *m, int64_t *ret_id) 
         return 0;
 }
 
-void inbox_flush(Inbox *ib) {
+/* Commit what is queued (from the defer source).  The senders are told
+ * once the commit is on disk (group commit, see store.h). */
+static void inbox_flush(Inbox *ib) {
         InboxRequest *list = TAKE_PTR(ib->head);
         int r;
 

@@ -106,10 +106,6 @@ void inbox_request_cancel(InboxRequest *r);
  * or committed and not yet on disk). */
 unsigned inbox_n_pending(Inbox *ib);
 
-/* Commit what is queued now (normally done from the loop).  The senders
- * are told once the commit is on disk (group commit, see store.h). */
-void inbox_flush(Inbox *ib);
-
 /* ---- handing messages on, per customer, in order ----------------------
  *
  * The consumer (the conversation) is given one message at a time per
